@@ -1,0 +1,46 @@
+import { safeEqual } from '../safe-equal.js';
+import type { FastifyRequest } from 'fastify';
+import type { App, Storage } from '../store/store.js';
+import { ApiError } from './errors.js';
+
+export type Principal = { readonly kind: 'admin'; readonly username: string } | { readonly kind: 'app'; readonly app: App };
+
+/** `Authorization: Basic` with an admin's username and password. */
+export async function adminFromRequest(req: FastifyRequest, storage: Storage): Promise<Principal | undefined> {
+  const header = req.headers.authorization;
+  if (header === undefined || !/^basic /i.test(header)) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw new ApiError('UNAUTHORIZED', 'malformed Basic credentials');
+  const username = decoded.slice(0, colon);
+  if (!(await storage.admins.verifyAdmin(username, decoded.slice(colon + 1)))) {
+    throw new ApiError('UNAUTHORIZED', 'wrong admin username or password');
+  }
+  return { kind: 'admin', username };
+}
+
+export async function requireAdmin(req: FastifyRequest, storage: Storage): Promise<Principal> {
+  const admin = await adminFromRequest(req, storage);
+  if (!admin) throw new ApiError('UNAUTHORIZED', 'admin credentials required (Authorization: Basic)');
+  return admin;
+}
+
+/**
+ * The app's back end (`Authorization: Bearer <app secret>`) or an admin may act on
+ * an app. Unknown apps are 404 only after the caller proved to be someone.
+ */
+export async function requireAppAccess(req: FastifyRequest, storage: Storage, apikey: string): Promise<{ app: App; principal: Principal }> {
+  const header = req.headers.authorization;
+  if (header === undefined) throw new ApiError('UNAUTHORIZED', 'send Authorization: Bearer <app secret>');
+  const app = await storage.apps.getApp(apikey as App['apikey']);
+  if (/^bearer /i.test(header)) {
+    const secret = header.slice(7).trim();
+    if (!app) throw new ApiError('NOT_FOUND', `no app with apikey "${apikey.slice(0, 64)}"`);
+    if (!safeEqual(secret, app.secret)) throw new ApiError('UNAUTHORIZED', 'wrong app secret');
+    return { app, principal: { kind: 'app', app } };
+  }
+  const admin = await adminFromRequest(req, storage);
+  if (!admin) throw new ApiError('UNAUTHORIZED', 'send Authorization: Bearer <app secret>');
+  if (!app) throw new ApiError('NOT_FOUND', `no app with apikey "${apikey.slice(0, 64)}"`);
+  return { app, principal: admin };
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { addStartCommand } from './start.js';
+import { addAppCommands } from './app.js';
+import { addPushCommand } from './push.js';
+import { addAdminCommands } from './admin.js';
+import { CliError } from './output.js';
+import { VERSION } from '../version.js';
+
+const program = new Command()
+  .name('shaddock')
+  .description('Shaddock: a self-hosted real-time push platform, Pomelo-compatible.')
+  .version(VERSION)
+  .showHelpAfterError()
+  .exitOverride();
+
+addStartCommand(program);
+addAppCommands(program);
+addAdminCommands(program);
+addPushCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  const message = err instanceof CliError || (err instanceof Error && err.name === 'ConfigError') ? err.message : String((err as Error).message ?? err);
+  process.stderr.write(`shaddock: ${message}\n`);
+  process.exit(err instanceof CliError ? err.exitCode : 1);
+}

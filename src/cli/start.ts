@@ -1,0 +1,99 @@
+import type { Command } from 'commander';
+import { databasePath, loadConfig } from '../config.js';
+import { startServer, type ShaddockServer } from '../server.js';
+import { VERSION } from '../version.js';
+import { intOption, print } from './output.js';
+
+interface StartOptions {
+  config?: string;
+  data?: string;
+  host?: string;
+  httpPort?: number;
+  hybridPort?: number;
+  heartbeat?: number;
+  logLevel?: string;
+}
+
+export function addStartCommand(program: Command): void {
+  program
+    .command('start')
+    .description('start a Shaddock node (embedded default: one process, SQLite under ./data)')
+    .option('--config <file>', 'JSON config file (also SHADDOCK_CONFIG)')
+    .option('--data <dir>', 'data folder holding shaddock.db (also SHADDOCK_DATA)')
+    .option('--host <addr>', 'address to listen on (also SHADDOCK_HOST)')
+    .option('--http-port <n>', 'HTTP API port, default 3001 (also SHADDOCK_HTTP_PORT)', intOption('--http-port'))
+    .option('--hybrid-port <n>', 'Pomelo hybrid connector port, default 3011 (also SHADDOCK_HYBRID_PORT)', intOption('--hybrid-port'))
+    .option('--heartbeat <seconds>', 'Pomelo heartbeat interval, default 25 (also SHADDOCK_HEARTBEAT)', intOption('--heartbeat'))
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (also SHADDOCK_LOG_LEVEL)')
+    .action(async (opts: StartOptions) => {
+      const config = loadConfig({
+        ...(opts.config !== undefined ? { configFile: opts.config } : {}),
+        flags: {
+          dataDir: opts.data,
+          host: opts.host,
+          httpPort: opts.httpPort,
+          hybridPort: opts.hybridPort,
+          heartbeatSeconds: opts.heartbeat,
+          logLevel: opts.logLevel,
+        },
+      });
+      const server = await startServer(config);
+      printBanner(server);
+      handleSignals(server);
+    });
+}
+
+function printBanner(server: ShaddockServer): void {
+  const host = server.config.host === '0.0.0.0' || server.config.host === '::' ? '127.0.0.1' : server.config.host;
+  const api = `http://${host}:${server.httpPort}`;
+  print(`Shaddock ${VERSION} is running`);
+  print(`  HTTP API        ${api}`);
+  print(`  Pomelo hybrid   tcp://${host}:${server.hybridPort}  ws://${host}:${server.hybridPort}`);
+  print(`  database        ${databasePath(server.config)}`);
+  const first = server.firstStart;
+  if (first) {
+    print();
+    if (first.generatedAdminPassword !== undefined) {
+      print(`First start: admin account "${first.adminUsername}", password ${first.generatedAdminPassword}`);
+      print('  (shown once; set SHADDOCK_ADMIN_PASSWORD on first start to choose it)');
+    } else {
+      print(`First start: admin account "${first.adminUsername}" with the password from SHADDOCK_ADMIN_PASSWORD`);
+    }
+    const app = first.demoApp;
+    if (app) {
+      print();
+      print(`Demo app "${app.name}"`);
+      print(`  apikey  ${app.apikey}`);
+      print(`  secret  ${app.secret}`);
+      print();
+      print('Push to every client of the demo app:');
+      print(
+        `  curl -X POST ${api}/api/v1/apps/${app.apikey}/messages -H 'Authorization: Bearer ${app.secret}' ` +
+          `-H 'content-type: application/json' -d '{"data":{"title":"hello","msg":"world"}}'`,
+      );
+      print(`  npx shaddock push --url ${api} --app ${app.apikey} --secret ${app.secret} 'hello world'`);
+    }
+  }
+  print();
+}
+
+function handleSignals(server: ShaddockServer): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      process.stderr.write('shaddock: forced exit\n');
+      process.exit(1);
+    }
+    stopping = true;
+    server.log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

@@ -1,0 +1,141 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { LOG_LEVELS } from './log.js';
+
+const port = z.number().int().min(0).max(65535);
+
+/** Every setting, with its default. Ports of 0 pick a free port (tests). */
+export const ConfigSchema = z
+  .object({
+    /** Folder of the SQLite database (`shaddock.db`). */
+    dataDir: z.string().min(1).default('./data'),
+    /** Address every listener binds to. */
+    host: z.string().min(1).default('0.0.0.0'),
+    httpPort: port.default(3001),
+    hybridPort: port.default(3011),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    /** Pomelo heartbeat interval sent in the handshake, seconds. */
+    heartbeatSeconds: z.number().int().min(1).max(3600).default(25),
+    /** A peer silent this long after our last heartbeat is closed; default 2 × heartbeat. */
+    heartbeatTimeoutSeconds: z.number().int().min(1).max(7200).optional(),
+    /** Time a new connection has to complete the handshake, seconds. */
+    handshakeTimeoutSeconds: z.number().int().min(1).max(600).default(10),
+    /** Largest Pomelo package body accepted from a client, bytes. */
+    maxPackageBytes: z.number().int().min(64).max(0xffffff).default(256 * 1024),
+    /** Largest HTTP request body, bytes. */
+    maxHttpBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** Per-connection cap on bytes waiting to be written; past it: "slow consumer". */
+    maxBufferedBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    /** Default message time to live for new apps, seconds. */
+    defaultMessageTtlSeconds: z.number().int().min(1).default(86400),
+    /** Password of the `admin` account created on first start; generated when absent. */
+    adminPassword: z.string().min(8).optional(),
+    /** Pomelo protobuf protos (paths to serverProtos.json / clientProtos.json); JSON bodies when absent. */
+    serverProtosFile: z.string().optional(),
+    clientProtosFile: z.string().optional(),
+    /** Extra routes for the Pomelo route dictionary (e.g. push events like onMsg), compressed on the wire. */
+    dictionaryRoutes: z.array(z.string().min(1).max(255)).default([]),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Environment variable → config key. Values are parsed by the key's type. */
+const ENV: Readonly<Record<string, keyof ConfigInput>> = {
+  SHADDOCK_DATA: 'dataDir',
+  SHADDOCK_HOST: 'host',
+  SHADDOCK_HTTP_PORT: 'httpPort',
+  SHADDOCK_HYBRID_PORT: 'hybridPort',
+  SHADDOCK_LOG_LEVEL: 'logLevel',
+  SHADDOCK_HEARTBEAT: 'heartbeatSeconds',
+  SHADDOCK_ADMIN_PASSWORD: 'adminPassword',
+  SHADDOCK_MAX_PACKAGE_BYTES: 'maxPackageBytes',
+  SHADDOCK_MAX_BUFFERED_BYTES: 'maxBufferedBytes',
+};
+
+const NUMERIC_KEYS = new Set<string>([
+  'httpPort',
+  'hybridPort',
+  'heartbeatSeconds',
+  'heartbeatTimeoutSeconds',
+  'handshakeTimeoutSeconds',
+  'maxPackageBytes',
+  'maxHttpBodyBytes',
+  'maxBufferedBytes',
+  'defaultMessageTtlSeconds',
+]);
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+}
+
+/**
+ * Loads the configuration once: defaults, then the config file (`--config` or
+ * `SHADDOCK_CONFIG`, JSON), then the environment, then command-line flags.
+ * Validates everything and returns a frozen object.
+ */
+export function loadConfig(opts: {
+  readonly flags?: Partial<Record<keyof ConfigInput, unknown>>;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly configFile?: string;
+}): Config {
+  const env = opts.env ?? process.env;
+  const merged: Record<string, unknown> = {};
+  const file = opts.configFile ?? env['SHADDOCK_CONFIG'];
+  if (file !== undefined && file !== '') Object.assign(merged, readConfigFile(file));
+  for (const [name, key] of Object.entries(ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') merged[key] = coerce(key, value, name);
+  }
+  for (const [key, value] of Object.entries(opts.flags ?? {})) {
+    if (value !== undefined) merged[key] = typeof value === 'string' ? coerce(key, value, `--${kebab(key)}`) : value;
+  }
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.join('.') ?? '';
+    throw new ConfigError(`invalid configuration${where ? ` "${where}"` : ''}: ${issue?.message ?? 'unknown problem'}`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+export function databasePath(config: Config): string {
+  return resolve(config.dataDir, 'shaddock.db');
+}
+
+export function heartbeatTimeoutSeconds(config: Config): number {
+  return config.heartbeatTimeoutSeconds ?? config.heartbeatSeconds * 2;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function coerce(key: string, value: string, source: string): unknown {
+  if (!NUMERIC_KEYS.has(key)) return value;
+  const n = Number(value);
+  if (!Number.isFinite(n) || value.trim() === '') throw new ConfigError(`${source} must be a number, got "${value}"`);
+  return n;
+}
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

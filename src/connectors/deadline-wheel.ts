@@ -1,0 +1,91 @@
+/** Something with a deadline on the wheel. The wheel keeps its slot in the item itself. */
+export interface WheelItem {
+  /** Owned by the wheel: the slot the item sits in, or -1. */
+  wheelSlot: number;
+}
+
+/**
+ * One coarse clock for every heartbeat and handshake deadline of a connector, instead
+ * of a timer per connection (at 100k connections, per-connection timers are what
+ * memory and GC time are made of). Deadlines fire within one `resolutionMs` after
+ * they are due, never before.
+ */
+export class DeadlineWheel<T extends WheelItem> {
+  readonly #resolution: number;
+  readonly #onExpire: (item: T) => void;
+  readonly #slots = new Map<number, Set<T>>();
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | undefined;
+  #lastSwept: number;
+
+  /**
+   * @param resolutionMs slot width, milliseconds. @default 1000
+   */
+  constructor(onExpire: (item: T) => void, resolutionMs = 1000, now: () => number = Date.now) {
+    this.#onExpire = onExpire;
+    this.#resolution = resolutionMs;
+    this.#now = now;
+    this.#lastSwept = this.#slotOf(now()) - 1;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.#slots.values()) n += s.size;
+    return n;
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => this.sweep(), this.#resolution);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** (Re)arms the item's deadline, `afterMs` from now. */
+  arm(item: T, afterMs: number): void {
+    // Round up: an item never fires early.
+    const slot = Math.max(Math.ceil((this.#now() + afterMs) / this.#resolution), this.#lastSwept + 1);
+    if (item.wheelSlot === slot) return;
+    this.disarm(item);
+    let set = this.#slots.get(slot);
+    if (!set) {
+      set = new Set();
+      this.#slots.set(slot, set);
+    }
+    set.add(item);
+    item.wheelSlot = slot;
+  }
+
+  disarm(item: T): void {
+    if (item.wheelSlot < 0) return;
+    const set = this.#slots.get(item.wheelSlot);
+    if (set) {
+      set.delete(item);
+      if (set.size === 0) this.#slots.delete(item.wheelSlot);
+    }
+    item.wheelSlot = -1;
+  }
+
+  /** Expires every item whose slot is due. Called by the interval; public for tests. */
+  sweep(): void {
+    const current = this.#slotOf(this.#now());
+    for (let slot = this.#lastSwept + 1; slot <= current; slot++) {
+      const set = this.#slots.get(slot);
+      if (!set) continue;
+      this.#slots.delete(slot);
+      for (const item of set) {
+        item.wheelSlot = -1;
+        this.#onExpire(item);
+      }
+    }
+    this.#lastSwept = current;
+  }
+
+  #slotOf(ms: number): number {
+    return Math.floor(ms / this.#resolution);
+  }
+}

@@ -1,0 +1,127 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { WebSocketServer } from 'ws';
+import type { Logger } from '../../log.js';
+import type { Hub } from '../../hub/hub.js';
+import { CLOSE_REASONS } from '../../hub/connection.js';
+import { buildRouteDictionary } from '../../protocol/pomelo/dictionary.js';
+import { protosVersion } from '../../protocol/pomelo/handshake.js';
+import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
+import { DeadlineWheel } from '../deadline-wheel.js';
+import { HANDLER_ROUTES } from '../pomelo-routes.js';
+import { listen, closeServer } from '../listen.js';
+import { HybridEncoder } from './hybrid-encoder.js';
+import { HybridConnection, TcpHybridConnection, WsHybridConnection } from './hybrid-connection.js';
+import type { HybridContext } from './hybrid-context.js';
+
+export interface HybridConnectorOptions {
+  readonly hub: Hub;
+  readonly log: Logger;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Sent to clients in the handshake, seconds. */
+  readonly heartbeatSeconds: number;
+  readonly heartbeatTimeoutSeconds: number;
+  readonly handshakeTimeoutSeconds: number;
+  /** Largest package body accepted, bytes. */
+  readonly maxPackageBytes: number;
+  /** Extra dictionary routes (spec §8.1 step 4), e.g. push events. */
+  readonly dictionaryRoutes: readonly string[];
+  /** Pomelo protobuf protos, already parsed; JSON bodies when absent. */
+  readonly protos?: { readonly server: ParsedProtos; readonly client: ParsedProtos };
+}
+
+/**
+ * Pomelo's hybrid connector: raw TCP and WebSocket on one port, told apart by the
+ * first bytes (spec §10.1).
+ */
+export class HybridConnector {
+  readonly #net: NetServer;
+  readonly #http: HttpServer;
+  readonly #wss: WebSocketServer;
+  readonly #ctx: HybridContext;
+  readonly #opts: HybridConnectorOptions;
+  #port = 0;
+
+  constructor(opts: HybridConnectorOptions) {
+    this.#opts = opts;
+    const dictionary = buildRouteDictionary(HANDLER_ROUTES, opts.dictionaryRoutes);
+    const protos = opts.protos
+      ? { server: opts.protos.server, client: opts.protos.client, version: protosVersion(opts.protos.client, opts.protos.server) }
+      : undefined;
+    const connections = new Set<HybridConnection>();
+    this.#ctx = {
+      hub: opts.hub,
+      log: opts.log,
+      encoder: new HybridEncoder(dictionary, protos?.server),
+      wheel: new DeadlineWheel<HybridConnection>((c) => c.expire(), 1000),
+      connections,
+      heartbeatSeconds: opts.heartbeatSeconds,
+      heartbeatTimeoutMs: opts.heartbeatTimeoutSeconds * 1000,
+      handshakeTimeoutMs: opts.handshakeTimeoutSeconds * 1000,
+      maxPackageBytes: opts.maxPackageBytes,
+      dictionary,
+      protos,
+    };
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPackageBytes + 4, perMessageDeflate: false });
+    this.#http = createHttpServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
+      res.end('This is the Pomelo hybrid connector: connect with WebSocket or raw TCP.\n');
+    });
+    this.#http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        const conn = new WsHybridConnection(this.#ctx, ws, req.socket.remoteAddress ?? '');
+        connections.add(conn);
+      });
+    });
+    this.#http.on('clientError', (_err, socket: Socket) => socket.destroy());
+    this.#net = createNetServer((socket) => this.#accept(socket));
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get connectionCount(): number {
+    return this.#ctx.connections.size;
+  }
+
+  async listen(): Promise<number> {
+    this.#port = await listen(this.#net, this.#opts.host, this.#opts.port);
+    this.#ctx.wheel.start();
+    return this.#port;
+  }
+
+  /** Stops accepting, kicks every connection with a reason and waits for them to close. */
+  async close(reason: string = CLOSE_REASONS.shutdown): Promise<void> {
+    this.#ctx.wheel.stop();
+    const closing = closeServer(this.#net);
+    for (const conn of [...this.#ctx.connections]) conn.close(reason);
+    await closing;
+    this.#wss.close();
+    this.#http.close();
+  }
+
+  // The first chunk decides: an HTTP method means WebSocket, anything else is
+  // Pomelo's package framing (whose first byte is a package type, 1 to 5).
+  #accept(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    // A socket that sends nothing at all is dropped at the handshake deadline.
+    socket.setTimeout(this.#ctx.handshakeTimeoutMs, () => socket.destroy());
+    socket.once('data', (chunk: Buffer) => {
+      socket.setTimeout(0);
+      const first = chunk[0];
+      if (first === 0x47 /* G */ || first === 0x50 /* P */ || first === 0x48 /* H */) {
+        socket.pause();
+        socket.unshift(chunk);
+        this.#http.emit('connection', socket);
+        process.nextTick(() => socket.resume());
+        return;
+      }
+      const conn = new TcpHybridConnection(this.#ctx, socket);
+      this.#ctx.connections.add(conn);
+      conn.onData(chunk);
+    });
+  }
+}

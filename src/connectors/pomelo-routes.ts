@@ -1,0 +1,101 @@
+import type { Logger } from '../log.js';
+import { asApiKey, asClientId, type ClientId } from '../ids.js';
+import { HubError, type Hub } from '../hub/hub.js';
+import type { Connection } from '../hub/connection.js';
+
+/**
+ * The seed push platform's routes, shared by the Pomelo hybrid and socket.io
+ * connectors (ARCHITECTURE.md "Seed compatibility", spec §15).
+ */
+export const ROUTES = {
+  hybridEnter: 'hybrid-connector.entryHandler.enter',
+  sioEnter: 'sio-connector.entryHandler.enter',
+  connectorEnter: 'connector.entryHandler.enter',
+  pushAll: 'pushserver.pushHandler.pushAll',
+  pushByClientId: 'pushserver.pushHandler.pushByClientId',
+} as const;
+
+/** Handler routes, as Pomelo would number them in the route dictionary (spec §8.1). */
+export const HANDLER_ROUTES: readonly string[] = Object.values(ROUTES);
+
+/** What a route answers: always an object with a numeric `code`. */
+export type RouteResponse = { readonly code: number; readonly msg?: string } & Readonly<Record<string, unknown>>;
+
+export type RouteBody = Readonly<Record<string, unknown>>;
+
+/**
+ * Runs one Pomelo request or notify. Never throws: every failure becomes
+ * `{code: 500, msg}` with a clear reason (the reference answered some requests
+ * with silence, e.g. pushByClientId; we answer every one).
+ */
+export async function handlePomeloRoute(
+  hub: Hub,
+  conn: Connection,
+  route: string,
+  body: unknown,
+  log: Logger,
+): Promise<RouteResponse> {
+  try {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new HubError('BAD_REQUEST', 'the request body must be a JSON object');
+    }
+    const b = body as RouteBody;
+    switch (route) {
+      case ROUTES.hybridEnter:
+      case ROUTES.sioEnter:
+      case ROUTES.connectorEnter:
+        return await enter(hub, conn, route, b);
+      case ROUTES.pushAll:
+        return await push(hub, conn, b, false);
+      case ROUTES.pushByClientId:
+        return await push(hub, conn, b, true);
+      default:
+        return { code: 500, msg: `unknown route "${route.slice(0, 255)}"` };
+    }
+  } catch (err) {
+    if (err instanceof HubError) return { code: 500, msg: err.message, error: err.code };
+    const errorId = crypto.randomUUID();
+    log.error({ err, conn: conn.id, route, errorId }, 'route handler failed');
+    return { code: 500, msg: `internal error (id ${errorId})` };
+  }
+}
+
+async function enter(hub: Hub, conn: Connection, route: string, b: RouteBody): Promise<RouteResponse> {
+  // Real clients send `apiKey` to enter and `apikey` to push: accept either (spec §15.1).
+  const apikey = str(b, 'apiKey') ?? str(b, 'apikey');
+  if (apikey === undefined) throw new HubError('BAD_REQUEST', 'missing "apiKey"');
+  if (b['role'] === 'server') {
+    const users = await hub.enterManager(conn, apikey, str(b, 'password'), str(b, 'userId'));
+    return { code: 200, msg: 'push server is ok.', users };
+  }
+  const clientId = str(b, 'clientId');
+  if (clientId === undefined) throw new HubError('BAD_REQUEST', 'missing "clientId"');
+  await hub.enterClient(conn, apikey, clientId);
+  // The seed's hybrid route answered `users: null` to clients; its sio route had no key.
+  return route === ROUTES.hybridEnter ? { code: 200, msg: 'add ok', users: null } : { code: 200, msg: 'add ok' };
+}
+
+async function push(hub: Hub, conn: Connection, b: RouteBody, byClientId: boolean): Promise<RouteResponse> {
+  const identity = hub.identity(conn);
+  const apikey = str(b, 'apikey') ?? str(b, 'apiKey') ?? identity?.apikey;
+  if (apikey === undefined) throw new HubError('BAD_REQUEST', 'missing "apikey"');
+  if (!('msg' in b)) throw new HubError('BAD_REQUEST', 'missing "msg"');
+  let clientIds: ClientId[] = [];
+  if (byClientId) {
+    const clientId = str(b, 'clientId');
+    if (clientId === undefined) throw new HubError('BAD_REQUEST', 'missing "clientId"');
+    clientIds = [asClientId(clientId)];
+  }
+  const result = await hub.publishAsManager(conn, {
+    apikey: asApiKey(apikey),
+    target: { all: !byClientId, clientIds, tags: [] },
+    event: 'onMsg',
+    data: b['msg'],
+  });
+  return { code: 200, msg: 'push is ok.', id: result.message.id, targeted: result.targeted };
+}
+
+function str(b: RouteBody, key: string): string | undefined {
+  const v = b[key];
+  return typeof v === 'string' ? v : undefined;
+}

@@ -1,0 +1,60 @@
+import type { StoredMessage } from '../store/store.js';
+
+/** The wire protocols a connection can speak; shown to managers and in metrics. */
+export const CONNECTOR_NAMES = ['hybrid-tcp', 'hybrid-ws', 'sio', 'mqtt', 'ws', 'sse'] as const;
+export type ConnectorName = (typeof CONNECTOR_NAMES)[number];
+
+/**
+ * Turns what the hub sends into one wire format's bytes. There is one encoder per
+ * format (not per connection): the hub groups connections by encoder, encodes a
+ * broadcast once per group and writes the same value to every member.
+ *
+ * Encoded values are shared by all recipients and must never be mutated.
+ */
+export interface PushEncoder<E> {
+  /** A stored message as the client receives it. */
+  encodeMessage(msg: StoredMessage): E;
+  /** A hub event that is not a stored message (presence events to managers). */
+  encodeEvent(event: string, body: unknown): E;
+}
+
+/** Why a connection is being closed by the server; stable codes, see docs. */
+export const CLOSE_REASONS = {
+  replaced: 'replaced',
+  slowConsumer: 'slow consumer',
+  shutdown: 'server shutting down',
+  appDeleted: 'app deleted',
+  heartbeatTimeout: 'heartbeat timeout',
+  handshakeTimeout: 'handshake timeout',
+  protocolError: 'protocol error',
+  kicked: 'kick',
+} as const;
+export type CloseReason = (typeof CLOSE_REASONS)[keyof typeof CLOSE_REASONS] | (string & {});
+
+/**
+ * One live transport connection, as the hub sees it. Connectors implement it; the
+ * hub never sees a socket.
+ */
+export interface Connection<E = unknown> {
+  /** Unique within this node for the life of the process. */
+  readonly id: number;
+  readonly connector: ConnectorName;
+  readonly encoder: PushEncoder<E>;
+  readonly remoteAddress: string;
+  /** Milliseconds since the epoch. */
+  readonly connectedAt: number;
+  /** Bytes accepted by `write` and not yet handed to the kernel. */
+  readonly bufferedBytes: number;
+  /** True once the connection is closing or closed; `write` then does nothing. */
+  readonly closed: boolean;
+  /** Writes without waiting; the slow-consumer policy watches `bufferedBytes`. */
+  write(encoded: E): void;
+  /** Tells the peer why (the protocol's own way: kick, close code, DISCONNECT) and closes. */
+  close(reason: CloseReason): void;
+}
+
+let nextConnectionId = 1;
+/** Node-unique connection ids, shared by every connector. */
+export function allocateConnectionId(): number {
+  return nextConnectionId++;
+}

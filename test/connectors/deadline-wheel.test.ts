@@ -1,0 +1,64 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { DeadlineWheel, type WheelItem } from '../../src/connectors/deadline-wheel.js';
+
+interface Item extends WheelItem {
+  name: string;
+}
+
+function setup() {
+  let now = 10_000;
+  const expired: string[] = [];
+  const wheel = new DeadlineWheel<Item>((i) => expired.push(i.name), 1000, () => now);
+  return { wheel, expired, advance: (ms: number) => (now += ms) };
+}
+
+describe('DeadlineWheel', () => {
+  it('never fires before the deadline and fires within one slot after it', () => {
+    const { wheel, expired, advance } = setup();
+    const a: Item = { name: 'a', wheelSlot: -1 };
+    wheel.arm(a, 2500);
+    advance(2400);
+    wheel.sweep();
+    assert.deepEqual(expired, []);
+    advance(1100);
+    wheel.sweep();
+    assert.deepEqual(expired, ['a']);
+    assert.equal(a.wheelSlot, -1);
+    assert.equal(wheel.size, 0);
+  });
+
+  it('re-arming moves the deadline; disarming cancels it', () => {
+    const { wheel, expired, advance } = setup();
+    const a: Item = { name: 'a', wheelSlot: -1 };
+    const b: Item = { name: 'b', wheelSlot: -1 };
+    wheel.arm(a, 1000);
+    wheel.arm(b, 1000);
+    advance(900);
+    wheel.arm(a, 5000);
+    wheel.disarm(b);
+    advance(2000);
+    wheel.sweep();
+    assert.deepEqual(expired, []);
+    advance(4000);
+    wheel.sweep();
+    assert.deepEqual(expired, ['a']);
+  });
+
+  it('catches up on every slot missed while the loop was busy', () => {
+    const { wheel, expired, advance } = setup();
+    for (let i = 0; i < 50; i++) wheel.arm({ name: `i${i}`, wheelSlot: -1 }, i * 100);
+    advance(60_000);
+    wheel.sweep();
+    assert.equal(expired.length, 50);
+  });
+
+  it('a zero delay still fires on the next sweep', () => {
+    const { wheel, expired, advance } = setup();
+    wheel.sweep();
+    wheel.arm({ name: 'now', wheelSlot: -1 }, 0);
+    advance(1000);
+    wheel.sweep();
+    assert.deepEqual(expired, ['now']);
+  });
+});
