@@ -2,6 +2,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { waitFor } from '../fixtures/wait.js';
@@ -258,4 +261,43 @@ describe('hybrid connector edge cases', () => {
     assert.equal(res.status, 426);
     assert.match(await res.text(), /Pomelo hybrid connector/);
   });
+});
+
+describe('hybrid connector with Pomelo protobuf and a push dictionary', () => {
+  let t: TestServer;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'shaddock-protos-'));
+    const serverProtos = join(dir, 'serverProtos.json');
+    const clientProtos = join(dir, 'clientProtos.json');
+    writeFileSync(serverProtos, JSON.stringify({ onMsg: { 'message Msg': { 'required string title': 1, 'required string msg': 2 }, 'required Msg msg': 1, 'optional uInt32 id': 2 } }));
+    writeFileSync(clientProtos, JSON.stringify({ 'connector.entryHandler.enter': { 'required string apikey': 1, 'required string clientId': 2, 'required string role': 3 } }));
+    t = await startTestServer({ serverProtosFile: serverProtos, clientProtosFile: clientProtos, dictionaryRoutes: ['onMsg'] });
+  });
+  after(async () => {
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // The reference browser codec (pomelo-protobuf lib/client) cannot decode 4-byte UTF-8
+  // (emoji): it is the client's limit, so this payload stays in the Basic Multilingual Plane.
+  const BMP = { title: '通知', msg: '你好，世界！推送消息' };
+  for (const [transport, codec] of [['tcp', 'node'], ['ws', 'browser']] as const) {
+    it(`protobuf request and push bodies, compressed push route (${transport}, ${codec} codec)`, async () => {
+      const c = await PomeloClient.connect({ host: '127.0.0.1', port: t.server.hybridPort, transport, protobufCodec: codec });
+      try {
+        assert.equal(c.handshake.sys['useProto'], true);
+        assert.ok(c.handshake.sys['protos'], 'the handshake carries the protos');
+        assert.equal((c.handshake.sys['dict'] as Record<string, number>)['onMsg'], 6);
+        // The enter body goes out as protobuf (the client encodes by clientProtos).
+        const res = await c.request('connector.entryHandler.enter', { apikey: t.app.apikey, clientId: `pb-${transport}`, role: 'client' });
+        assert.deepEqual(res, { code: 200, msg: 'add ok' });
+        const got = c.waitFor('onMsg');
+        const r = await t.server.hub.publish({ apikey: t.app.apikey, target: { all: true, clientIds: [], tags: [] }, event: 'onMsg', data: BMP });
+        assert.deepEqual((await got)[0], { msg: BMP, id: r.message.id });
+      } finally {
+        await c.close();
+      }
+    });
+  }
 });
