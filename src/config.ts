@@ -14,6 +14,13 @@ export const ConfigSchema = z
     host: z.string().min(1).default('0.0.0.0'),
     httpPort: port.default(3001),
     hybridPort: port.default(3011),
+    /** socket.io connector (the seed's `sio-connector`). */
+    sioPort: port.default(3010),
+    /**
+     * MQTT port. Unset: 1883, and when 1883 is taken (say by a local Mosquitto) Shaddock
+     * starts without MQTT and says so. Set explicitly: a taken port is a fatal error.
+     */
+    mqttPort: port.optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /** Pomelo heartbeat interval sent in the handshake, seconds. */
     heartbeatSeconds: z.number().int().min(1).max(3600).default(25),
@@ -48,6 +55,8 @@ const ENV: Readonly<Record<string, keyof ConfigInput>> = {
   SHADDOCK_HOST: 'host',
   SHADDOCK_HTTP_PORT: 'httpPort',
   SHADDOCK_HYBRID_PORT: 'hybridPort',
+  SHADDOCK_SIO_PORT: 'sioPort',
+  SHADDOCK_MQTT_PORT: 'mqttPort',
   SHADDOCK_LOG_LEVEL: 'logLevel',
   SHADDOCK_HEARTBEAT: 'heartbeatSeconds',
   SHADDOCK_ADMIN_PASSWORD: 'adminPassword',
@@ -58,6 +67,8 @@ const ENV: Readonly<Record<string, keyof ConfigInput>> = {
 const NUMERIC_KEYS = new Set<string>([
   'httpPort',
   'hybridPort',
+  'sioPort',
+  'mqttPort',
   'heartbeatSeconds',
   'heartbeatTimeoutSeconds',
   'handshakeTimeoutSeconds',
@@ -105,6 +116,8 @@ export function loadConfig(opts: {
 export function databasePath(config: Config): string {
   return resolve(config.dataDir, 'shaddock.db');
 }
+
+export const DEFAULT_MQTT_PORT = 1883;
 
 export function heartbeatTimeoutSeconds(config: Config): number {
   return config.heartbeatTimeoutSeconds ?? config.heartbeatSeconds * 2;

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
-import { databasePath, heartbeatTimeoutSeconds, type Config } from './config.js';
+import { DEFAULT_MQTT_PORT, databasePath, heartbeatTimeoutSeconds, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import type { App, Storage } from './store/store.js';
 import { openSqliteStorage } from './store/sqlite-storage.js';
@@ -8,6 +10,10 @@ import { LocalBus } from './bus/local-bus.js';
 import { Hub } from './hub/hub.js';
 import { CLOSE_REASONS } from './hub/connection.js';
 import { HybridConnector } from './connectors/hybrid/hybrid-connector.js';
+import { SioConnector } from './connectors/sio/sio-connector.js';
+import { MqttConnector } from './connectors/mqtt/mqtt-connector.js';
+import { WsConnector } from './connectors/ws/ws-connector.js';
+import { SseConnector } from './connectors/sse/sse-connector.js';
 import { parseProtos, type ParsedProtos } from './protocol/pomelo/protobuf.js';
 import { buildHttpApi, type HttpApi } from './api/http-api.js';
 
@@ -26,8 +32,17 @@ export interface ShaddockServer {
   readonly hub: Hub;
   readonly http: HttpApi;
   readonly hybrid: HybridConnector;
+  readonly sio: SioConnector;
+  /** Undefined when the default MQTT port was taken (see `notices`). */
+  readonly mqtt: MqttConnector | undefined;
+  readonly ws: WsConnector;
+  readonly sse: SseConnector;
   readonly httpPort: number;
   readonly hybridPort: number;
+  readonly sioPort: number;
+  readonly mqttPort: number | undefined;
+  /** Things the operator should know at start (a listener skipped, …). */
+  readonly notices: readonly string[];
   readonly firstStart: FirstStart | undefined;
   /** Kicks every connection with a reason, stops listening, closes the database. */
   close(): Promise<void>;
@@ -39,7 +54,11 @@ export const DEFAULT_ADMIN = 'admin';
  * Builds a node from its config: the only module that picks implementations and
  * imports every layer.
  */
-export async function startServer(config: Config, opts: { readonly log?: Logger } = {}): Promise<ShaddockServer> {
+export async function startServer(
+  config: Config,
+  opts: { readonly log?: Logger; /** For tests: what "the default MQTT port" is. */ readonly defaultMqttPort?: number } = {},
+): Promise<ShaddockServer> {
+  const defaultMqttPort = opts.defaultMqttPort ?? DEFAULT_MQTT_PORT;
   const log = opts.log ?? createLogger(config.logLevel);
   const storage = openSqliteStorage(databasePath(config));
   const cleanup: (() => Promise<void>)[] = [() => storage.close()];
@@ -66,7 +85,43 @@ export async function startServer(config: Config, opts: { readonly log?: Logger 
     });
     cleanup.unshift(() => hybrid.close());
 
-    const ports = { hybridPort, httpPort: 0 };
+    const sio = new SioConnector({ hub, log, host: config.host, port: config.sioPort, maxPayloadBytes: config.maxPackageBytes });
+    const sioPort = await sio.listen().catch((err: Error) => {
+      throw new Error(`socket.io connector: ${err.message}`, { cause: err });
+    });
+    cleanup.unshift(() => sio.close());
+
+    const notices: string[] = [];
+    let mqtt: MqttConnector | undefined = new MqttConnector({
+      hub,
+      log,
+      host: config.host,
+      port: config.mqttPort ?? defaultMqttPort,
+      maxPacketBytes: config.maxPackageBytes,
+    });
+    let mqttPort: number | undefined;
+    try {
+      mqttPort = await mqtt.listen();
+      const started = mqtt;
+      cleanup.unshift(() => started.close());
+    } catch (err) {
+      const inUse = (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE';
+      if (config.mqttPort !== undefined || !inUse) {
+        throw new Error(`MQTT connector: ${(err as Error).message}`, { cause: err });
+      }
+      // The default port is taken (often by a local Mosquitto): run without MQTT, and say so.
+      mqtt = undefined;
+      const notice = `MQTT is off: the default port ${defaultMqttPort} is in use; set --mqtt-port to another port`;
+      notices.push(notice);
+      log.warn({ port: defaultMqttPort }, notice);
+    }
+
+    const ws = new WsConnector({ hub, log, maxFrameBytes: config.maxPackageBytes });
+    cleanup.unshift(() => ws.close());
+    const sse = new SseConnector({ hub, log });
+    cleanup.unshift(() => sse.close());
+
+    const ports = { hybridPort, sioPort, mqttPort: mqttPort ?? null, httpPort: 0 };
     const http = buildHttpApi({
       hub,
       storage,
@@ -74,7 +129,9 @@ export async function startServer(config: Config, opts: { readonly log?: Logger 
       bodyLimit: config.maxHttpBodyBytes,
       defaultMessageTtlSeconds: config.defaultMessageTtlSeconds,
       health: () => ({ ports }),
+      sse: (req, res, apikey, clientId) => sse.handle(req, res, apikey, clientId),
     });
+    http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => ws.handleUpgrade(req, socket, head));
     await http.listen({ host: config.host, port: config.httpPort }).catch((err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? `port ${config.httpPort} on ${config.host} is already in use` : err.message;
       throw new Error(`HTTP API: ${why}`, { cause: err });
@@ -97,14 +154,28 @@ export async function startServer(config: Config, opts: { readonly log?: Logger 
       hub,
       http,
       hybrid,
+      sio,
+      mqtt,
+      ws,
+      sse,
       httpPort: ports.httpPort,
       hybridPort,
+      sioPort,
+      mqttPort,
+      notices,
       firstStart,
       close() {
         closing ??= (async () => {
           clearInterval(sweep);
-          await hybrid.close(CLOSE_REASONS.shutdown);
+          await Promise.all([
+            hybrid.close(CLOSE_REASONS.shutdown),
+            sio.close(CLOSE_REASONS.shutdown),
+            mqtt?.close(CLOSE_REASONS.shutdown),
+            ws.close(CLOSE_REASONS.shutdown),
+            sse.close(CLOSE_REASONS.shutdown),
+          ]);
           await http.close();
+          await hub.close();
           await bus.close();
           await storage.close();
         })();

@@ -1,11 +1,13 @@
 import Fastify, { type FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
-import { asApiKey, asClientId } from '../ids.js';
+import { asApiKey, asClientId, asMessageId } from '../ids.js';
 import type { Hub } from '../hub/hub.js';
-import { MAX_CLIENT_ID_LENGTH } from '../hub/hub.js';
-import type { App, Storage } from '../store/store.js';
-import { requireAdmin, requireAppAccess } from './auth.js';
+import { MAX_CLIENT_ID_LENGTH, MAX_TAG_LENGTH } from '../hub/hub.js';
+import type { App, Storage, StoredMessage } from '../store/store.js';
+import { adminFromRequest, requireAdmin, requireAppAccess } from './auth.js';
+import { SESSION_COOKIE, SESSION_TTL_MS, SessionStore, readCookie, sessionCookie } from './sessions.js';
 import { ApiError, badRequestFromZod, makeErrorHandler } from './errors.js';
 
 export interface HttpApiOptions {
@@ -18,6 +20,10 @@ export interface HttpApiOptions {
   readonly defaultMessageTtlSeconds: number;
   /** Extra facts for /healthz (ports, node id). */
   readonly health?: () => Record<string, unknown>;
+  /** Mark the session cookie Secure (the API is served over HTTPS). */
+  readonly secureCookies?: boolean;
+  /** The SSE connector: takes over the raw request and response of an event stream. */
+  readonly sse?: (req: IncomingMessage, res: ServerResponse, apikey: string, clientId: string) => void;
 }
 
 const MAX_TTL_SECONDS = 30 * 86400;
@@ -29,6 +35,7 @@ const PushBody = z
     to: z
       .object({
         clientIds: z.array(z.string().min(1).max(MAX_CLIENT_ID_LENGTH)).min(1).max(10_000).optional(),
+        tags: z.array(z.string().min(1).max(MAX_TAG_LENGTH)).min(1).max(100).optional(),
       })
       .strict()
       .optional(),
@@ -52,6 +59,33 @@ const AppSettingsBody = z
   .strict();
 
 const ApikeyParams = z.object({ apikey: z.string().min(1).max(200) });
+const ClientsQuery = z
+  .object({
+    search: z.string().max(MAX_CLIENT_ID_LENGTH).optional(),
+    offset: z.coerce.number().int().min(0).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+const LoginBody = z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000) }).strict();
+const MessageIdParams = z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
+const HistoryQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(500).optional(),
+    before: z.coerce.number().int().min(1).optional(),
+  })
+  .strict();
+
+function messageView(m: StoredMessage): Record<string, unknown> {
+  return {
+    id: m.id,
+    event: m.event,
+    data: m.data,
+    target: m.target,
+    ttl: m.ttlSeconds,
+    createdAt: new Date(m.createdAt).toISOString(),
+    expiresAt: new Date(m.expiresAt).toISOString(),
+  };
+}
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
@@ -74,6 +108,7 @@ function appView(app: App): Record<string, unknown> {
 /** The HTTP API of ARCHITECTURE.md: push, clients online, apps, health. */
 export function buildHttpApi(opts: HttpApiOptions) {
   const { hub, storage } = opts;
+  const sessions = new SessionStore();
   const app = Fastify({
     // Fastify's own per-request lines stay out of the log; our handlers log what matters.
     loggerInstance: opts.log.child({ component: 'http' }, { level: 'warn' }),
@@ -91,16 +126,17 @@ export function buildHttpApi(opts: HttpApiOptions) {
   app.get('/healthz', async () => ({ status: 'ok', connections: hub.connectionCount, ...(opts.health?.() ?? {}) }));
 
   app.post('/api/v1/apps/:apikey/messages', async (req, reply) => {
-    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req));
+    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
     if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
       throw new ApiError('BAD_REQUEST', 'body: expected a JSON object like {"data": ...}');
     }
     const body = parse(PushBody, req.body, 'body');
     if (!('data' in req.body)) throw new ApiError('BAD_REQUEST', 'data: required (any JSON value)');
     const clientIds = body.to?.clientIds?.map(asClientId) ?? [];
+    const tags = body.to?.tags ?? [];
     const result = await hub.publish({
       apikey: target.apikey,
-      target: { all: clientIds.length === 0, clientIds, tags: [] },
+      target: { all: clientIds.length === 0 && tags.length === 0, clientIds, tags },
       event: body.event ?? 'onMsg',
       data: body.data ?? null,
       ...(body.ttl !== undefined ? { ttlSeconds: body.ttl } : {}),
@@ -108,18 +144,101 @@ export function buildHttpApi(opts: HttpApiOptions) {
     return reply.status(202).send({ id: result.message.id, targeted: result.targeted });
   });
 
+  app.get('/api/v1/apps/:apikey/messages', async (req) => {
+    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
+    const q = parse(HistoryQuery, req.query, 'query');
+    const limit = q.limit ?? 50;
+    const items = await storage.messages.history(target.apikey, { limit, ...(q.before !== undefined ? { before: asMessageId(q.before) } : {}) });
+    const last = items.at(-1);
+    return {
+      messages: items.map((m) => ({ ...messageView(m), receipt: m.receipt })),
+      // Paging: pass `before` = nextBefore for the next (older) page; null at the end.
+      nextBefore: items.length === limit && last ? last.id : null,
+    };
+  });
+
+  app.get('/api/v1/apps/:apikey/messages/:id', async (req) => {
+    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
+    const { id } = parse(MessageIdParams, req.params, 'id');
+    const message = await storage.messages.get(target.apikey, asMessageId(id));
+    const receipt = await storage.messages.receipt(target.apikey, asMessageId(id));
+    if (!message || !receipt) throw new ApiError('NOT_FOUND', `no message ${id} (never sent, or expired and swept)`);
+    return {
+      ...messageView(message),
+      receipt: receipt.receipt,
+      recipients: receipt.recipients.map((r) => ({
+        clientId: r.clientId,
+        state: r.ackedAt !== undefined ? 'acked' : r.deliveredAt !== undefined ? 'delivered' : 'pending',
+        ...(r.deliveredAt !== undefined ? { deliveredAt: new Date(r.deliveredAt).toISOString() } : {}),
+        ...(r.ackedAt !== undefined ? { ackedAt: new Date(r.ackedAt).toISOString() } : {}),
+      })),
+    };
+  });
+
+  const sse = opts.sse;
+  if (sse) {
+    const SseParams = z.object({ apikey: z.string().min(1).max(200), clientId: z.string().min(1).max(MAX_CLIENT_ID_LENGTH) });
+    // Server-Sent Events: the connector owns the response from here on (docs/connectors.md).
+    app.get('/api/v1/apps/:apikey/clients/:clientId/events', (req, reply) => {
+      const { apikey, clientId } = parse(SseParams, req.params, 'params');
+      reply.hijack();
+      sse(req.raw, reply.raw, apikey, clientId);
+    });
+  }
+
   app.get('/api/v1/apps/:apikey/clients', async (req) => {
-    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req));
-    const clients = hub.onlineClients(target.apikey).map((c) => ({
-      clientId: c.clientId,
-      connector: c.connector,
-      connectedAt: new Date(c.connectedAt).toISOString(),
-    }));
-    return { total: clients.length, clients };
+    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
+    const q = parse(ClientsQuery, req.query, 'query');
+    const search = q.search?.toLowerCase();
+    let online = hub.onlineClients(target.apikey);
+    if (search !== undefined && search !== '') online = online.filter((c) => c.clientId.toLowerCase().includes(search));
+    online.sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
+    const offset = q.offset ?? 0;
+    const page = online.slice(offset, offset + (q.limit ?? 1000));
+    return {
+      total: online.length,
+      clients: page.map((c) => ({
+        clientId: c.clientId,
+        connector: c.connector,
+        connectedAt: new Date(c.connectedAt).toISOString(),
+        tags: c.tags,
+      })),
+    };
+  });
+
+  app.get('/api/v1/apps/:apikey/stats', async (req) => {
+    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
+    return { ...hub.stats(target.apikey), at: Date.now() };
+  });
+
+  // Console login: a session cookie (HttpOnly, SameSite=Strict) plus a CSRF token that
+  // state-changing requests send back in a header.
+  app.post('/api/v1/session', async (req, reply) => {
+    const body = parse(LoginBody, req.body ?? {}, 'body');
+    if (!(await storage.admins.verifyAdmin(body.username, body.password))) {
+      throw new ApiError('UNAUTHORIZED', 'wrong admin username or password');
+    }
+    const { token, session } = sessions.create(body.username);
+    void reply.header('set-cookie', sessionCookie(token, Math.floor(SESSION_TTL_MS / 1000), opts.secureCookies === true));
+    return { username: session.username, csrfToken: session.csrfToken };
+  });
+
+  app.get('/api/v1/session', async (req) => {
+    const session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    if (!session) throw new ApiError('UNAUTHORIZED', 'not logged in');
+    return { username: session.username, csrfToken: session.csrfToken };
+  });
+
+  app.delete('/api/v1/session', async (req, reply) => {
+    // Logging out is state-changing too: it needs the CSRF header like any other.
+    if (!(await adminFromRequest(req, storage, sessions))) throw new ApiError('UNAUTHORIZED', 'not logged in');
+    sessions.delete(readCookie(req.headers.cookie, SESSION_COOKIE));
+    void reply.header('set-cookie', sessionCookie('', 0, opts.secureCookies === true));
+    return reply.status(204).send();
   });
 
   app.post('/api/v1/apps', async (req, reply) => {
-    await requireAdmin(req, storage);
+    await requireAdmin(req, storage, sessions);
     const body = parse(NewAppBody, req.body ?? {}, 'body');
     const created = await storage.apps.createApp({
       name: body.name,
@@ -129,20 +248,20 @@ export function buildHttpApi(opts: HttpApiOptions) {
   });
 
   app.get('/api/v1/apps', async (req) => {
-    await requireAdmin(req, storage);
+    await requireAdmin(req, storage, sessions);
     const apps = await storage.apps.listApps();
     return { apps: apps.map(appView) };
   });
 
   app.get('/api/v1/apps/:apikey', async (req) => {
-    await requireAdmin(req, storage);
+    await requireAdmin(req, storage, sessions);
     const found = await storage.apps.getApp(asApiKey(apikeyOf(req)));
     if (!found) throw new ApiError('NOT_FOUND', 'no such app');
     return appView(found);
   });
 
   app.patch('/api/v1/apps/:apikey', async (req) => {
-    await requireAdmin(req, storage);
+    await requireAdmin(req, storage, sessions);
     const body = parse(AppSettingsBody, req.body ?? {}, 'body');
     const updated = await storage.apps.updateApp(asApiKey(apikeyOf(req)), {
       ...(body.name !== undefined ? { name: body.name } : {}),
@@ -154,14 +273,14 @@ export function buildHttpApi(opts: HttpApiOptions) {
   });
 
   app.post('/api/v1/apps/:apikey/rotate-secret', async (req) => {
-    await requireAdmin(req, storage);
+    await requireAdmin(req, storage, sessions);
     const rotated = await storage.apps.rotateSecret(asApiKey(apikeyOf(req)));
     if (!rotated) throw new ApiError('NOT_FOUND', 'no such app');
     return appView(rotated);
   });
 
   app.delete('/api/v1/apps/:apikey', async (req, reply) => {
-    await requireAdmin(req, storage);
+    await requireAdmin(req, storage, sessions);
     const apikey = asApiKey(apikeyOf(req));
     if (!(await storage.apps.deleteApp(apikey))) throw new ApiError('NOT_FOUND', 'no such app');
     hub.dropApp(apikey);

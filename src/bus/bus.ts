@@ -1,14 +1,35 @@
+import type { ApiKey, ClientId } from '../ids.js';
 import type { StoredMessage } from '../store/store.js';
+import type { ConnectorName } from '../hub/connection.js';
+
+/** What travels between nodes. Traffic is per message per node, never per client. */
+export type BusEvent =
+  /** A stored message, for every node to deliver to its own connections. */
+  | { readonly kind: 'message'; readonly msg: StoredMessage }
+  /** A client entered or left on `node`: managers on every node learn of it. */
+  | {
+      readonly kind: 'presence';
+      readonly change: 'entered' | 'left';
+      readonly apikey: ApiKey;
+      readonly clientId: ClientId;
+      readonly node: string;
+      readonly connector: ConnectorName;
+    }
+  /**
+   * Close connections on every node but `exceptNode`: one client (it entered elsewhere:
+   * "replaced") or, without clientId, the whole app (deleted).
+   */
+  | { readonly kind: 'kick'; readonly apikey: ApiKey; readonly clientId?: ClientId; readonly exceptNode: string; readonly reason: string };
 
 /**
- * Carries every accepted message to every node (each node then delivers to its own
- * connections). Traffic is per message per node, never per client.
+ * Carries events to every node, this one included.
  *
- * Guarantee: a subscriber sees the messages of one app in the order they were
- * published on this bus.
+ * Guarantee: a subscriber sees the events published by one node in the order that node
+ * published them. Messages of one app published on different nodes may arrive out of
+ * id order; the hub puts them back in order (ids within an app are contiguous).
  */
 export interface Bus {
-  publish(msg: StoredMessage): Promise<void>;
-  subscribe(handler: (msg: StoredMessage) => void): void;
+  publish(event: BusEvent): Promise<void>;
+  subscribe(handler: (event: BusEvent) => void): void;
   close(): Promise<void>;
 }

@@ -1,17 +1,16 @@
-import type { StoredMessage } from '../store/store.js';
-import type { Bus } from './bus.js';
+import type { Bus, BusEvent } from './bus.js';
 
-/** The single-node bus: hands each message straight to the subscribers, in order. */
+/** The single-node bus: hands each event straight to the subscribers, in order. */
 export class LocalBus implements Bus {
-  readonly #handlers: ((msg: StoredMessage) => void)[] = [];
+  readonly #handlers: ((event: BusEvent) => void)[] = [];
 
-  publish(msg: StoredMessage): Promise<void> {
+  publish(event: BusEvent): Promise<void> {
     // Synchronous on purpose: delivery happens in publish order with no extra tick.
-    for (const handler of this.#handlers) handler(msg);
+    for (const handler of this.#handlers) handler(event);
     return Promise.resolve();
   }
 
-  subscribe(handler: (msg: StoredMessage) => void): void {
+  subscribe(handler: (event: BusEvent) => void): void {
     this.#handlers.push(handler);
   }
 

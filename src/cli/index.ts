@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { addStartCommand } from './start.js';
 import { addAppCommands } from './app.js';
 import { addPushCommand } from './push.js';
+import { addListenCommand } from './listen.js';
 import { addAdminCommands } from './admin.js';
 import { CliError } from './output.js';
 import { VERSION } from '../version.js';
@@ -18,6 +19,7 @@ addStartCommand(program);
 addAppCommands(program);
 addAdminCommands(program);
 addPushCommand(program);
+addListenCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -10,6 +10,8 @@ interface StartOptions {
   host?: string;
   httpPort?: number;
   hybridPort?: number;
+  sioPort?: number;
+  mqttPort?: number;
   heartbeat?: number;
   logLevel?: string;
 }
@@ -23,6 +25,8 @@ export function addStartCommand(program: Command): void {
     .option('--host <addr>', 'address to listen on (also SHADDOCK_HOST)')
     .option('--http-port <n>', 'HTTP API port, default 3001 (also SHADDOCK_HTTP_PORT)', intOption('--http-port'))
     .option('--hybrid-port <n>', 'Pomelo hybrid connector port, default 3011 (also SHADDOCK_HYBRID_PORT)', intOption('--hybrid-port'))
+    .option('--sio-port <n>', 'socket.io connector port, default 3010 (also SHADDOCK_SIO_PORT)', intOption('--sio-port'))
+    .option('--mqtt-port <n>', 'MQTT port, default 1883, skipped when taken unless set (also SHADDOCK_MQTT_PORT)', intOption('--mqtt-port'))
     .option('--heartbeat <seconds>', 'Pomelo heartbeat interval, default 25 (also SHADDOCK_HEARTBEAT)', intOption('--heartbeat'))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (also SHADDOCK_LOG_LEVEL)')
     .action(async (opts: StartOptions) => {
@@ -33,6 +37,8 @@ export function addStartCommand(program: Command): void {
           host: opts.host,
           httpPort: opts.httpPort,
           hybridPort: opts.hybridPort,
+          sioPort: opts.sioPort,
+          mqttPort: opts.mqttPort,
           heartbeatSeconds: opts.heartbeat,
           logLevel: opts.logLevel,
         },
@@ -47,9 +53,12 @@ function printBanner(server: ShaddockServer): void {
   const host = server.config.host === '0.0.0.0' || server.config.host === '::' ? '127.0.0.1' : server.config.host;
   const api = `http://${host}:${server.httpPort}`;
   print(`Shaddock ${VERSION} is running`);
-  print(`  HTTP API        ${api}`);
+  print(`  HTTP API        ${api}   (WebSocket ws://${host}:${server.httpPort}/ws, SSE …/clients/ID/events)`);
   print(`  Pomelo hybrid   tcp://${host}:${server.hybridPort}  ws://${host}:${server.hybridPort}`);
+  print(`  socket.io       http://${host}:${server.sioPort}/socket.io`);
+  print(`  MQTT            ${server.mqttPort !== undefined ? `mqtt://${host}:${server.mqttPort}` : 'off'}`);
   print(`  database        ${databasePath(server.config)}`);
+  for (const notice of server.notices) print(`  note: ${notice}`);
   const first = server.firstStart;
   if (first) {
     print();

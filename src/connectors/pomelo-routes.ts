@@ -13,6 +13,11 @@ export const ROUTES = {
   connectorEnter: 'connector.entryHandler.enter',
   pushAll: 'pushserver.pushHandler.pushAll',
   pushByClientId: 'pushserver.pushHandler.pushByClientId',
+  // Shaddock's own routes (docs/pomelo.md): delivery features the seed did not have.
+  ack: 'shaddock.client.ack',
+  subscribe: 'shaddock.client.subscribe',
+  unsubscribe: 'shaddock.client.unsubscribe',
+  push: 'shaddock.manager.push',
 } as const;
 
 /** Handler routes, as Pomelo would number them in the route dictionary (spec §8.1). */
@@ -49,6 +54,21 @@ export async function handlePomeloRoute(
         return await push(hub, conn, b, false);
       case ROUTES.pushByClientId:
         return await push(hub, conn, b, true);
+      case ROUTES.ack: {
+        const id = b['id'];
+        if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) throw new HubError('BAD_REQUEST', '"id" must be a message id');
+        if (!hub.identity(conn)) throw new HubError('NOT_ENTERED', 'enter before acking');
+        hub.ack(conn, id);
+        return { code: 200 };
+      }
+      case ROUTES.subscribe:
+        await hub.subscribeTags(conn, tagList(b));
+        return { code: 200 };
+      case ROUTES.unsubscribe:
+        await hub.unsubscribeTags(conn, tagList(b));
+        return { code: 200 };
+      case ROUTES.push:
+        return await managerPush(hub, conn, b);
       default:
         return { code: 500, msg: `unknown route "${route.slice(0, 255)}"` };
     }
@@ -70,7 +90,18 @@ async function enter(hub: Hub, conn: Connection, route: string, b: RouteBody): P
   }
   const clientId = str(b, 'clientId');
   if (clientId === undefined) throw new HubError('BAD_REQUEST', 'missing "clientId"');
-  await hub.enterClient(conn, { apikey, clientId });
+  const lastId = b['lastId'];
+  if (lastId !== undefined && (typeof lastId !== 'number' || !Number.isSafeInteger(lastId) || lastId < 0)) {
+    throw new HubError('BAD_REQUEST', '"lastId" must be the id of the last message the client saw');
+  }
+  const token = str(b, 'token');
+  await hub.enterClient(conn, {
+    apikey,
+    clientId,
+    ...(typeof lastId === 'number' ? { resumeAfter: lastId } : {}),
+    ...(b['tags'] !== undefined ? { tags: tagList(b) } : {}),
+    ...(token !== undefined ? { token } : {}),
+  });
   // The seed's hybrid route answered `users: null` to clients; its sio route had no key.
   return route === ROUTES.hybridEnter ? { code: 200, msg: 'add ok', users: null } : { code: 200, msg: 'add ok' };
 }
@@ -93,6 +124,40 @@ async function push(hub: Hub, conn: Connection, b: RouteBody, byClientId: boolea
     data: b['msg'],
   });
   return { code: 200, msg: 'push is ok.', id: result.message.id, targeted: result.targeted };
+}
+
+/** `shaddock.manager.push {event?, data, to?: {clientIds?, tags?}, ttl?}`: pushes with any target. */
+async function managerPush(hub: Hub, conn: Connection, b: RouteBody): Promise<RouteResponse> {
+  const identity = hub.identity(conn);
+  if (!identity) throw new HubError('NOT_ENTERED', 'enter as a manager (role "server") before pushing');
+  if (!('data' in b)) throw new HubError('BAD_REQUEST', 'missing "data"');
+  const event = b['event'] ?? 'onMsg';
+  if (typeof event !== 'string' || event.length === 0 || Buffer.byteLength(event) > 255) throw new HubError('BAD_REQUEST', '"event" must be 1 to 255 bytes');
+  const to = b['to'] ?? {};
+  if (typeof to !== 'object' || to === null || Array.isArray(to)) throw new HubError('BAD_REQUEST', '"to" must be an object');
+  const target = to as RouteBody;
+  const clientIds = stringList(target['clientIds'], 'to.clientIds').map(asClientId);
+  const tags = stringList(target['tags'], 'to.tags');
+  const ttl = b['ttl'];
+  if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1)) throw new HubError('BAD_REQUEST', '"ttl" must be whole seconds ≥ 1');
+  const result = await hub.publishAsManager(conn, {
+    apikey: identity.apikey,
+    target: { all: clientIds.length === 0 && tags.length === 0, clientIds, tags },
+    event,
+    data: b['data'],
+    ...(typeof ttl === 'number' ? { ttlSeconds: ttl } : {}),
+  });
+  return { code: 200, msg: 'push is ok.', id: result.message.id, targeted: result.targeted };
+}
+
+function tagList(b: RouteBody): string[] {
+  return stringList(b['tags'], 'tags');
+}
+
+function stringList(v: unknown, name: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === 'string')) throw new HubError('BAD_REQUEST', `"${name}" must be an array of strings`);
+  return v;
 }
 
 function str(b: RouteBody, key: string): string | undefined {

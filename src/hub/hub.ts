@@ -1,17 +1,14 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { safeEqual } from '../safe-equal.js';
 import type { Logger } from '../log.js';
-import type { ApiKey, ClientId } from '../ids.js';
+import { asMessageId, type ApiKey, type ClientId, type MessageId } from '../ids.js';
 import type { App, Storage, StoredMessage, Target } from '../store/store.js';
 import type { Bus } from '../bus/bus.js';
 import { CLOSE_REASONS, type Connection, type ConnectorName, type PushEncoder } from './connection.js';
+import { AppRoom, ClientMember, ManagerMember, MAX_PENDING_DURING_REPLAY, MAX_UNACKED_TRACKED, type Member } from './members.js';
+import { ReceiptBuffer } from './receipt-buffer.js';
 
-export const HUB_ERROR_CODES = [
-  'APP_UNKNOWN',
-  'AUTH_FAILED',
-  'BAD_REQUEST',
-  'NOT_ENTERED',
-  'FORBIDDEN',
-] as const;
+export const HUB_ERROR_CODES = ['APP_UNKNOWN', 'AUTH_FAILED', 'BAD_REQUEST', 'NOT_ENTERED', 'FORBIDDEN'] as const;
 export type HubErrorCode = (typeof HUB_ERROR_CODES)[number];
 
 /** A refusal the caller answers with (a Pomelo `{code: 500, msg}`, an HTTP 4xx, …). */
@@ -27,16 +24,6 @@ export class HubError extends Error {
 
 export type Role = 'client' | 'manager';
 
-/** What the hub knows of an entered connection. */
-interface Member {
-  readonly conn: Connection;
-  readonly apikey: ApiKey;
-  readonly role: Role;
-  /** Undefined for managers. */
-  readonly clientId: ClientId | undefined;
-  readonly enteredAt: number;
-}
-
 /** A client online on this node, as managers and the API see it. */
 export interface OnlineClient {
   readonly clientId: ClientId;
@@ -44,41 +31,7 @@ export interface OnlineClient {
   /** Milliseconds since the epoch. */
   readonly connectedAt: number;
   readonly remoteAddress: string;
-}
-
-/** The connections of one app on this node. */
-class AppRoom {
-  readonly clients = new Map<ClientId, Member>();
-  /** Client connections grouped by wire format, so a broadcast is encoded once per format. */
-  readonly groups = new Map<PushEncoder<unknown>, Set<Connection>>();
-  readonly managers = new Set<Connection>();
-
-  get empty(): boolean {
-    return this.clients.size === 0 && this.managers.size === 0;
-  }
-
-  addClient(member: Member & { clientId: ClientId }): void {
-    this.clients.set(member.clientId, member);
-    let group = this.groups.get(member.conn.encoder);
-    if (!group) {
-      group = new Set();
-      this.groups.set(member.conn.encoder, group);
-    }
-    group.add(member.conn);
-  }
-
-  removeClient(member: Member): void {
-    if (member.clientId !== undefined && this.clients.get(member.clientId) === member) this.clients.delete(member.clientId);
-    const group = this.groups.get(member.conn.encoder);
-    if (group) {
-      group.delete(member.conn);
-      if (group.size === 0) this.groups.delete(member.conn.encoder);
-    }
-  }
-
-  userList(): ClientId[] {
-    return [...this.clients.keys()];
-  }
+  readonly tags: readonly string[];
 }
 
 /** How a client enters its app. */
@@ -99,6 +52,13 @@ export interface ClientEnter {
   readonly token?: string;
 }
 
+export interface EnterResult {
+  /** Delivery starts after this id. */
+  readonly resumedAfter: MessageId;
+  /** Settles when the replay from the store has caught up with live delivery (how many it sent). */
+  readonly replayed: Promise<number>;
+}
+
 export interface PublishRequest {
   readonly apikey: ApiKey;
   readonly target: Target;
@@ -110,8 +70,20 @@ export interface PublishRequest {
 
 export interface PublishResult {
   readonly message: StoredMessage;
-  /** Clients this message is addressed to: the named ones, or those online for `all`. */
+  /** Clients this message is addressed to: the named ones, or those online for `all` and tags. */
   readonly targeted: number;
+}
+
+/** Counters since this node started. */
+export interface AppStats {
+  /** Clients online on this node. */
+  online: number;
+  /** Messages accepted (stored) through this node. */
+  accepted: number;
+  /** Message writes to client connections on this node. */
+  delivered: number;
+  /** Acks received on this node. */
+  acked: number;
 }
 
 export interface HubOptions {
@@ -121,13 +93,27 @@ export interface HubOptions {
   /** Per-connection cap on bytes waiting to be sent; past it the connection is closed. */
   readonly maxBufferedBytes: number;
   readonly now?: () => number;
+  /** How often receipts and client positions are written, ms. @default 250 */
+  readonly receiptFlushMs?: number;
 }
 
 export const MAX_CLIENT_ID_LENGTH = 256;
+export const MAX_TAG_LENGTH = 128;
+export const MAX_TAGS_PER_CLIENT = 256;
+/** What a write did: nothing, a repeat to this client, or its first delivery (receipts). */
+const SKIPPED = 0;
+const AGAIN = 1;
+const FIRST = 2;
+type WriteOutcome = typeof SKIPPED | typeof AGAIN | typeof FIRST;
+
+/** Messages read from the store per replay step. */
+const REPLAY_BATCH = 500;
+/** A replaying connection that has not drained below a quarter of its cap in this long is slow. */
+const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 
 /**
  * The heart of a node: who is connected, presence events to managers, and the path
- * of every message from publish to the sockets.
+ * of every message from publish to the sockets, with acks, resume and receipts.
  */
 export class Hub {
   readonly #storage: Storage;
@@ -137,6 +123,9 @@ export class Hub {
   readonly #now: () => number;
   readonly #rooms = new Map<ApiKey, AppRoom>();
   readonly #members = new Map<Connection, Member>();
+  readonly #receipts: ReceiptBuffer;
+  /** Cumulative counters per app on this node, for the console's charts. */
+  readonly #stats = new Map<ApiKey, AppStats>();
 
   constructor(opts: HubOptions) {
     this.#storage = opts.storage;
@@ -144,7 +133,10 @@ export class Hub {
     this.#log = opts.logger;
     this.#maxBuffered = opts.maxBufferedBytes;
     this.#now = opts.now ?? Date.now;
-    this.#bus.subscribe((msg) => this.#deliver(msg));
+    this.#receipts = new ReceiptBuffer(opts.storage, opts.logger, this.#now, opts.receiptFlushMs);
+    this.#bus.subscribe((event) => {
+      if (event.kind === 'message') this.#deliver(event.msg);
+    });
   }
 
   /** The app, or a HubError APP_UNKNOWN. */
@@ -155,34 +147,65 @@ export class Hub {
   }
 
   /**
-   * A client joins its app. A connection already holding this clientId is replaced:
-   * it is closed with reason "replaced" and managers see no leave.
+   * A client joins its app and delivery starts: first what the store holds for it
+   * after its position (in order), then live messages — no gap, no duplicate. A
+   * connection already holding this clientId is replaced: closed with reason
+   * "replaced", and managers see no leave.
    */
-  async enterClient(conn: Connection, req: ClientEnter): Promise<void> {
+  async enterClient(conn: Connection, req: ClientEnter): Promise<EnterResult> {
     const { apikey, clientId } = req;
     if (clientId.length === 0 || clientId.length > MAX_CLIENT_ID_LENGTH) {
       throw new HubError('BAD_REQUEST', `clientId must be 1 to ${MAX_CLIENT_ID_LENGTH} characters`);
     }
+    const tags = checkTags(req.tags ?? []);
+    const resume = req.resumeAfter ?? 'stored';
+    if (typeof resume === 'number' && !(Number.isSafeInteger(resume) && resume >= 0)) {
+      throw new HubError('BAD_REQUEST', 'the last id must be a whole number ≥ 0');
+    }
     const app = await this.app(apikey);
     const existing = this.#members.get(conn);
     if (existing) {
-      if (existing.role === 'client' && existing.apikey === app.apikey && existing.clientId === clientId) return;
+      if (existing.role === 'client' && existing.apikey === app.apikey && existing.clientId === clientId) {
+        return { resumedAfter: asMessageId(existing.lastSentId), replayed: Promise.resolve(0) };
+      }
       throw new HubError('BAD_REQUEST', 'this connection has already entered');
     }
-    // The connection may have closed while we awaited the store: register no dead one.
-    if (conn.closed) return;
-    const room = this.#room(app.apikey);
     const id = clientId as ClientId;
+    const lastId = await this.#storage.messages.lastId(app.apikey);
+    const state = await this.#storage.clients.touch(app.apikey, id, { startAfter: lastId, addTags: tags, now: this.#now() });
+    // The connection may have closed, or entered, while we awaited the store.
+    if (conn.closed) return { resumedAfter: lastId, replayed: Promise.resolve(0) };
+    const raced = this.#members.get(conn);
+    if (raced) {
+      if (raced.role === 'client' && raced.apikey === app.apikey && raced.clientId === clientId) {
+        return { resumedAfter: asMessageId(raced.lastSentId), replayed: Promise.resolve(0) };
+      }
+      throw new HubError('BAD_REQUEST', 'this connection has already entered');
+    }
+
+    const room = this.#room(app.apikey);
     const previous = room.clients.get(id);
+    // The same client on another connection of this node: its positions are newer than the store's.
+    const ackedId = Math.max(state.lastAckedId, previous?.ackedId ?? 0, this.#receipts.pendingAck(app.apikey, id) ?? 0);
+    let after: number;
+    if (resume === 'latest') after = lastId;
+    else if (resume === 'stored') after = ackedId;
+    else after = Math.min(resume, lastId); // a position past the newest id cannot be real
     if (previous) {
       this.#forget(previous);
       previous.conn.close(CLOSE_REASONS.replaced);
     }
-    const member = { conn, apikey: app.apikey, role: 'client' as const, clientId: id, enteredAt: this.#now() };
+    const member = new ClientMember(conn, app.apikey, id, this.#now(), {
+      after,
+      lastDeliveredId: Math.max(state.lastDeliveredId, previous?.lastDeliveredId ?? 0),
+      ackedId,
+      tags: state.tags,
+    });
     this.#members.set(conn, member);
     room.addClient(member);
-    this.#log.debug({ conn: conn.id, app: app.apikey, clientId, connector: conn.connector, replaced: Boolean(previous) }, 'client entered');
+    this.#log.debug({ conn: conn.id, app: app.apikey, clientId, connector: conn.connector, after, replaced: Boolean(previous) }, 'client entered');
     this.#tellManagers(room, 'onAdd', { msg: 'add ok', users: room.userList() });
+    return { resumedAfter: asMessageId(after), replayed: this.#replay(member) };
   }
 
   /**
@@ -203,8 +226,9 @@ export class Hub {
     if (conn.closed) return [];
     const room = this.#room(app.apikey);
     if (!existing) {
-      this.#members.set(conn, { conn, apikey: app.apikey, role: 'manager', clientId: undefined, enteredAt: this.#now() });
-      room.managers.add(conn);
+      const member = new ManagerMember(conn, app.apikey, this.#now());
+      this.#members.set(conn, member);
+      room.managers.add(member);
       this.#log.debug({ conn: conn.id, app: app.apikey, connector: conn.connector }, 'manager entered');
     }
     return room.userList();
@@ -217,27 +241,47 @@ export class Hub {
 
   /**
    * The client processed every message up to `id` (acks are cumulative: delivery is in
-   * id order). Unknown or stale ids are ignored; an id above what was sent is clamped.
+   * id order). Stale ids are ignored; an id above what was sent is clamped to it, so a
+   * client cannot ack what it never received.
    */
   ack(conn: Connection, id: number): void {
-    void conn;
-    void id;
+    const m = this.#members.get(conn);
+    if (!m || m.role !== 'client' || !Number.isFinite(id)) return;
+    const upTo = Math.min(id, m.lastSentId);
+    if (upTo <= m.ackedId) return;
+    m.ackedId = upTo;
+    this.#statsOf(m.apikey).acked++;
+    for (const msg of m.takeAcked(upTo)) {
+      this.#receipts.acked(m.apikey, msg.id, msg.target.clientIds.length > 0 ? m.clientId : undefined);
+    }
+    this.#receipts.touched(m);
   }
 
-  /** Adds tags to an entered client. */
+  /** Adds tags to an entered client (kept across its connections). */
   async subscribeTags(conn: Connection, tags: readonly string[]): Promise<void> {
-    const member = this.#members.get(conn);
-    if (!member || member.role !== 'client') throw new HubError('NOT_ENTERED', 'enter as a client before subscribing');
-    void tags;
-    return Promise.resolve();
+    const m = this.#clientMember(conn, 'subscribing');
+    const add = checkTags(tags).filter((t) => !m.tags.has(t));
+    if (m.tags.size + add.length > MAX_TAGS_PER_CLIENT) throw new HubError('BAD_REQUEST', `a client has at most ${MAX_TAGS_PER_CLIENT} tags`);
+    if (add.length === 0) return;
+    const room = this.#room(m.apikey);
+    for (const t of add) {
+      m.tags.add(t);
+      room.indexTag(m, t);
+    }
+    await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
   }
 
   /** Removes tags from an entered client. */
   async unsubscribeTags(conn: Connection, tags: readonly string[]): Promise<void> {
-    const member = this.#members.get(conn);
-    if (!member || member.role !== 'client') throw new HubError('NOT_ENTERED', 'enter as a client before unsubscribing');
-    void tags;
-    return Promise.resolve();
+    const m = this.#clientMember(conn, 'unsubscribing');
+    const room = this.#room(m.apikey);
+    let changed = false;
+    for (const t of checkTags(tags)) {
+      if (!m.tags.delete(t)) continue;
+      room.unindexTag(m, t);
+      changed = true;
+    }
+    if (changed) await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
   }
 
   /** A connector calls this once when a connection closes, for whatever reason. */
@@ -245,9 +289,12 @@ export class Hub {
     const member = this.#members.get(conn);
     if (!member) return;
     const room = this.#forget(member);
-    if (room && member.role === 'client' && member.clientId !== undefined) {
+    if (room && member.role === 'client') {
       this.#log.debug({ conn: conn.id, app: member.apikey, clientId: member.clientId }, 'client left');
-      this.#tellManagers(room, 'onLeave', { clientId: member.clientId, users: room.userList() });
+      // Not when replaced: the client is still online on its new connection.
+      if (room.clients.get(member.clientId) === undefined) {
+        this.#tellManagers(room, 'onLeave', { clientId: member.clientId, users: room.userList() });
+      }
     }
     if (room?.empty) this.#rooms.delete(member.apikey);
   }
@@ -258,17 +305,19 @@ export class Hub {
    */
   async publish(req: PublishRequest): Promise<PublishResult> {
     const app = await this.app(req.apikey);
+    const tags = checkTags(req.target.tags);
     const ttlSeconds = req.ttlSeconds ?? app.messageTtlSeconds;
+    const targeted = this.#countTargets(app.apikey, req.target);
     const message = await this.#storage.messages.append({
       apikey: app.apikey,
-      target: req.target,
+      targeted,
+      target: { all: req.target.all, clientIds: [...new Set(req.target.clientIds)], tags },
       event: req.event,
       data: req.data,
       ttlSeconds,
     });
-    const room = this.#rooms.get(app.apikey);
-    const targeted = req.target.all ? (room?.clients.size ?? 0) : new Set(req.target.clientIds).size;
-    await this.#bus.publish(message);
+    this.#statsOf(app.apikey).accepted++;
+    await this.#bus.publish({ kind: 'message', msg: message });
     return { message, targeted };
   }
 
@@ -286,8 +335,7 @@ export class Hub {
     if (!room) return [];
     const out: OnlineClient[] = [];
     for (const m of room.clients.values()) {
-      if (m.clientId === undefined) continue;
-      out.push({ clientId: m.clientId, connector: m.conn.connector, connectedAt: m.enteredAt, remoteAddress: m.conn.remoteAddress });
+      out.push({ clientId: m.clientId, connector: m.conn.connector, connectedAt: m.enteredAt, remoteAddress: m.conn.remoteAddress, tags: [...m.tags] });
     }
     return out;
   }
@@ -296,12 +344,43 @@ export class Hub {
   dropApp(apikey: ApiKey, reason: string = CLOSE_REASONS.appDeleted): void {
     const room = this.#rooms.get(apikey);
     if (!room) return;
-    const conns = [...room.managers, ...[...room.clients.values()].map((m) => m.conn)];
+    const conns = [...[...room.managers].map((m) => m.conn), ...[...room.clients.values()].map((m) => m.conn)];
     for (const conn of conns) conn.close(reason);
+  }
+
+  stats(apikey: ApiKey): AppStats {
+    const s = this.#statsOf(apikey);
+    return { ...s, online: this.#rooms.get(apikey)?.clients.size ?? 0 };
+  }
+
+  #statsOf(apikey: ApiKey): AppStats {
+    let s = this.#stats.get(apikey);
+    if (!s) {
+      s = { online: 0, accepted: 0, delivered: 0, acked: 0 };
+      this.#stats.set(apikey, s);
+    }
+    return s;
   }
 
   get connectionCount(): number {
     return this.#members.size;
+  }
+
+  /** Writes pending receipts and positions now (tests, shutdown). */
+  flush(): Promise<void> {
+    return this.#receipts.flush();
+  }
+
+  /** Stops the receipt timer and writes what is pending. */
+  async close(): Promise<void> {
+    for (const m of this.#members.values()) if (m.role === 'client') this.#receipts.left(m);
+    await this.#receipts.close();
+  }
+
+  #clientMember(conn: Connection, what: string): ClientMember {
+    const m = this.#members.get(conn);
+    if (!m || m.role !== 'client') throw new HubError('NOT_ENTERED', `enter as a client before ${what}`);
+    return m;
   }
 
   #room(apikey: ApiKey): AppRoom {
@@ -314,24 +393,44 @@ export class Hub {
   }
 
   #forget(member: Member): AppRoom | undefined {
-    this.#members.delete(member.conn);
+    if (this.#members.get(member.conn) === member) this.#members.delete(member.conn);
     const room = this.#rooms.get(member.apikey);
+    if (member.role === 'client') this.#receipts.left(member);
     if (!room) return undefined;
-    if (member.role === 'manager') room.managers.delete(member.conn);
+    if (member.role === 'manager') room.managers.delete(member);
     else room.removeClient(member);
     return room;
+  }
+
+  #countTargets(apikey: ApiKey, target: Target): number {
+    const room = this.#rooms.get(apikey);
+    if (target.all) return room?.clients.size ?? 0;
+    const named = new Set(target.clientIds);
+    let n = named.size;
+    if (target.tags.length > 0 && room) {
+      const seen = new Set<ClientMember>();
+      for (const tag of target.tags) {
+        for (const m of room.tagIndex.get(tag) ?? []) {
+          if (!named.has(m.clientId) && !seen.has(m)) {
+            seen.add(m);
+            n++;
+          }
+        }
+      }
+    }
+    return n;
   }
 
   #tellManagers(room: AppRoom, event: string, body: unknown): void {
     if (room.managers.size === 0) return;
     const encoded = new Map<PushEncoder<unknown>, unknown>();
-    for (const conn of room.managers) {
+    for (const { conn } of room.managers) {
       let bytes = encoded.get(conn.encoder);
       if (bytes === undefined) {
         bytes = conn.encoder.encodeEvent(event, body);
         encoded.set(conn.encoder, bytes);
       }
-      this.#write(conn, bytes);
+      conn.write(bytes);
     }
   }
 
@@ -339,42 +438,163 @@ export class Hub {
   #deliver(msg: StoredMessage): void {
     const room = this.#rooms.get(msg.apikey);
     if (!room || room.clients.size === 0) return;
+    let first = 0;
+    let writes = 0;
     if (msg.target.all) {
-      for (const [encoder, conns] of room.groups) {
+      for (const [encoder, members] of room.groups) {
         const bytes = encoder.encodeMessage(msg); // once per wire format
-        for (const conn of conns) this.#write(conn, bytes);
+        for (const m of members) {
+          const outcome = this.#send(m, msg, bytes);
+          if (outcome !== SKIPPED) writes++;
+          if (outcome === FIRST) first++;
+        }
       }
+      if (first > 0) this.#receipts.delivered(msg.apikey, msg.id, first);
+      this.#statsOf(msg.apikey).delivered += writes;
       return;
     }
-    let encoded: Map<PushEncoder<unknown>, unknown> | undefined;
-    const seen = msg.target.clientIds.length > 1 ? new Set<ClientId>() : undefined;
+    // Named clients and tags: each recipient once, still encoded once per format.
+    const recipients = new Set<ClientMember>();
     for (const clientId of msg.target.clientIds) {
-      if (seen) {
-        if (seen.has(clientId)) continue;
-        seen.add(clientId);
-      }
-      const member = room.clients.get(clientId);
-      if (!member) continue;
-      const conn = member.conn;
-      encoded ??= new Map();
-      let bytes = encoded.get(conn.encoder);
+      const m = room.clients.get(clientId);
+      if (m) recipients.add(m);
+    }
+    for (const tag of msg.target.tags) for (const m of room.tagIndex.get(tag) ?? []) recipients.add(m);
+    const encoded = new Map<PushEncoder<unknown>, unknown>();
+    const named = msg.target.clientIds.length > 0;
+    for (const m of recipients) {
+      let bytes = encoded.get(m.conn.encoder);
       if (bytes === undefined) {
-        bytes = conn.encoder.encodeMessage(msg);
-        encoded.set(conn.encoder, bytes);
+        bytes = m.conn.encoder.encodeMessage(msg);
+        encoded.set(m.conn.encoder, bytes);
       }
-      this.#write(conn, bytes);
+      const outcome = this.#send(m, msg, bytes);
+      if (outcome !== SKIPPED) writes++;
+      if (outcome === FIRST) this.#receipts.delivered(msg.apikey, msg.id, 1, named ? m.clientId : undefined);
+    }
+    this.#statsOf(msg.apikey).delivered += writes;
+  }
+
+  /**
+   * Writes a live message to a member, unless it is still replaying (then it waits) or
+   * already had it.
+   */
+  #send(m: ClientMember, msg: StoredMessage, bytes: unknown): WriteOutcome {
+    if (m.replaying) {
+      if (m.pending.length >= MAX_PENDING_DURING_REPLAY) {
+        // Everything live is in the store too: drop the queue and let the replay re-read.
+        m.pending = [];
+        m.overflow = true;
+      }
+      m.pending.push(msg);
+      return SKIPPED;
+    }
+    return this.#write(m, msg, bytes);
+  }
+
+  /** Writes if the connection has not had the message; FIRST when the client never had it. */
+  #write(m: ClientMember, msg: StoredMessage, bytes: unknown): WriteOutcome {
+    if (msg.id <= m.lastSentId || m.conn.closed) return SKIPPED;
+    m.conn.write(bytes);
+    m.lastSentId = msg.id;
+    if (msg.id > m.ackedId) m.trackUnacked(msg);
+    let outcome: WriteOutcome = AGAIN;
+    if (msg.id > m.lastDeliveredId) {
+      m.lastDeliveredId = msg.id;
+      outcome = FIRST;
+      this.#receipts.touched(m);
+    }
+    if (m.conn.bufferedBytes > this.#maxBuffered) {
+      this.#log.info({ conn: m.conn.id, buffered: m.conn.bufferedBytes }, 'slow consumer closed');
+      m.conn.close(CLOSE_REASONS.slowConsumer);
+    }
+    return outcome;
+  }
+
+  /** Sends what the store holds for the member after its position, then goes live. */
+  async #replay(m: ClientMember): Promise<number> {
+    let sent = 0;
+    const live = (): boolean => !m.conn.closed && this.#members.get(m.conn) === m;
+    try {
+      // The client says it has messages it has not acked yet (it processed them on a
+      // connection that dropped before its ack went out): track them, so its next ack
+      // counts in their receipts.
+      if (m.lastSentId > m.ackedId) {
+        const unacked = await this.#storage.messages.readFor(
+          m.apikey,
+          { clientId: m.clientId, tags: [...m.tags] },
+          asMessageId(m.ackedId),
+          Math.min(m.lastSentId - m.ackedId, MAX_UNACKED_TRACKED),
+        );
+        for (const msg of unacked) if (msg.id <= m.lastSentId) m.trackUnacked(msg);
+      }
+      for (;;) {
+        if (!live()) return sent;
+        const batch = await this.#storage.messages.readFor(m.apikey, { clientId: m.clientId, tags: [...m.tags] }, asMessageId(m.lastSentId), REPLAY_BATCH);
+        for (const msg of batch) {
+          if (!live()) return sent;
+          const outcome = this.#write(m, msg, m.conn.encoder.encodeMessage(msg));
+          if (outcome !== SKIPPED) {
+            sent++;
+            this.#statsOf(m.apikey).delivered++;
+          }
+          if (outcome === FIRST) this.#receipts.delivered(m.apikey, msg.id, 1, msg.target.clientIds.length > 0 ? m.clientId : undefined);
+          // Pace the replay by the reader: wait for the buffer to drain rather than
+          // overrun the slow-consumer cap with messages the store still holds.
+          if (m.conn.bufferedBytes > this.#maxBuffered / 2) await this.#drained(m.conn);
+        }
+        if (batch.length === REPLAY_BATCH) {
+          await this.#drained(m.conn);
+          continue;
+        }
+        if (m.overflow) {
+          m.overflow = false;
+          m.pending = [];
+          continue;
+        }
+        break;
+      }
+      // Caught up: what arrived live meanwhile goes out in order, then delivery is live.
+      const pending = m.pending;
+      m.pending = [];
+      m.replaying = false;
+      for (const msg of pending) {
+        const outcome = this.#write(m, msg, m.conn.encoder.encodeMessage(msg));
+        if (outcome !== SKIPPED) this.#statsOf(m.apikey).delivered++;
+        if (outcome === FIRST) {
+          this.#receipts.delivered(m.apikey, msg.id, 1, msg.target.clientIds.length > 0 ? m.clientId : undefined);
+        }
+      }
+      return sent;
+    } catch (err) {
+      this.#log.warn({ err, conn: m.conn.id, clientId: m.clientId }, 'resume failed');
+      m.conn.close('resume failed');
+      return sent;
     }
   }
 
-  #write(conn: Connection, bytes: unknown): void {
-    conn.write(bytes);
-    if (conn.bufferedBytes > this.#maxBuffered) {
-      this.#log.info({ conn: conn.id, buffered: conn.bufferedBytes }, 'slow consumer closed');
-      conn.close(CLOSE_REASONS.slowConsumer);
+  /** Waits until the connection's buffer drains below a quarter of the cap. */
+  async #drained(conn: Connection): Promise<void> {
+    const deadline = this.#now() + REPLAY_DRAIN_TIMEOUT_MS;
+    while (!conn.closed && conn.bufferedBytes > this.#maxBuffered / 4) {
+      if (this.#now() > deadline) {
+        conn.close(CLOSE_REASONS.slowConsumer);
+        return;
+      }
+      await delay(5);
     }
   }
 }
 
+function checkTags(tags: readonly string[]): string[] {
+  if (tags.length > MAX_TAGS_PER_CLIENT) throw new HubError('BAD_REQUEST', `at most ${MAX_TAGS_PER_CLIENT} tags`);
+  for (const t of tags) {
+    if (typeof t !== 'string' || t.length === 0 || t.length > MAX_TAG_LENGTH) {
+      throw new HubError('BAD_REQUEST', `a tag is 1 to ${MAX_TAG_LENGTH} characters`);
+    }
+  }
+  return [...new Set(tags)];
+}
 
 function truncate(s: string): string {
   return s.length > 64 ? `${s.slice(0, 61)}...` : s;

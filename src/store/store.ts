@@ -59,6 +59,8 @@ export interface Target {
 
 export interface NewMessage {
   readonly apikey: ApiKey;
+  /** Clients it was addressed to when accepted: the named ones, or those online (receipts). */
+  readonly targeted: number;
   readonly target: Target;
   /** Event name (Pomelo route) the client receives, e.g. `onMsg`. */
   readonly event: string;
@@ -75,6 +77,46 @@ export interface StoredMessage extends NewMessage {
   readonly expiresAt: number;
 }
 
+/** Delivery receipts of one message. */
+export interface Receipt {
+  readonly targeted: number;
+  /** Clients it was written to (each client counted once). */
+  readonly delivered: number;
+  /** Clients that acked it. */
+  readonly acked: number;
+}
+
+/** Per-client state of a message pushed to named clients. */
+export interface RecipientState {
+  readonly clientId: ClientId;
+  /** Milliseconds since the epoch; absent until delivered / acked. */
+  readonly deliveredAt?: number;
+  readonly ackedAt?: number;
+}
+
+export interface MessageWithReceipt extends StoredMessage {
+  readonly receipt: Receipt;
+}
+
+/** Counter increments for one message, batched by the hub. */
+export interface ReceiptUpdate {
+  readonly apikey: ApiKey;
+  readonly id: MessageId;
+  readonly delivered: number;
+  readonly acked: number;
+  /** For messages to named clients: who it was delivered to / acked by in this batch. */
+  readonly deliveredTo?: readonly ClientId[];
+  readonly ackedBy?: readonly ClientId[];
+  /** When (ms since the epoch). */
+  readonly at: number;
+}
+
+/** Who a client is, for reading the messages that target it. */
+export interface ClientRef {
+  readonly clientId: ClientId;
+  readonly tags: readonly string[];
+}
+
 /**
  * The durable message log.
  *
@@ -86,12 +128,55 @@ export interface StoredMessage extends NewMessage {
 export interface MessageStore {
   append(msg: NewMessage): Promise<StoredMessage>;
   get(apikey: ApiKey, id: MessageId): Promise<StoredMessage | undefined>;
-  /** Newest first, ids below `before` when given. */
-  history(apikey: ApiKey, opts: { readonly limit: number; readonly before?: MessageId }): Promise<readonly StoredMessage[]>;
+  /** Newest first, ids below `before` when given; with receipt counts. */
+  history(apikey: ApiKey, opts: { readonly limit: number; readonly before?: MessageId }): Promise<readonly MessageWithReceipt[]>;
   /** Unexpired messages of the app with id > after, in id order, at most `limit`. */
   readAfter(apikey: ApiKey, after: MessageId, limit: number): Promise<readonly StoredMessage[]>;
-  /** Deletes expired messages; returns how many. */
+  /**
+   * Unexpired messages with id > after that target this client — `all`, its clientId,
+   * or any of its tags — in id order, at most `limit`. What resume and offline delivery read.
+   */
+  readFor(apikey: ApiKey, client: ClientRef, after: MessageId, limit: number): Promise<readonly StoredMessage[]>;
+  /** The id of the app's newest message ever appended (0 when none). */
+  lastId(apikey: ApiKey): Promise<MessageId>;
+  /** Adds receipt counters (and per-recipient times for named pushes) in one batch. */
+  recordReceipts(updates: readonly ReceiptUpdate[]): Promise<void>;
+  /** Counters, and per-client state when the message was pushed to named clients. */
+  receipt(apikey: ApiKey, id: MessageId): Promise<{ readonly receipt: Receipt; readonly recipients: readonly RecipientState[] } | undefined>;
+  /** Deletes expired messages (and clients unseen for `clientRetentionMs`); returns how many messages. */
   sweepExpired(now: number): Promise<number>;
+}
+
+/** What the store keeps of a client between its connections. */
+export interface ClientState {
+  readonly clientId: ClientId;
+  readonly tags: readonly string[];
+  /** Highest id the client acked; delivery resumes after it ('stored' resume). */
+  readonly lastAckedId: MessageId;
+  /** Highest id ever written to it: a message is counted delivered once per client. */
+  readonly lastDeliveredId: MessageId;
+  readonly firstSeenAt: number;
+  readonly lastSeenAt: number;
+}
+
+/** A client's positions, batched by the hub; they only ever move forward. */
+export interface PositionUpdate {
+  readonly apikey: ApiKey;
+  readonly clientId: ClientId;
+  readonly ackedId?: MessageId;
+  readonly deliveredId?: MessageId;
+}
+
+export interface ClientStore {
+  get(apikey: ApiKey, clientId: ClientId): Promise<ClientState | undefined>;
+  /**
+   * Records that the client connected now. A new client starts with both positions at
+   * `startAfter`; a known one keeps its own. `addTags` are added to its tags.
+   */
+  touch(apikey: ApiKey, clientId: ClientId, opts: { readonly startAfter: MessageId; readonly addTags?: readonly string[]; readonly now: number }): Promise<ClientState>;
+  setTags(apikey: ApiKey, clientId: ClientId, tags: readonly string[]): Promise<void>;
+  /** Moves positions forward (never back: max of stored and given). */
+  savePositions(updates: readonly PositionUpdate[]): Promise<void>;
 }
 
 /** The whole storage of one node: opened by server.ts, closed on shutdown. */
@@ -99,5 +184,6 @@ export interface Storage {
   readonly apps: AppStore;
   readonly admins: AdminStore;
   readonly messages: MessageStore;
+  readonly clients: ClientStore;
   close(): Promise<void>;
 }

@@ -134,6 +134,14 @@ describe('Hub', () => {
     assert.deepEqual(hub.onlineClients(app.apikey), []);
   });
 
+  it('concurrent enters on one connection are idempotent, never a self-takeover', async () => {
+    const c = new FakeConnection(new CountingEncoder());
+    await Promise.all(Array.from({ length: 20 }, () => hub.enterClient(c, { apikey: app.apikey, clientId: 'same' })));
+    assert.equal(c.closedWith, undefined);
+    assert.equal(hub.onlineClients(app.apikey).length, 1);
+    await assert.rejects(hub.enterClient(c, { apikey: app.apikey, clientId: 'other' }), (e: HubError) => e.code === 'BAD_REQUEST');
+  });
+
   it('drops every connection of a deleted app', async () => {
     const enc = new CountingEncoder();
     const c = new FakeConnection(enc);

@@ -11,13 +11,28 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { asApiKey, asClientId, asMessageId, type ApiKey, type MessageId } from '../../src/ids.js';
-import type { NewMessage, Storage, StoredMessage, Target } from '../../src/store/store.js';
+import type { ClientRef, NewMessage, Storage, StoredMessage, Target } from '../../src/store/store.js';
 
 const ALL: Target = { all: true, clientIds: [], tags: [] };
 const HOUR = 3600;
+const DAY_MS = 24 * 3600 * 1000;
+/** Clients unseen this long are swept; every implementation keeps this default. */
+const CLIENT_RETENTION_MS = 30 * DAY_MS;
 
 function message(apikey: ApiKey, data: unknown, over: Partial<NewMessage> = {}): NewMessage {
-  return { apikey, target: ALL, event: 'onMsg', data, ttlSeconds: HOUR, ...over };
+  return { apikey, targeted: 0, target: ALL, event: 'onMsg', data, ttlSeconds: HOUR, ...over };
+}
+
+const cid = asClientId;
+const mid = asMessageId;
+
+/** A target naming clients and tags (not `all`). */
+function to(clientIds: readonly string[], tags: readonly string[] = []): Target {
+  return { all: false, clientIds: clientIds.map(cid), tags };
+}
+
+function client(clientId: string, tags: readonly string[] = []): ClientRef {
+  return { clientId: cid(clientId), tags };
 }
 
 const ids = (msgs: readonly StoredMessage[]): number[] => msgs.map((m) => m.id);
@@ -176,6 +191,7 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         const before = Date.now();
         const input = message(app, { text: 'hi' }, {
           target: { all: false, clientIds: [asClientId('c1')], tags: ['vip'] },
+          targeted: 3,
           event: 'onNews',
           ttlSeconds: 120,
         });
@@ -331,7 +347,12 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
           },
         );
         const stored = await s.messages.append(input);
-        for (const m of [await s.messages.get(app, stored.id), (await s.messages.readAfter(app, asMessageId(0), 1))[0]]) {
+        for (const m of [
+          await s.messages.get(app, stored.id),
+          (await s.messages.readAfter(app, asMessageId(0), 1))[0],
+          (await s.messages.readFor(app, client('设备-001'), asMessageId(0), 1))[0],
+          (await s.messages.readFor(app, client('x', ['用户']), asMessageId(0), 1))[0],
+        ]) {
           assert.ok(m);
           assert.deepEqual(m.data, input.data);
           assert.equal(m.event, input.event);
@@ -374,6 +395,490 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
           }),
           { numRuns: 100 },
         );
+      });
+    });
+
+    void describe('bad input', () => {
+      void it('rejects a bad message with STORE_INVALID, storing nothing and spending no id', async () => {
+        const app = await newApp();
+        const bad: Partial<NewMessage>[] = [
+          { data: undefined },
+          { data: () => 1 },
+          { ttlSeconds: -1 },
+          { ttlSeconds: 1.5 },
+          { ttlSeconds: Number.NaN },
+          // Its expiry time would not be a safe integer.
+          { ttlSeconds: Number.MAX_SAFE_INTEGER },
+          { targeted: -1 },
+          { targeted: 0.5 },
+        ];
+        for (const over of bad) {
+          await assert.rejects(s.messages.append(message(app, 1, over)), { name: 'StoreError', code: 'STORE_INVALID' }, JSON.stringify(over));
+        }
+        assert.equal(await s.messages.lastId(app), 0);
+        assert.deepEqual(await s.messages.history(app, { limit: 10 }), []);
+        assert.equal((await s.messages.append(message(app, 1))).id, 1);
+      });
+
+      void it('keeps STORE_UNKNOWN_APP for an unknown app, also when the input is fine', async () => {
+        const nowhere = asApiKey('no-such-app');
+        await assert.rejects(s.messages.append(message(nowhere, 1)), { code: 'STORE_UNKNOWN_APP' });
+        await assert.rejects(s.clients.touch(nowhere, cid('c'), { startAfter: mid(0), now: 1 }), { code: 'STORE_UNKNOWN_APP' });
+        await assert.rejects(s.clients.setTags(nowhere, cid('c'), ['t']), { code: 'STORE_UNKNOWN_APP' });
+      });
+    });
+
+    void describe('messages: append stores targeted', () => {
+      void it('returns and reads back how many clients were targeted', async () => {
+        const app = await newApp();
+        const stored = await s.messages.append(message(app, 'x', { targeted: 42 }));
+        assert.equal(stored.targeted, 42);
+        assert.equal((await s.messages.get(app, stored.id))?.targeted, 42);
+        assert.equal((await s.messages.readAfter(app, mid(0), 1))[0]?.targeted, 42);
+        assert.equal((await s.messages.readFor(app, client('anyone'), mid(0), 1))[0]?.targeted, 42);
+        assert.deepEqual((await s.messages.history(app, { limit: 1 }))[0]?.receipt, { targeted: 42, delivered: 0, acked: 0 });
+      });
+    });
+
+    void describe('messages: readFor', () => {
+      // 1 all · 2 c1 · 3 c2 · 4 vip · 5 other · 6 nobody · 7 c1 + vip · 8 vip + gold
+      // 9 all + c2 + other · 10 c1 named twice, gold twice
+      async function mixed(app: ApiKey): Promise<void> {
+        const targets: Target[] = [
+          ALL,
+          to(['c1']),
+          to(['c2']),
+          to([], ['vip']),
+          to([], ['other']),
+          to([]),
+          to(['c1'], ['vip']),
+          to([], ['vip', 'gold']),
+          { all: true, clientIds: [cid('c2')], tags: ['other'] },
+          to(['c1', 'c1'], ['gold', 'gold']),
+        ];
+        for (const [i, target] of targets.entries()) await s.messages.append(message(app, i + 1, { target }));
+      }
+
+      void it('reads what targets the client: all, its clientId, any of its tags', async () => {
+        const app = await newApp();
+        await mixed(app);
+        const read = async (ref: ClientRef): Promise<number[]> => ids(await s.messages.readFor(app, ref, mid(0), 100));
+        assert.deepEqual(await read(client('c1')), [1, 2, 7, 9, 10]);
+        assert.deepEqual(await read(client('c2')), [1, 3, 9]);
+        assert.deepEqual(await read(client('c3', ['vip'])), [1, 4, 7, 8, 9]);
+        assert.deepEqual(await read(client('c3', ['other'])), [1, 5, 9]);
+        assert.deepEqual(await read(client('c3', ['gold'])), [1, 8, 9, 10]);
+        assert.deepEqual(await read(client('c1', ['vip', 'gold'])), [1, 2, 4, 7, 8, 9, 10]);
+        assert.deepEqual(await read(client('c2', ['other', 'vip'])), [1, 3, 4, 5, 7, 8, 9]);
+        // Nobody is targeted by message 6, and a tag is not a clientId nor the reverse.
+        assert.deepEqual(await read(client('stranger')), [1, 9]);
+        assert.deepEqual(await read(client('vip', ['c1'])), [1, 9]);
+      });
+
+      void it('returns whole messages, each once however many ways it matches', async () => {
+        const app = await newApp();
+        await mixed(app);
+        const read = await s.messages.readFor(app, client('c1', ['vip', 'gold', 'vip', 'other']), mid(0), 100);
+        assert.deepEqual(ids(read), [1, 2, 4, 5, 7, 8, 9, 10]);
+        for (const m of read) assert.deepEqual(m, await s.messages.get(app, m.id));
+      });
+
+      void it('reads after an id, in order, at most limit distinct messages', async () => {
+        const app = await newApp();
+        await mixed(app);
+        const ref = client('c1', ['vip', 'gold']);
+        const pages: number[][] = [];
+        let after = mid(0);
+        for (;;) {
+          const page = await s.messages.readFor(app, ref, after, 2);
+          if (page.length === 0) break;
+          pages.push(ids(page));
+          after = page[page.length - 1]?.id ?? after;
+        }
+        assert.deepEqual(pages, [[1, 2], [4, 7], [8, 9], [10]]);
+        assert.deepEqual(ids(await s.messages.readFor(app, ref, mid(7), 100)), [8, 9, 10]);
+        assert.deepEqual(ids(await s.messages.readFor(app, ref, mid(10), 100)), []);
+        assert.deepEqual(await s.messages.readFor(app, ref, mid(0), 0), []);
+        assert.deepEqual(await s.messages.readFor(app, ref, mid(0), -5), []);
+      });
+
+      void it('skips expired messages of every kind without counting them toward the limit', async () => {
+        const app = await newApp();
+        const dead = { ttlSeconds: 0 };
+        await s.messages.append(message(app, 'dead all', dead)); // 1
+        await s.messages.append(message(app, 'dead c1', { ...dead, target: to(['c1']) })); // 2
+        await s.messages.append(message(app, 'dead vip', { ...dead, target: to([], ['vip']) })); // 3
+        await s.messages.append(message(app, 'live c1', { target: to(['c1']) })); // 4
+        await s.messages.append(message(app, 'dead vip', { ...dead, target: to([], ['vip']) })); // 5
+        await s.messages.append(message(app, 'live vip', { target: to([], ['vip']) })); // 6
+        await s.messages.append(message(app, 'live all')); // 7
+        const ref = client('c1', ['vip']);
+        assert.deepEqual(ids(await s.messages.readFor(app, ref, mid(0), 100)), [4, 6, 7]);
+        assert.deepEqual(ids(await s.messages.readFor(app, ref, mid(0), 2)), [4, 6]);
+        assert.deepEqual(ids(await s.messages.readFor(app, client('c1'), mid(0), 1)), [4]);
+        assert.deepEqual(ids(await s.messages.readFor(app, client('x', ['vip']), mid(0), 1)), [6]);
+        assert.deepEqual(ids(await s.messages.readFor(app, client('x'), mid(0), 1)), [7]);
+      });
+
+      void it('matches any of many tags, in id order', async () => {
+        const app = await newApp();
+        const tags = range(0, 19).map((i) => `tag-${i}`);
+        // Message k is for tag-(20-k), so that order comes from ids only. The last names
+        // three of the client's tags: one it reads through an arm of its own, and two past
+        // the first eight tags (SQLite reads those through one shared arm).
+        for (const tag of [...tags].reverse()) await s.messages.append(message(app, tag, { target: to([], [tag]) }));
+        await s.messages.append(message(app, 'several', { target: to([], ['tag-17', 'tag-3', 'tag-18']) }));
+        const mine = ['tag-19', 'tag-0', 'tag-3', 'tag-7', 'tag-9', 'tag-11', 'tag-12', 'tag-14', 'tag-15', 'tag-17', 'tag-18', 'unused'];
+        const read = await s.messages.readFor(app, client('c', mine), mid(0), 100);
+        assert.deepEqual(
+          read.map((m) => m.data),
+          ['tag-19', 'tag-18', 'tag-17', 'tag-15', 'tag-14', 'tag-12', 'tag-11', 'tag-9', 'tag-7', 'tag-3', 'tag-0', 'several'],
+        );
+        assert.deepEqual(ids(await s.messages.readFor(app, client('c', mine), mid(0), 3)), [1, 2, 3]);
+        assert.deepEqual(ids(await s.messages.readFor(app, client('c', mine), mid(13), 3)), [17, 20, 21]);
+        assert.deepEqual(ids(await s.messages.readFor(app, client('c', ['tag-18', 'x', 'y', 'z', 'w', 'v', 'u', 't', 'tag-17']), mid(0), 5)), [2, 3, 21]);
+      });
+
+      void it('keeps apps apart: same ids, clientIds and tags in another app', async () => {
+        const a = await newApp('a');
+        const b = await newApp('b');
+        await s.messages.append(message(b, 'b all'));
+        await s.messages.append(message(b, 'b c1', { target: to(['c1']) }));
+        await s.messages.append(message(b, 'b vip', { target: to([], ['vip']) }));
+        await s.messages.append(message(a, 'a c1', { target: to(['c1']) }));
+        const ref = client('c1', ['vip']);
+        const read = await s.messages.readFor(a, ref, mid(0), 100);
+        assert.deepEqual(read.map((m) => [m.apikey, m.id, m.data]), [[a, 1, 'a c1']]);
+        assert.deepEqual(
+          (await s.messages.readFor(b, ref, mid(0), 100)).map((m) => m.data),
+          ['b all', 'b c1', 'b vip'],
+        );
+        assert.deepEqual(await s.messages.readFor(asApiKey('no-such-app'), ref, mid(0), 100), []);
+      });
+    });
+
+    void describe('messages: lastId', () => {
+      void it('is the newest id ever appended, per app, also after a sweep', async () => {
+        const a = await newApp('a');
+        const b = await newApp('b');
+        assert.equal(await s.messages.lastId(a), 0);
+        assert.equal(await s.messages.lastId(asApiKey('no-such-app')), 0);
+        for (let i = 0; i < 3; i++) await s.messages.append(message(a, i, { ttlSeconds: 0 }));
+        await s.messages.append(message(b, 'b'));
+        assert.equal(await s.messages.lastId(a), 3);
+        assert.equal(await s.messages.lastId(b), 1);
+        assert.equal(await s.messages.sweepExpired(Date.now()), 3);
+        assert.equal(await s.messages.lastId(a), 3);
+      });
+    });
+
+    void describe('messages: receipts', () => {
+      void it('accumulates counters across batches', async () => {
+        const app = await newApp();
+        const other = await newApp('other');
+        const m1 = await s.messages.append(message(app, 1, { targeted: 5 }));
+        const m2 = await s.messages.append(message(app, 2, { targeted: 2, target: to([], ['vip']) }));
+        const o1 = await s.messages.append(message(other, 1, { targeted: 1 }));
+        const at = Date.now();
+        await s.messages.recordReceipts([
+          { apikey: app, id: m1.id, delivered: 3, acked: 0, at },
+          { apikey: app, id: m2.id, delivered: 1, acked: 1, at },
+          { apikey: app, id: m1.id, delivered: 1, acked: 2, at },
+        ]);
+        await s.messages.recordReceipts([{ apikey: app, id: m1.id, delivered: 1, acked: 2, at }]);
+        await s.messages.recordReceipts([]);
+        assert.deepEqual(await s.messages.receipt(app, m1.id), { receipt: { targeted: 5, delivered: 5, acked: 4 }, recipients: [] });
+        assert.deepEqual(await s.messages.receipt(app, m2.id), { receipt: { targeted: 2, delivered: 1, acked: 1 }, recipients: [] });
+        // Same id, other app: untouched.
+        assert.deepEqual(await s.messages.receipt(other, o1.id), { receipt: { targeted: 1, delivered: 0, acked: 0 }, recipients: [] });
+        assert.deepEqual(
+          (await s.messages.history(app, { limit: 10 })).map((m) => [m.id, m.receipt]),
+          [
+            [2, { targeted: 2, delivered: 1, acked: 1 }],
+            [1, { targeted: 5, delivered: 5, acked: 4 }],
+          ],
+        );
+      });
+
+      void it('tracks each named recipient: first delivery and first ack times', async () => {
+        const app = await newApp();
+        const m = await s.messages.append(message(app, 'hi', { targeted: 3, target: to(['c2', 'c1', 'c2', 'c3']) }));
+        const initial = await s.messages.receipt(app, m.id);
+        assert.deepEqual(initial, {
+          receipt: { targeted: 3, delivered: 0, acked: 0 },
+          recipients: [{ clientId: 'c2' }, { clientId: 'c1' }, { clientId: 'c3' }],
+        });
+        await s.messages.recordReceipts([
+          { apikey: app, id: m.id, delivered: 2, acked: 0, deliveredTo: [cid('c1'), cid('c2')], at: 1000 },
+        ]);
+        await s.messages.recordReceipts([
+          // Delivered again after a reconnect: keeps the first time. A client that was
+          // not named gets no row.
+          { apikey: app, id: m.id, delivered: 0, acked: 1, deliveredTo: [cid('c1'), cid('stranger')], ackedBy: [cid('c1')], at: 2000 },
+          { apikey: app, id: m.id, delivered: 0, acked: 0, ackedBy: [cid('c1')], at: 3000 },
+        ]);
+        assert.deepEqual(await s.messages.receipt(app, m.id), {
+          receipt: { targeted: 3, delivered: 2, acked: 1 },
+          recipients: [
+            { clientId: 'c2', deliveredAt: 1000 },
+            { clientId: 'c1', deliveredAt: 1000, ackedAt: 2000 },
+            { clientId: 'c3' },
+          ],
+        });
+      });
+
+      void it('has no recipients for broadcasts and tag pushes', async () => {
+        const app = await newApp();
+        const all = await s.messages.append(message(app, 'all', { targeted: 2 }));
+        const tagged = await s.messages.append(message(app, 'vip', { targeted: 2, target: to([], ['vip']) }));
+        for (const m of [all, tagged]) {
+          await s.messages.recordReceipts([{ apikey: app, id: m.id, delivered: 2, acked: 1, deliveredTo: [cid('c1')], ackedBy: [cid('c1')], at: 5 }]);
+          assert.deepEqual(await s.messages.receipt(app, m.id), { receipt: { targeted: 2, delivered: 2, acked: 1 }, recipients: [] });
+        }
+      });
+
+      void it('ignores updates for messages that do not exist, applying the rest', async () => {
+        const app = await newApp();
+        const m = await s.messages.append(message(app, 'x', { target: to(['c1']) }));
+        const gone = await s.messages.append(message(app, 'gone', { ttlSeconds: 0, target: to(['c1']) }));
+        await s.messages.sweepExpired(Date.now());
+        await s.messages.recordReceipts([
+          { apikey: app, id: mid(99), delivered: 1, acked: 1, at: 1 },
+          { apikey: app, id: gone.id, delivered: 1, acked: 1, deliveredTo: [cid('c1')], at: 1 },
+          { apikey: asApiKey('no-such-app'), id: m.id, delivered: 1, acked: 1, at: 1 },
+          { apikey: app, id: m.id, delivered: 1, acked: 0, deliveredTo: [cid('c1')], at: 7 },
+        ]);
+        assert.deepEqual(await s.messages.receipt(app, m.id), {
+          receipt: { targeted: 0, delivered: 1, acked: 0 },
+          recipients: [{ clientId: 'c1', deliveredAt: 7 }],
+        });
+        assert.equal(await s.messages.receipt(app, gone.id), undefined);
+        assert.equal(await s.messages.receipt(app, mid(99)), undefined);
+        assert.equal(await s.messages.receipt(asApiKey('no-such-app'), m.id), undefined);
+      });
+
+      void it('rejects a batch with a bad update whole, with STORE_INVALID', async () => {
+        const app = await newApp();
+        const m = await s.messages.append(message(app, 'x', { target: to(['c1']) }));
+        const good = { apikey: app, id: m.id, delivered: 1, acked: 1, deliveredTo: [cid('c1')], at: 1 };
+        for (const bad of [{ delivered: -1 }, { acked: 0.5 }, { at: Number.NaN }]) {
+          await assert.rejects(s.messages.recordReceipts([good, { ...good, ...bad }]), { code: 'STORE_INVALID' }, JSON.stringify(bad));
+        }
+        assert.deepEqual(await s.messages.receipt(app, m.id), {
+          receipt: { targeted: 0, delivered: 0, acked: 0 },
+          recipients: [{ clientId: 'c1' }],
+        });
+      });
+    });
+
+    void describe('messages: sweep and delete with targets and receipts', () => {
+      void it('sweeps expired targeted messages: not read, no receipt, targets gone', async () => {
+        const app = await newApp();
+        const dead = await s.messages.append(message(app, 'dead', { ttlSeconds: 0, targeted: 1, target: to(['c1'], ['vip']) }));
+        const live = await s.messages.append(message(app, 'live', { targeted: 1, target: to(['c1'], ['vip']) }));
+        assert.equal(await s.messages.sweepExpired(Date.now()), 1);
+        assert.equal(await s.messages.receipt(app, dead.id), undefined);
+        assert.deepEqual(ids(await s.messages.readFor(app, client('c1', ['vip']), mid(0), 10)), [live.id]);
+        assert.deepEqual((await s.messages.receipt(app, live.id))?.recipients, [{ clientId: 'c1' }]);
+      });
+
+      void it('deletes an app with its targets, receipts and clients', async () => {
+        const gone = await newApp('gone');
+        const kept = await newApp('kept');
+        for (const app of [gone, kept]) {
+          await s.messages.append(message(app, 'c1', { target: to(['c1'], ['vip']) }));
+          await s.clients.touch(app, cid('c1'), { startAfter: mid(0), addTags: ['vip'], now: 1 });
+        }
+        assert.equal(await s.apps.deleteApp(gone), true);
+        assert.equal(await s.clients.get(gone, cid('c1')), undefined);
+        assert.equal(await s.messages.receipt(gone, mid(1)), undefined);
+        assert.deepEqual(await s.messages.readFor(gone, client('c1', ['vip']), mid(0), 10), []);
+        assert.equal(await s.messages.lastId(gone), 0);
+        assert.equal((await s.clients.get(kept, cid('c1')))?.clientId, 'c1');
+        assert.deepEqual(ids(await s.messages.readFor(kept, client('c1'), mid(0), 10)), [1]);
+        assert.deepEqual((await s.messages.receipt(kept, mid(1)))?.recipients, [{ clientId: 'c1' }]);
+      });
+    });
+
+    void describe('clients', () => {
+      void it('starts a new client at startAfter, with its tags', async () => {
+        const app = await newApp();
+        const state = await s.clients.touch(app, cid('c1'), { startAfter: mid(17), addTags: ['vip', 'ios', 'vip'], now: 1000 });
+        assert.deepEqual(state, {
+          clientId: 'c1',
+          tags: ['vip', 'ios'],
+          lastAckedId: 17,
+          lastDeliveredId: 17,
+          firstSeenAt: 1000,
+          lastSeenAt: 1000,
+        });
+        assert.deepEqual(await s.clients.get(app, cid('c1')), state);
+        assert.equal(await s.clients.get(app, cid('c2')), undefined);
+        assert.deepEqual((await s.clients.touch(app, cid('c2'), { startAfter: mid(0), now: 5 })).tags, []);
+      });
+
+      void it('keeps a known client positions and first-seen time, adds tags in order of first appearance', async () => {
+        const app = await newApp();
+        await s.clients.touch(app, cid('c1'), { startAfter: mid(5), addTags: ['b', 'a'], now: 1000 });
+        await s.clients.savePositions([{ apikey: app, clientId: cid('c1'), ackedId: mid(7), deliveredId: mid(9) }]);
+        const again = await s.clients.touch(app, cid('c1'), { startAfter: mid(100), addTags: ['c', 'a', 'd', 'c'], now: 2000 });
+        assert.deepEqual(again, {
+          clientId: 'c1',
+          tags: ['b', 'a', 'c', 'd'],
+          lastAckedId: 7,
+          lastDeliveredId: 9,
+          firstSeenAt: 1000,
+          lastSeenAt: 2000,
+        });
+        const quiet = await s.clients.touch(app, cid('c1'), { startAfter: mid(0), now: 3000 });
+        assert.deepEqual(quiet, { ...again, lastSeenAt: 3000 });
+        assert.deepEqual(await s.clients.get(app, cid('c1')), quiet);
+      });
+
+      void it('replaces tags with setTags, creating an unknown client at position 0', async () => {
+        const app = await newApp();
+        await s.clients.touch(app, cid('c1'), { startAfter: mid(3), addTags: ['a', 'b'], now: 1000 });
+        await s.clients.setTags(app, cid('c1'), ['z', 'a', 'z']);
+        assert.deepEqual(await s.clients.get(app, cid('c1')), {
+          clientId: 'c1',
+          tags: ['z', 'a'],
+          lastAckedId: 3,
+          lastDeliveredId: 3,
+          firstSeenAt: 1000,
+          lastSeenAt: 1000,
+        });
+        await s.clients.setTags(app, cid('c1'), []);
+        assert.deepEqual((await s.clients.get(app, cid('c1')))?.tags, []);
+
+        const before = Date.now();
+        await s.clients.setTags(app, cid('new'), ['vip']);
+        const created = await s.clients.get(app, cid('new'));
+        assert.ok(created);
+        assert.deepEqual({ ...created, firstSeenAt: 0, lastSeenAt: 0 }, {
+          clientId: 'new',
+          tags: ['vip'],
+          lastAckedId: 0,
+          lastDeliveredId: 0,
+          firstSeenAt: 0,
+          lastSeenAt: 0,
+        });
+        assert.ok(created.firstSeenAt >= before && created.firstSeenAt <= Date.now());
+        // When it connects it is a known client: it keeps position 0.
+        const first = await s.clients.touch(app, cid('new'), { startAfter: mid(50), addTags: ['ios'], now: Date.now() });
+        assert.equal(first.lastAckedId, 0);
+        assert.deepEqual(first.tags, ['vip', 'ios']);
+      });
+
+      void it('moves positions forward only, in one batch, ignoring unknown clients', async () => {
+        const app = await newApp();
+        const other = await newApp('other');
+        for (const a of [app, other]) await s.clients.touch(a, cid('c1'), { startAfter: mid(10), now: 1 });
+        await s.clients.touch(app, cid('c2'), { startAfter: mid(10), now: 1 });
+        await s.clients.savePositions([
+          { apikey: app, clientId: cid('c1'), ackedId: mid(12) },
+          { apikey: app, clientId: cid('c1'), deliveredId: mid(15) },
+          { apikey: app, clientId: cid('c1'), ackedId: mid(11), deliveredId: mid(14) },
+          { apikey: app, clientId: cid('c2'), ackedId: mid(3), deliveredId: mid(4) },
+          { apikey: app, clientId: cid('ghost'), ackedId: mid(99), deliveredId: mid(99) },
+          { apikey: app, clientId: cid('c1') },
+        ]);
+        await s.clients.savePositions([]);
+        const c1 = await s.clients.get(app, cid('c1'));
+        assert.deepEqual([c1?.lastAckedId, c1?.lastDeliveredId], [12, 15]);
+        const c2 = await s.clients.get(app, cid('c2'));
+        assert.deepEqual([c2?.lastAckedId, c2?.lastDeliveredId], [10, 10]);
+        assert.equal(await s.clients.get(app, cid('ghost')), undefined);
+        const elsewhere = await s.clients.get(other, cid('c1'));
+        assert.deepEqual([elsewhere?.lastAckedId, elsewhere?.lastDeliveredId], [10, 10]);
+      });
+
+      void it('keeps the same clientId in two apps apart', async () => {
+        const a = await newApp('a');
+        const b = await newApp('b');
+        await s.clients.touch(a, cid('c1'), { startAfter: mid(1), addTags: ['in-a'], now: 1 });
+        await s.clients.touch(b, cid('c1'), { startAfter: mid(2), addTags: ['in-b'], now: 2 });
+        await s.clients.setTags(b, cid('c1'), ['changed']);
+        await s.clients.savePositions([{ apikey: b, clientId: cid('c1'), ackedId: mid(8) }]);
+        assert.deepEqual(await s.clients.get(a, cid('c1')), {
+          clientId: 'c1',
+          tags: ['in-a'],
+          lastAckedId: 1,
+          lastDeliveredId: 1,
+          firstSeenAt: 1,
+          lastSeenAt: 1,
+        });
+        assert.deepEqual(await s.clients.get(b, cid('c1')), {
+          clientId: 'c1',
+          tags: ['changed'],
+          lastAckedId: 8,
+          lastDeliveredId: 2,
+          firstSeenAt: 2,
+          lastSeenAt: 2,
+        });
+      });
+
+      void it('accepts tags of 1 to 128 characters and up to 256 per client', async () => {
+        const app = await newApp();
+        const many = range(1, 256).map((i) => `t${i}`);
+        await s.clients.setTags(app, cid('c1'), ['x'.repeat(128), '标', ...many.slice(2)]);
+        assert.equal((await s.clients.get(app, cid('c1')))?.tags.length, 256);
+        // Already-held tags do not count twice.
+        const touched = await s.clients.touch(app, cid('c1'), { startAfter: mid(0), addTags: ['标', 't3'], now: 1 });
+        assert.equal(touched.tags.length, 256);
+      });
+
+      void it('rejects bad tags and positions with STORE_INVALID, changing nothing', async () => {
+        const app = await newApp();
+        const c = cid('c1');
+        await s.clients.touch(app, c, { startAfter: mid(5), addTags: ['keep'], now: 1 });
+        const over = range(1, 256).map((i) => `t${i}`);
+        const badTags: unknown[][] = [[''], ['x'.repeat(129)], [...over, 'one too many'], [7], [null]];
+        for (const tags of badTags) {
+          const label = JSON.stringify(tags).slice(0, 40);
+          await assert.rejects(s.clients.setTags(app, c, tags as string[]), { code: 'STORE_INVALID' }, label);
+          await assert.rejects(s.clients.touch(app, c, { startAfter: mid(0), addTags: tags as string[], now: 2 }), { code: 'STORE_INVALID' }, label);
+          await assert.rejects(s.clients.setTags(app, cid('fresh'), tags as string[]), { code: 'STORE_INVALID' }, label);
+        }
+        // The union would pass 256.
+        await assert.rejects(s.clients.touch(app, c, { startAfter: mid(0), addTags: over, now: 2 }), { code: 'STORE_INVALID' });
+        for (const startAfter of [-1, 1.5, Number.NaN]) {
+          await assert.rejects(s.clients.touch(app, cid('fresh'), { startAfter: mid(startAfter), now: 2 }), { code: 'STORE_INVALID' });
+        }
+        await assert.rejects(s.clients.touch(app, c, { startAfter: mid(0), now: Number.NaN }), { code: 'STORE_INVALID' });
+        for (const bad of [{ ackedId: mid(-1) }, { deliveredId: mid(2.5) }]) {
+          await assert.rejects(
+            s.clients.savePositions([{ apikey: app, clientId: c, ackedId: mid(9) }, { apikey: app, clientId: c, ...bad }]),
+            { code: 'STORE_INVALID' },
+          );
+        }
+        assert.deepEqual(await s.clients.get(app, c), {
+          clientId: 'c1',
+          tags: ['keep'],
+          lastAckedId: 5,
+          lastDeliveredId: 5,
+          firstSeenAt: 1,
+          lastSeenAt: 1,
+        });
+        assert.equal(await s.clients.get(app, cid('fresh')), undefined);
+      });
+
+      void it(`sweeps clients unseen for ${CLIENT_RETENTION_MS / DAY_MS} days, counting only messages`, async () => {
+        const app = await newApp();
+        const t0 = Date.now();
+        await s.clients.touch(app, cid('old'), { startAfter: mid(0), now: t0 });
+        await s.clients.touch(app, cid('recent'), { startAfter: mid(0), now: t0 + DAY_MS });
+        await s.clients.touch(app, cid('back'), { startAfter: mid(0), now: t0 });
+        await s.clients.touch(app, cid('back'), { startAfter: mid(0), now: t0 + 2 * DAY_MS });
+        await s.messages.append(message(app, 'x'));
+        assert.equal(await s.messages.sweepExpired(t0 + CLIENT_RETENTION_MS), 1);
+        assert.ok(await s.clients.get(app, cid('old')), 'unseen exactly the retention: kept');
+        assert.equal(await s.messages.sweepExpired(t0 + CLIENT_RETENTION_MS + 1), 0);
+        assert.equal(await s.clients.get(app, cid('old')), undefined);
+        assert.ok(await s.clients.get(app, cid('recent')));
+        assert.ok(await s.clients.get(app, cid('back')));
+        assert.equal(await s.messages.sweepExpired(t0 + 2 * DAY_MS + CLIENT_RETENTION_MS + 1), 0);
+        assert.equal(await s.clients.get(app, cid('recent')), undefined);
+        assert.equal(await s.clients.get(app, cid('back')), undefined);
       });
     });
   });

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { asApiKey, asMessageId, type ApiKey } from '../../src/ids.js';
+import { asApiKey, asClientId, asMessageId, type ApiKey } from '../../src/ids.js';
 import { verifyPassword } from '../../src/store/secrets.js';
-import { SCHEMA_VERSION, StoreError, openSqliteStorage } from '../../src/store/sqlite-storage.js';
-import type { NewMessage } from '../../src/store/store.js';
+import { SCHEMA_VERSION, StoreError, explainReadFor, openSqliteStorage } from '../../src/store/sqlite-storage.js';
+import type { NewMessage, Target } from '../../src/store/store.js';
 import { runStorageContract } from './contract.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,9 +22,14 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const freshPath = (): string => join(dir, `db-${++files}.sqlite`);
 
-function message(apikey: ApiKey, data: unknown, ttlSeconds = 3600): NewMessage {
-  return { apikey, target: { all: true, clientIds: [], tags: [] }, event: 'onMsg', data, ttlSeconds };
+const ALL: Target = { all: true, clientIds: [], tags: [] };
+
+function message(apikey: ApiKey, data: unknown, ttlSeconds = 3600, target: Target = ALL): NewMessage {
+  return { apikey, targeted: 0, target, event: 'onMsg', data, ttlSeconds };
 }
+
+const cid = asClientId;
+const mid = asMessageId;
 
 /** A plain better-sqlite3 handle, to look at (or damage) the file behind the store's back. */
 function raw<T>(path: string, use: (db: Database.Database) => T): T {
@@ -34,6 +39,51 @@ function raw<T>(path: string, use: (db: Database.Database) => T): T {
   } finally {
     db.close();
   }
+}
+
+// Migration 1 exactly as version 1 of shaddock wrote it: a file to upgrade from. A copy,
+// not an import, so that it stays what shipped.
+const V1_SCHEMA = `
+  CREATE TABLE apps (
+    apikey               TEXT    NOT NULL PRIMARY KEY,
+    secret               TEXT    NOT NULL,
+    name                 TEXT    NOT NULL,
+    message_ttl_seconds  INTEGER NOT NULL DEFAULT 86400 CHECK (message_ttl_seconds >= 0),
+    require_client_token INTEGER NOT NULL DEFAULT 0 CHECK (require_client_token IN (0, 1)),
+    -- The id of the app's latest message ever appended. Messages are deleted (sweep),
+    -- this counter never goes back, so an id is never handed out twice.
+    last_message_id      INTEGER NOT NULL DEFAULT 0,
+    created_at           INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE admins (
+    username   TEXT    NOT NULL PRIMARY KEY,
+    salt       TEXT    NOT NULL,
+    hash       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE messages (
+    apikey      TEXT    NOT NULL REFERENCES apps (apikey) ON DELETE CASCADE,
+    id          INTEGER NOT NULL,
+    target      TEXT    NOT NULL,  -- JSON {all, clientIds, tags}
+    event       TEXT    NOT NULL,
+    data        TEXT    NOT NULL,  -- JSON
+    ttl_seconds INTEGER NOT NULL CHECK (ttl_seconds >= 0),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (apikey, id)
+  ) STRICT;
+
+  CREATE INDEX messages_by_expiry ON messages (expires_at);
+  `;
+
+/** The schema objects of a file, to compare two files. */
+function schemaOf(path: string): unknown {
+  return raw(path, (db) => ({
+    version: db.pragma('user_version', { simple: true }),
+    objects: db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all(),
+  }));
 }
 
 runStorageContract('sqlite :memory:', () => openSqliteStorage(':memory:'));
@@ -166,36 +216,207 @@ void describe('SqliteStorage', () => {
     await s.close();
   });
 
-  void it('rejects bad input and use after close with a StoreError', async () => {
+  void it('fails with a StoreError after close', async () => {
     const s = openSqliteStorage(':memory:');
     const { apikey } = await s.apps.createApp({ name: 'x' });
-    await assert.rejects(s.messages.append(message(apikey, undefined)), { code: 'STORE_FAILED' });
-    await assert.rejects(s.messages.append(message(apikey, 1, -1)), { code: 'STORE_FAILED' });
-    await assert.rejects(s.messages.append(message(apikey, 1, 1.5)), { code: 'STORE_FAILED' });
-    await assert.rejects(s.messages.append(message(apikey, 1, Number.MAX_SAFE_INTEGER)), { code: 'STORE_FAILED' });
-    // Nothing was stored, and no id was spent.
-    assert.equal((await s.messages.append(message(apikey, 1))).id, 1);
     await s.close();
     await assert.rejects(s.apps.getApp(asApiKey(apikey)), { name: 'StoreError', code: 'STORE_FAILED' });
+    await assert.rejects(s.messages.readFor(apikey, { clientId: cid('c'), tags: ['t'] }, mid(0), 1), { code: 'STORE_FAILED' });
+    await assert.rejects(s.clients.get(apikey, cid('c')), { code: 'STORE_FAILED' });
   });
 
-  void it('sweeps more expired messages than one batch', async () => {
+  void it('sweeps more expired messages than one batch, with their targets and recipients', async () => {
     const path = freshPath();
     const s = openSqliteStorage(path);
     const { apikey } = await s.apps.createApp({ name: 'x' });
-    await s.messages.append(message(apikey, 'kept'));
+    await s.messages.append(message(apikey, 'kept', 3600, { all: false, clientIds: [cid('c1')], tags: ['vip'] }));
     const expired = 12_345;
     raw(path, (db) => {
       const insert = db.prepare(
-        `INSERT INTO messages (apikey, id, target, event, data, ttl_seconds, created_at, expires_at)
-         VALUES (?, ?, '{"all":true,"clientIds":[],"tags":[]}', 'onMsg', 'null', 0, 0, 0)`,
+        `INSERT INTO messages (apikey, id, target, target_all, event, data, ttl_seconds, created_at, expires_at)
+         VALUES (?, ?, '{"all":false,"clientIds":["c1"],"tags":["vip"]}', 0, 'onMsg', 'null', 0, 0, 0)`,
       );
+      const target = db.prepare('INSERT INTO message_targets (apikey, message_id, kind, value) VALUES (?, ?, ?, ?)');
+      const recipient = db.prepare('INSERT INTO message_recipients (apikey, message_id, client_id) VALUES (?, ?, ?)');
       db.transaction(() => {
-        for (let i = 0; i < expired; i++) insert.run(apikey, 1000 + i);
+        for (let id = 1000; id < 1000 + expired; id++) {
+          insert.run(apikey, id);
+          target.run(apikey, id, 'c', 'c1');
+          target.run(apikey, id, 't', 'vip');
+          recipient.run(apikey, id, 'c1');
+        }
       })();
     });
     assert.equal(await s.messages.sweepExpired(Date.now()), expired);
     assert.equal((await s.messages.history(apikey, { limit: 10 })).length, 1);
+    const left = raw(path, (db) => ({
+      targets: db.prepare('SELECT message_id, kind, value FROM message_targets ORDER BY kind').all(),
+      recipients: db.prepare('SELECT message_id, client_id FROM message_recipients').all(),
+    }));
+    assert.deepEqual(left, {
+      targets: [
+        { message_id: 1, kind: 'c', value: 'c1' },
+        { message_id: 1, kind: 't', value: 'vip' },
+      ],
+      recipients: [{ message_id: 1, client_id: 'c1' }],
+    });
+    await s.close();
+  });
+
+  void it('reads for a client through the target indexes, never scanning the messages', async () => {
+    const path = freshPath();
+    const s = openSqliteStorage(path);
+    const { apikey } = await s.apps.createApp({ name: 'x' });
+    // Many messages, few for c1; with ANALYZE statistics too, the plan must not change.
+    raw(path, (db) => {
+      const insert = db.prepare(
+        `INSERT INTO messages (apikey, id, target, target_all, event, data, ttl_seconds, created_at, expires_at)
+         VALUES (?, ?, ?, ?, 'onMsg', 'null', 3600, 0, 9e15)`,
+      );
+      const target = db.prepare('INSERT INTO message_targets (apikey, message_id, kind, value) VALUES (?, ?, ?, ?)');
+      db.transaction(() => {
+        for (let id = 1; id <= 5000; id++) {
+          const all = id % 500 === 0;
+          const [clientId, tag] = [`client-${id % 1000}`, `tag-${id % 50}`];
+          insert.run(apikey, id, JSON.stringify({ all, clientIds: [clientId], tags: [tag] }), all ? 1 : 0);
+          target.run(apikey, id, 'c', clientId);
+          target.run(apikey, id, 't', tag);
+        }
+        db.prepare('UPDATE apps SET last_message_id = 5000').run();
+      })();
+    });
+    const arm = 'SEARCH t USING PRIMARY KEY (apikey=? AND kind=? AND value=? AND message_id>?)';
+    const check = (db: Database.Database, label: string): void => {
+      for (const n of [0, 1, 2, 8, 9, 20]) {
+        const tags = Array.from({ length: n }, (_, i) => `tag-${i}`);
+        const plan = explainReadFor(db, apikey, { clientId: cid('client-7'), tags }, mid(0), 100);
+        const shown = `${label}, ${n} tags:\n${plan.join('\n')}`;
+        assert.ok(!plan.some((line) => /\bSCAN (messages|m|t)\b/.test(line)), shown);
+        // That index is in id order but holds every target row of the app: reading it is a scan.
+        assert.ok(!plan.some((line) => line.includes('message_targets_by_message')), shown);
+        assert.ok(plan.some((line) => line.includes('SEARCH messages USING COVERING INDEX messages_for_all (apikey=? AND id>?)')), shown);
+        // One arm for the clientId, one per tag up to 8, one for the rest.
+        assert.equal(plan.filter((line) => line.includes(arm)).length, 1 + Math.min(n, 8) + (n > 8 ? 1 : 0), shown);
+        assert.ok(plan.some((line) => line.includes('MERGE (UNION)')), shown);
+      }
+    };
+    raw(path, (db) => check(db, 'no statistics'));
+    raw(path, (db) => db.exec('ANALYZE'));
+    raw(path, (db) => check(db, 'after ANALYZE'));
+    // What the cascades do for each deleted message: an index search, not a table scan.
+    raw(path, (db) => {
+      const plan = (sql: string): string[] =>
+        db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('k', 1).map((r) => (r as { detail: string }).detail);
+      assert.match(
+        plan('DELETE FROM message_targets WHERE apikey = ? AND message_id = ?').join('\n'),
+        /^SEARCH message_targets USING (COVERING )?INDEX message_targets_by_message \(apikey=\? AND message_id=\?\)$/,
+      );
+      assert.match(
+        plan('DELETE FROM message_recipients WHERE apikey = ? AND message_id = ?').join('\n'),
+        /^SEARCH message_recipients USING (COVERING )?INDEX sqlite_autoindex_message_recipients_1 \(apikey=\? AND message_id=\?\)$/,
+      );
+    });
+    // And it reads the right ones.
+    const read = await s.messages.readFor(apikey, { clientId: cid('client-7'), tags: [] }, mid(0), 100);
+    assert.deepEqual(
+      read.map((m) => m.id),
+      [7, 500, 1000, 1007, 1500, 2000, 2007, 2500, 3000, 3007, 3500, 4000, 4007, 4500, 5000],
+    );
+    await s.close();
+  });
+
+  void it('migrates a version-1 file: backfills targets, then reads for clients', async () => {
+    const path = freshPath();
+    const target = (t: Target): string => JSON.stringify(t);
+    raw(path, (db) => {
+      db.pragma('journal_mode = WAL');
+      db.exec(V1_SCHEMA);
+      db.pragma('user_version = 1');
+      db.prepare(`INSERT INTO apps (apikey, secret, name, last_message_id, created_at) VALUES ('old-app', 's', 'old', 6, 0)`).run();
+      const insert = db.prepare(
+        `INSERT INTO messages (apikey, id, target, event, data, ttl_seconds, created_at, expires_at)
+         VALUES ('old-app', ?, ?, 'onMsg', ?, 3600, 0, ?)`,
+      );
+      const live = 9e15;
+      insert.run(1, target(ALL), '"all"', live);
+      insert.run(2, target({ all: false, clientIds: [cid('c1'), cid('c1')], tags: [] }), '"c1"', live);
+      insert.run(3, target({ all: false, clientIds: [], tags: ['vip', 'gold'] }), '"vip gold"', live);
+      insert.run(4, target({ all: false, clientIds: [], tags: [] }), '"nobody"', live);
+      insert.run(5, target({ all: false, clientIds: [cid('c1')], tags: [] }), '"expired"', 0);
+      // Could never be read back; the migration must not stop on it.
+      insert.run(6, 'not json', '"broken"', live);
+    });
+
+    const s = openSqliteStorage(path);
+    const apikey = asApiKey('old-app');
+    try {
+      const rows = raw(path, (db) => ({
+        version: db.pragma('user_version', { simple: true }),
+        messages: db.prepare('SELECT id, target_all, targeted, delivered, acked FROM messages ORDER BY id').raw().all(),
+        targets: db.prepare('SELECT message_id, kind, value FROM message_targets ORDER BY message_id, kind, value').raw().all(),
+        recipients: db.prepare('SELECT count(*) FROM message_recipients').pluck().get(),
+      }));
+      assert.deepEqual(rows, {
+        version: SCHEMA_VERSION,
+        messages: [
+          [1, 1, 0, 0, 0],
+          [2, 0, 0, 0, 0],
+          [3, 0, 0, 0, 0],
+          [4, 0, 0, 0, 0],
+          [5, 0, 0, 0, 0],
+          [6, 0, 0, 0, 0],
+        ],
+        targets: [
+          [2, 'c', 'c1'],
+          [3, 't', 'gold'],
+          [3, 't', 'vip'],
+          [5, 'c', 'c1'],
+        ],
+        recipients: 0,
+      });
+      const read = async (clientId: string, tags: string[] = []): Promise<unknown[]> =>
+        (await s.messages.readFor(apikey, { clientId: cid(clientId), tags }, mid(0), 10)).map((m) => m.data);
+      assert.deepEqual(await read('c1'), ['all', 'c1']);
+      assert.deepEqual(await read('c2', ['gold']), ['all', 'vip gold']);
+      assert.deepEqual(await read('c2'), ['all']);
+      // Old messages have no receipts to report, but take new ones.
+      assert.deepEqual(await s.messages.receipt(apikey, mid(2)), { receipt: { targeted: 0, delivered: 0, acked: 0 }, recipients: [] });
+      await s.messages.recordReceipts([{ apikey, id: mid(2), delivered: 1, acked: 1, deliveredTo: [cid('c1')], at: 1 }]);
+      assert.deepEqual((await s.messages.receipt(apikey, mid(2)))?.receipt, { targeted: 0, delivered: 1, acked: 1 });
+      // New messages continue the ids and are read alongside the old ones.
+      assert.equal(await s.messages.lastId(apikey), 6);
+      const next = await s.messages.append(message(apikey, 'new c1', 3600, { all: false, clientIds: [cid('c1')], tags: [] }));
+      assert.equal(next.id, 7);
+      assert.deepEqual(await read('c1'), ['all', 'c1', 'new c1']);
+      await s.clients.touch(apikey, cid('c1'), { startAfter: mid(6), now: 1 });
+    } finally {
+      await s.close();
+    }
+    // The upgraded file has exactly the schema of a new one.
+    const fresh = freshPath();
+    await openSqliteStorage(fresh).close();
+    assert.deepEqual(schemaOf(path), schemaOf(fresh));
+  });
+
+  void it('sweeps clients after the retention it was opened with', async () => {
+    const s = openSqliteStorage(':memory:', { clientRetentionMs: 1000 });
+    const { apikey } = await s.apps.createApp({ name: 'x' });
+    await s.clients.touch(apikey, cid('c1'), { startAfter: mid(0), now: 5000 });
+    await s.messages.sweepExpired(6000);
+    assert.ok(await s.clients.get(apikey, cid('c1')));
+    await s.messages.sweepExpired(6001);
+    assert.equal(await s.clients.get(apikey, cid('c1')), undefined);
+    await s.close();
+  });
+
+  void it('reports a malformed clients row as a StoreError', async () => {
+    const path = freshPath();
+    const s = openSqliteStorage(path);
+    const { apikey } = await s.apps.createApp({ name: 'x' });
+    await s.clients.touch(apikey, cid('c1'), { startAfter: mid(0), addTags: ['a'], now: 1 });
+    raw(path, (db) => db.prepare(`UPDATE clients SET tags = '{"a":1}'`).run());
+    await assert.rejects(s.clients.get(apikey, cid('c1')), { name: 'StoreError', code: 'STORE_FAILED' });
+    await assert.rejects(s.clients.touch(apikey, cid('c1'), { startAfter: mid(0), now: 2 }), { code: 'STORE_FAILED' });
     await s.close();
   });
 

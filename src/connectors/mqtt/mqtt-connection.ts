@@ -1,0 +1,864 @@
+import type { Socket } from 'node:net';
+import {
+  generate,
+  type IConnectPacket,
+  type IDisconnectPacket,
+  type IPubackPacket,
+  type IPublishPacket,
+  type IPubrelPacket,
+  type ISubscribePacket,
+  type IUnsubscribePacket,
+  type Packet,
+} from 'mqtt-packet';
+import type { ApiKey } from '../../ids.js';
+import type { App } from '../../store/store.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import { HubError, type Role } from '../../hub/hub.js';
+import { isProtocolError } from '../../protocol/errors.js';
+import type { WheelItem } from '../deadline-wheel.js';
+import {
+  CONNECT_REFUSALS,
+  CONNECT_REFUSAL_BY_HUB_ERROR,
+  DISCONNECT_BY_CLOSE_REASON,
+  DISCONNECT_CODES,
+  PACKET_ID_NOT_FOUND,
+  PUBACK_BY_HUB_ERROR,
+  PUBACK_CODES,
+  SUBACK_FAILURES,
+  UNSUBACK_CODES,
+  type ConnectRefusal,
+  type DisconnectName,
+  type PubackName,
+} from './mqtt-codes.js';
+import { packetIdOffset, type DeliveryQos, type MqttPush } from './mqtt-encoder.js';
+import { MqttPacketReader, UnsupportedVersionError } from './mqtt-reader.js';
+import { allTopic, classifyFilter, clientTopic, presenceTopic, pushTopic, tagTopic } from './mqtt-topics.js';
+import { parsePushRequest, type PushRequest } from './push-request.js';
+import type { MqttContext } from './mqtt-context.js';
+
+const Phase = {
+  /** Socket accepted; the first packet must be CONNECT (MQTT-3.1.0-1). */
+  awaitingConnect: 0,
+  /** CONNECT read; the hub is checking it. Later packets wait in the backlog. */
+  entering: 1,
+  ready: 2,
+  /** We said goodbye (or refused) and ended the socket; it has a grace period to flush. */
+  closing: 3,
+  closed: 4,
+} as const;
+type Phase = (typeof Phase)[keyof typeof Phase];
+
+/** MQTT-3.1.2-24: a client that sends nothing for one and a half keep-alives is gone. */
+const KEEPALIVE_FACTOR = 1.5;
+/**
+ * QoS 1 messages written and not yet PUBACKed, at most: every packet id (MQTT-2.3.1-2
+ * allows no more), or an MQTT 5 client's Receive Maximum. Later ones wait in our queue,
+ * counted in bufferedBytes. Not lower: the hub paces a resume by bufferedBytes alone, so
+ * a small window would fill the queue during a replay and close the client as slow.
+ */
+const MAX_INFLIGHT = 0xffff;
+/** Unacknowledged QoS 1/2 publishes an MQTT 5 manager may have outstanding (CONNACK Receive Maximum). */
+const RECEIVE_MAXIMUM = 256;
+/**
+ * Packets read while an earlier one is still being handled (the socket is paused
+ * meanwhile, so this is at most what one read chunk held).
+ */
+const MAX_BACKLOG = 4096;
+/** Bytes counted for a queued message on top of its payload: topic and header. */
+const QUEUED_OVERHEAD = 64;
+/** How long a closing socket may take to flush what it has before it is dropped, ms. */
+export const CLOSE_GRACE_MS = 2000;
+/** Reason strings go to the peer: keep them short. */
+const MAX_REASON_CHARS = 120;
+
+const DISCONNECT_REASONS: ReadonlyMap<string, DisconnectName> = new Map(Object.entries(DISCONNECT_BY_CLOSE_REASON));
+
+type PublishRefusal = Exclude<PubackName, 'success'>;
+
+/** Input that breaks the protocol: the connection ends with this MQTT 5 reason. */
+class MqttViolation extends Error {
+  override readonly name = 'MqttViolation';
+  constructor(
+    readonly reason: DisconnectName,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * One MQTT 3.1.1 / 5 connection: CONNECT and auth, keep-alive, subscriptions, QoS 1
+ * delivery with per-connection packet ids, manager pushes, and the one place where
+ * its packets become hub calls (STYLE §4).
+ */
+export class MqttConnection implements Connection<MqttPush>, WheelItem {
+  readonly id = allocateConnectionId();
+  readonly connector = 'mqtt' as const;
+  readonly connectedAt = Date.now();
+  readonly remoteAddress: string;
+  wheelSlot = -1;
+
+  readonly #ctx: MqttContext;
+  readonly #socket: Socket;
+  readonly #reader: MqttPacketReader;
+  #phase: Phase = Phase.awaitingConnect;
+  #left = false;
+
+  // From CONNECT.
+  #version: 3 | 4 | 5 = 4;
+  #v5 = false;
+  #keepaliveMs = 0;
+  #clientMaxPacket = Number.POSITIVE_INFINITY;
+  #maxInflight = MAX_INFLIGHT;
+  /** MQTT-3.1.2-29: reason strings on PUBACK, PUBREC… only when the client wants them. */
+  #problemInfo = true;
+
+  /** Set while the hub is entering us: who we will be once it has. */
+  #entering: { readonly app: App; readonly clientId: string; readonly clean: boolean; readonly role: Role } | undefined;
+
+  // Who, once entered; topics are built once per connection.
+  #role: Role = 'client';
+  #apikey = '';
+  #clientId: string | undefined;
+  #topicAll = '';
+  #topicOwn = '';
+  #topicPresence = '';
+  #topicPush = '';
+
+  /** Filter → granted QoS. */
+  readonly #subs = new Map<string, DeliveryQos>();
+  /** Tag → its topic, for the tags subscribed on this connection, in subscription order (topic choice). */
+  readonly #tags = new Map<string, string>();
+  #deliveryQos: DeliveryQos = 1;
+
+  // Outbound: QoS 1 window, our queue, cumulative acks.
+  /** Packet id → message id, in the order written (so the first is the oldest). */
+  readonly #inflight = new Map<number, number>();
+  #nextPacketId = 1;
+  #queue: (MqttPush | undefined)[] = [];
+  #queueHead = 0;
+  #queuedBytes = 0;
+  /** Highest message id PUBACKed or written at QoS 0. */
+  #ackCandidate = 0;
+  /** Highest id we told the hub. */
+  #ackedUpTo = 0;
+  #ackScheduled = false;
+
+  // Inbound: one packet at a time; the rest wait while a hub call runs.
+  #busy = false;
+  #backlog: (Packet | undefined)[] = [];
+  #backlogHead = 0;
+  /** QoS 2 pushes stored and PUBRECed, waiting for PUBREL (MQTT-4.3.3). */
+  #qos2Received: Set<number> | undefined;
+
+  constructor(ctx: MqttContext, socket: Socket) {
+    this.#ctx = ctx;
+    this.#socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.#reader = new MqttPacketReader(ctx.maxPacketBytes);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => this.#onTransportClosed());
+    // A socket that never sends its CONNECT is dropped at the deadline.
+    ctx.wheel.arm(this, ctx.connectTimeoutMs);
+  }
+
+  get encoder(): MqttContext['encoder'] {
+    return this.#ctx.encoder;
+  }
+
+  get closed(): boolean {
+    return this.#phase >= Phase.closing;
+  }
+
+  get bufferedBytes(): number {
+    return this.#socket.writableLength + this.#queuedBytes;
+  }
+
+  // ---- Connection: the hub's side ----------------------------------------------------
+
+  write(push: MqttPush): void {
+    if (this.#phase >= Phase.closing) return;
+    if (this.#phase === Phase.entering) this.#accepted();
+    // Before CONNACK (MQTT-3.2.0-1: it goes first) and behind a full QoS 1 window,
+    // messages wait in order.
+    if (this.#phase !== Phase.ready || this.#queueHead < this.#queue.length || !this.#send(push)) this.#enqueue(push);
+  }
+
+  /** MQTT 5: DISCONNECT with the reason's code (mqtt-codes.ts), then close. MQTT 3.1.1 has no server DISCONNECT. */
+  close(reason: CloseReason): void {
+    if (this.#phase >= Phase.closing) return;
+    this.#ctx.log.debug({ conn: this.id, reason }, 'mqtt connection closed by the server');
+    if (this.#phase === Phase.ready && this.#v5) this.#disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
+    this.#end();
+  }
+
+  /** Drops the socket without a word (shutdown grace period over). */
+  destroy(): void {
+    if (this.#phase < Phase.closing) this.#phase = Phase.closing;
+    this.#socket.destroy();
+  }
+
+  /** The wheel says a deadline passed: no CONNECT in time, keep-alive, or close grace. */
+  expire(): void {
+    switch (this.#phase) {
+      case Phase.awaitingConnect:
+      case Phase.entering:
+        this.#ctx.log.debug({ conn: this.id }, 'mqtt connect timeout');
+        this.destroy();
+        return;
+      case Phase.ready:
+        // Reading is paused while a hub call runs: the silence is ours, not the client's.
+        if (this.#busy) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+        else this.close(CLOSE_REASONS.heartbeatTimeout);
+        return;
+      case Phase.closing:
+        this.#socket.destroy();
+        return;
+      case Phase.closed:
+        return;
+      default:
+        assertNever(this.#phase);
+    }
+  }
+
+  // ---- Outbound ----------------------------------------------------------------------
+
+  #enqueue(push: MqttPush): void {
+    this.#queue.push(push);
+    this.#queuedBytes += push.payload.length + QUEUED_OVERHEAD;
+  }
+
+  #drainQueue(): void {
+    while (this.#queueHead < this.#queue.length && this.#phase === Phase.ready) {
+      const push = this.#queue[this.#queueHead]!;
+      if (!this.#send(push)) break;
+      this.#queue[this.#queueHead++] = undefined;
+      this.#queuedBytes -= push.payload.length + QUEUED_OVERHEAD;
+    }
+    if (this.#queueHead > 0 && this.#queueHead === this.#queue.length) {
+      this.#queue = [];
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+  }
+
+  /**
+   * Writes one PUBLISH: the push's shared header for our topic (a copy with our packet
+   * id at QoS 1) and its shared payload. False when the QoS 1 window is full.
+   */
+  #send(push: MqttPush): boolean {
+    const msg = push.message;
+    const qos: DeliveryQos = msg === undefined ? 0 : this.#deliveryQos;
+    if (qos === 1 && this.#inflight.size >= this.#maxInflight) return false;
+    const topic = msg === undefined ? this.#topicPresence : this.#topicFor(push);
+    const shared = push.header(this.#v5, qos, topic);
+    if (shared.length + push.payload.length > this.#clientMaxPacket) {
+      // MQTT-3.1.2-25: a packet over the client's Maximum Packet Size is discarded as
+      // if it had been sent.
+      this.#ctx.log.debug({ conn: this.id, bytes: shared.length + push.payload.length, max: this.#clientMaxPacket }, 'mqtt publish over the client maximum skipped');
+      if (msg !== undefined) this.#autoAck(msg.id);
+      return true;
+    }
+    let header = shared;
+    if (msg !== undefined && qos === 1) {
+      const packetId = this.#allocatePacketId();
+      header = Buffer.allocUnsafe(shared.length);
+      shared.copy(header);
+      header.writeUInt16BE(packetId, packetIdOffset(header, this.#v5));
+      this.#inflight.set(packetId, msg.id);
+    }
+    if (!this.#socket.writable) return true;
+    // Cork around the two parts: one writev, and writableLength stays the real backlog
+    // (a cork held across a burst would count everything as buffered until the flush).
+    this.#socket.cork();
+    this.#socket.write(header);
+    this.#socket.write(push.payload);
+    this.#socket.uncork();
+    // QoS 0 has no acknowledgement: what was written counts as acked.
+    if (msg !== undefined && qos === 0) this.#autoAck(msg.id);
+    return true;
+  }
+
+  /** Topic priority: to this client by id > to one of its tags > broadcast. */
+  #topicFor(push: MqttPush): string {
+    const target = push.message!.target;
+    if (this.#clientId !== undefined && push.targetsClient(this.#clientId)) return this.#topicOwn;
+    if (target.tags.length > 0) {
+      for (const [tag, topic] of this.#tags) if (target.tags.includes(tag)) return topic;
+      // The hub chose us by a tag kept from an earlier connection: name the message's first.
+      if (!target.all) return tagTopic(this.#apikey, target.tags[0]!);
+    }
+    return target.all ? this.#topicAll : this.#topicOwn;
+  }
+
+  /** MQTT-2.3.1-1/2: 1..65535, wrapping, never one still in flight. */
+  #allocatePacketId(): number {
+    let id = this.#nextPacketId;
+    while (this.#inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
+    this.#nextPacketId = id === 0xffff ? 1 : id + 1;
+    return id;
+  }
+
+  #autoAck(messageId: number): void {
+    if (messageId > this.#ackCandidate) this.#ackCandidate = messageId;
+    // Not now: the hub is inside its write to us and has not counted the message as sent.
+    if (this.#ackScheduled) return;
+    this.#ackScheduled = true;
+    queueMicrotask(this.#flushAcks);
+  }
+
+  readonly #flushAcks = (): void => {
+    this.#ackScheduled = false;
+    this.#applyAcks();
+  };
+
+  /**
+   * Tells the hub how far the client has processed. Hub acks are cumulative, so we
+   * never ack past a message still in flight: the oldest in-flight one bounds it.
+   */
+  #applyAcks(): void {
+    let upTo = this.#ackCandidate;
+    const oldest = this.#inflight.size === 0 ? undefined : this.#inflight.values().next().value;
+    if (oldest !== undefined && oldest - 1 < upTo) upTo = oldest - 1;
+    if (upTo > this.#ackedUpTo && this.#phase === Phase.ready) {
+      this.#ackedUpTo = upTo;
+      this.#ctx.hub.ack(this, upTo);
+    }
+  }
+
+  #control(packet: Packet): void {
+    if (!this.#socket.writable) return;
+    const opts = Number.isFinite(this.#clientMaxPacket)
+      ? { protocolVersion: this.#version, maximumPacketSize: this.#clientMaxPacket }
+      : { protocolVersion: this.#version };
+    this.#socket.write(generate(packet, opts));
+  }
+
+  #disconnect(name: DisconnectName, why: string): void {
+    const packet: IDisconnectPacket = { cmd: 'disconnect', reasonCode: DISCONNECT_CODES[name], properties: { reasonString: short(why) } };
+    this.#control(packet);
+  }
+
+  /** Ends the socket after what is written; the wheel drops it if the peer does not read. */
+  #end(): void {
+    if (this.#phase === Phase.closed) return;
+    this.#phase = Phase.closing;
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#queuedBytes = 0;
+    this.#socket.end();
+    this.#ctx.wheel.arm(this, CLOSE_GRACE_MS);
+  }
+
+  #onTransportClosed(): void {
+    this.#phase = Phase.closed;
+    this.#ctx.wheel.disarm(this);
+    this.#ctx.closed(this);
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#backlog = [];
+    if (!this.#left) {
+      this.#left = true;
+      this.#ctx.hub.leave(this);
+    }
+  }
+
+  // ---- Inbound -----------------------------------------------------------------------
+
+  #onData(chunk: Buffer): void {
+    if (this.#phase >= Phase.closing) return;
+    let packets: Packet[];
+    try {
+      packets = this.#reader.push(chunk);
+    } catch (err) {
+      this.#reject(err);
+      return;
+    }
+    for (const p of packets) {
+      this.#receive(p);
+      if (this.#phase >= Phase.closing) return;
+    }
+  }
+
+  #receive(p: Packet): void {
+    if (this.#phase === Phase.ready && this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+    if (this.#busy) {
+      if (this.#backlog.length - this.#backlogHead >= MAX_BACKLOG) {
+        this.#reject(new MqttViolation('quotaExceeded', `more than ${MAX_BACKLOG} packets sent ahead`));
+        return;
+      }
+      this.#backlog.push(p);
+      return;
+    }
+    this.#dispatch(p);
+  }
+
+  /** Handles one packet; one that needs the hub holds the others until it is done. */
+  #dispatch(p: Packet): void {
+    let work: Promise<void> | undefined;
+    try {
+      work = this.#handle(p);
+    } catch (err) {
+      this.#reject(err);
+      return;
+    }
+    if (work === undefined) return;
+    this.#busy = true;
+    this.#socket.pause();
+    void work.then(
+      () => this.#workDone(),
+      (err: unknown) => {
+        this.#reject(err);
+        this.#workDone();
+      },
+    );
+  }
+
+  #workDone(): void {
+    this.#busy = false;
+    while (!this.#busy && this.#phase < Phase.closing && this.#backlogHead < this.#backlog.length) {
+      const p = this.#backlog[this.#backlogHead]!;
+      this.#backlog[this.#backlogHead++] = undefined;
+      this.#dispatch(p);
+    }
+    if (this.#backlogHead > 0 && this.#backlogHead >= this.#backlog.length) {
+      this.#backlog = [];
+      this.#backlogHead = 0;
+    }
+    if (!this.#busy && this.#phase < Phase.closing) this.#socket.resume();
+  }
+
+  /** Bad input: debug log, MQTT 5 DISCONNECT with a reason code, close (STYLE §4). */
+  #reject(err: unknown): void {
+    if (this.#phase >= Phase.closing) return;
+    if (err instanceof UnsupportedVersionError && this.#phase === Phase.awaitingConnect) {
+      // MQTT-3.1.2-2: CONNACK 0x01 (unacceptable protocol level), then close.
+      this.#ctx.log.debug({ conn: this.id, reason: err.message }, 'mqtt connect refused');
+      this.#control({ cmd: 'connack', sessionPresent: false, returnCode: CONNECT_REFUSALS.badProtocolVersion.v3 });
+      this.#end();
+      return;
+    }
+    let name: DisconnectName;
+    let message: string;
+    if (err instanceof MqttViolation) {
+      name = err.reason;
+      message = err.message;
+    } else if (isProtocolError(err)) {
+      name = err.code === 'LIMIT_PAYLOAD' ? 'packetTooLarge' : 'malformed';
+      message = err.message;
+    } else {
+      name = 'unspecified';
+      message = 'internal error';
+      this.#ctx.log.warn({ err, conn: this.id }, 'mqtt packet handler failed');
+    }
+    this.#ctx.log.debug({ conn: this.id, code: name, reason: message }, 'mqtt connection rejected');
+    if (this.#phase === Phase.ready && this.#v5) this.#disconnect(name, message);
+    this.#end();
+  }
+
+  /** Returns a promise when the packet needs the hub; throws MqttViolation for bad input. */
+  #handle(p: Packet): Promise<void> | undefined {
+    if (this.#phase === Phase.awaitingConnect) {
+      // MQTT-3.1.0-1: the first packet must be CONNECT.
+      if (p.cmd !== 'connect') throw new MqttViolation('protocolError', `the first packet must be CONNECT, not ${p.cmd}`);
+      return this.#onConnect(p);
+    }
+    switch (p.cmd) {
+      case 'connect':
+        // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
+        throw new MqttViolation('protocolError', 'a second CONNECT');
+      case 'publish':
+        return this.#onPublish(p);
+      case 'puback':
+        this.#onPuback(p);
+        return undefined;
+      case 'pubrel':
+        this.#onPubrel(p);
+        return undefined;
+      case 'subscribe':
+        return this.#onSubscribe(p);
+      case 'unsubscribe':
+        return this.#onUnsubscribe(p);
+      case 'pingreq':
+        // MQTT-3.12.4-1
+        this.#control({ cmd: 'pingresp' });
+        return undefined;
+      case 'disconnect':
+        this.#ctx.log.debug({ conn: this.id, reasonCode: p.reasonCode }, 'mqtt client disconnected');
+        this.#end();
+        return undefined;
+      case 'pubrec':
+      case 'pubcomp':
+        throw new MqttViolation('protocolError', `${p.cmd} for a QoS 2 message the server never sent`);
+      case 'auth':
+        throw new MqttViolation('protocolError', 'enhanced authentication (AUTH) is not supported');
+      case 'connack':
+      case 'suback':
+      case 'unsuback':
+      case 'pingresp':
+        throw new MqttViolation('protocolError', `${p.cmd} is sent by servers, not clients`);
+      default:
+        return assertNever(p);
+    }
+  }
+
+  // ---- CONNECT -----------------------------------------------------------------------
+
+  #onConnect(p: IConnectPacket): Promise<void> | undefined {
+    this.#version = p.protocolVersion ?? 4;
+    this.#v5 = this.#version === 5;
+    this.#phase = Phase.entering;
+    this.#keepaliveMs = (p.keepalive ?? 0) * 1000 * KEEPALIVE_FACTOR;
+    const props = p.properties;
+    if (this.#v5 && props !== undefined) {
+      if (props.authenticationMethod !== undefined) return this.#refuse('badAuthMethod', 'enhanced authentication is not supported');
+      if (props.receiveMaximum !== undefined && props.receiveMaximum > 0) this.#maxInflight = Math.min(MAX_INFLIGHT, props.receiveMaximum);
+      if (props.maximumPacketSize !== undefined && props.maximumPacketSize > 0) this.#clientMaxPacket = props.maximumPacketSize;
+      if (props.requestProblemInformation === false) this.#problemInfo = false;
+    }
+    // MQTT-3.1.3-8: we assign no ids; a device's client id is how pushes find it.
+    if (p.clientId === '') return this.#refuse('identifierRejected', 'a client id is required');
+    if (p.username === undefined || p.username === '') return this.#refuse('badCredentials', 'the username must be the app key');
+    // Clean session (3.1.1) / Clean Start (5): start from now. Otherwise resume: what was
+    // pushed while the client was away arrives now (MQTT 5 §3.1.2.4, 3.1.1 §3.1.2.4).
+    const clean = p.clean !== false;
+    return this.#enter(p.username, p.clientId, p.password?.toString('utf8'), clean);
+  }
+
+  async #enter(apikey: string, clientId: string, password: string | undefined, clean: boolean): Promise<void> {
+    try {
+      const app = await this.#ctx.hub.app(apikey);
+      await this.#authenticate(app, clientId, password, clean);
+    } catch (err) {
+      this.#entering = undefined;
+      // Accepted at the hub's first write, then failed: too late for a CONNACK refusal.
+      if (this.#phase === Phase.ready) {
+        this.#reject(err);
+        return;
+      }
+      if (err instanceof HubError) {
+        this.#refuse(CONNECT_REFUSAL_BY_HUB_ERROR[err.code], err.message);
+        return;
+      }
+      this.#ctx.log.warn({ err, conn: this.id }, 'mqtt connect failed');
+      this.#refuse('serverUnavailable', 'the server could not take the connection');
+      return;
+    }
+    this.#accepted();
+  }
+
+  /**
+   * The auth rule (docs/connectors-mqtt.md): username = apikey. A password is either
+   * the app's secret — the connection is a manager — or, when the app requires client
+   * tokens, the client's token. No password: a client of an app without tokens.
+   */
+  async #authenticate(app: App, clientId: string, password: string | undefined, clean: boolean): Promise<void> {
+    const hub = this.#ctx.hub;
+    if (password !== undefined) {
+      try {
+        this.#entering = { app, clientId, clean, role: 'manager' };
+        await hub.enterManager(this, app.apikey, password, undefined);
+        return;
+      } catch (err) {
+        this.#entering = undefined;
+        if (!(err instanceof HubError && err.code === 'AUTH_FAILED') || !app.requireClientToken) throw err;
+      }
+    }
+    this.#entering = { app, clientId, clean, role: 'client' };
+    await hub.enterClient(this, {
+      apikey: app.apikey,
+      clientId,
+      resumeAfter: clean ? 'latest' : 'stored',
+      ...(password !== undefined ? { token: password } : {}),
+    });
+  }
+
+  /**
+   * The hub took the connection: CONNACK, then whatever waited. Runs when the enter
+   * call returns, or earlier, at the hub's first write: the hub writes only to
+   * connections it has registered, and a replay from the store can start writing
+   * before the enter call's caller resumes. CONNACK must still go first (MQTT-3.2.0-1).
+   */
+  #accepted(): void {
+    const entering = this.#entering;
+    // Closed while we waited (timeout, replaced): the socket is going, say nothing.
+    if (this.#phase !== Phase.entering || entering === undefined) return;
+    this.#entering = undefined;
+    const { app, clientId, clean, role } = entering;
+    this.#apikey = app.apikey;
+    this.#role = role;
+    this.#clientId = role === 'client' ? clientId : undefined;
+    this.#topicAll = allTopic(app.apikey);
+    this.#topicOwn = clientTopic(app.apikey, clientId);
+    this.#topicPresence = presenceTopic(app.apikey);
+    this.#topicPush = pushTopic(app.apikey);
+    this.#phase = Phase.ready;
+    // sessionPresent: true whenever the client asked to resume (docs: the store, not the
+    // broker, keeps its position); MQTT-3.2.2-1/-4: false for a clean session. MQTT 3.1
+    // has no such flag (the bit is reserved).
+    const sessionPresent = !clean && this.#version !== 3;
+    this.#control(
+      this.#v5
+        ? {
+            cmd: 'connack',
+            sessionPresent,
+            reasonCode: 0,
+            properties: {
+              maximumPacketSize: this.#ctx.maxPacketBytes,
+              receiveMaximum: RECEIVE_MAXIMUM,
+              retainAvailable: false,
+              wildcardSubscriptionAvailable: false,
+              subscriptionIdentifiersAvailable: false,
+              sharedSubscriptionAvailable: false,
+            },
+          }
+        : { cmd: 'connack', sessionPresent, returnCode: 0 },
+    );
+    if (this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+    else this.#ctx.wheel.disarm(this);
+    this.#drainQueue();
+  }
+
+  #refuse(refusal: ConnectRefusal, why: string): undefined {
+    if (this.#phase >= Phase.closing) return undefined;
+    const code = CONNECT_REFUSALS[refusal];
+    this.#ctx.log.debug({ conn: this.id, refusal, reason: why }, 'mqtt connect refused');
+    this.#control(
+      this.#v5
+        ? { cmd: 'connack', sessionPresent: false, reasonCode: code.v5, properties: { reasonString: short(why) } }
+        : { cmd: 'connack', sessionPresent: false, returnCode: code.v3 },
+    );
+    this.#end();
+    return undefined;
+  }
+
+  // ---- PUBLISH (managers push; clients may not) ---------------------------------------
+
+  #onPublish(p: IPublishPacket): Promise<void> | undefined {
+    // MQTT 5 §3.3.2.3.4: our Topic Alias Maximum is 0.
+    if (p.properties?.topicAlias !== undefined) throw new MqttViolation('topicAliasInvalid', 'topic aliases are not supported');
+    if (this.#role !== 'manager') {
+      return this.#refusePublish(p, 'notAuthorized', `clients may not publish; managers publish to apps/{apikey}/push`);
+    }
+    const id = p.messageId ?? 0;
+    if (p.qos === 2 && this.#qos2Received?.has(id)) {
+      // MQTT-4.3.3: a resent QoS 2 publish we already stored: acknowledge again, store once.
+      this.#control({ cmd: 'pubrec', messageId: id });
+      return undefined;
+    }
+    if (p.topic !== this.#topicPush) return this.#refusePublish(p, 'topicNameInvalid', `managers publish to ${this.#topicPush}`);
+    const parsed = parsePushRequest(typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload);
+    if (!parsed.ok) return this.#refusePublish(p, 'payloadFormatInvalid', parsed.why);
+    return this.#push(p, parsed.value);
+  }
+
+  /** Stores the push, then acknowledges it: durable before accepted. */
+  async #push(p: IPublishPacket, req: PushRequest): Promise<void> {
+    let refusal: PublishRefusal | undefined;
+    let why = '';
+    try {
+      await this.#ctx.hub.publishAsManager(this, {
+        apikey: this.#apikey as ApiKey,
+        target: req.target,
+        event: req.event,
+        data: req.data,
+        ...(req.ttlSeconds !== undefined ? { ttlSeconds: req.ttlSeconds } : {}),
+      });
+    } catch (err) {
+      if (err instanceof HubError) {
+        refusal = PUBACK_BY_HUB_ERROR[err.code];
+        why = err.message;
+      } else {
+        this.#ctx.log.warn({ err, conn: this.id }, 'mqtt push failed');
+        refusal = 'unspecified';
+        why = 'the push could not be stored';
+      }
+    }
+    if (this.#phase !== Phase.ready) return;
+    if (refusal !== undefined) {
+      this.#refusePublish(p, refusal, why);
+      return;
+    }
+    const id = p.messageId ?? 0;
+    if (p.qos === 1) this.#control({ cmd: 'puback', messageId: id });
+    else if (p.qos === 2) {
+      (this.#qos2Received ??= new Set()).add(id);
+      this.#control({ cmd: 'pubrec', messageId: id });
+    }
+  }
+
+  /**
+   * MQTT 5: PUBACK / PUBREC with a reason code; a client's QoS 0 publish is dropped (MQTT
+   * 5 gives it no answer), a manager's ends the connection with the reason. MQTT 3.1.1
+   * can only acknowledge or close (MQTT-3.3.5-2); acknowledging would claim a push we
+   * did not take, so we close.
+   */
+  #refusePublish(p: IPublishPacket, refusal: PublishRefusal, why: string): undefined {
+    this.#ctx.log.debug({ conn: this.id, role: this.#role, topic: short(p.topic), reason: why }, 'mqtt publish refused');
+    if (!this.#v5 || (p.qos === 0 && this.#role === 'manager')) throw new MqttViolation(refusal, why);
+    const id = p.messageId ?? 0;
+    const reasonCode = PUBACK_CODES[refusal];
+    const properties = this.#problemInfo ? { properties: { reasonString: short(why) } } : {};
+    if (p.qos === 1) this.#control({ cmd: 'puback', messageId: id, reasonCode, ...properties });
+    // MQTT 5 §4.3.3: a PUBREC with a failure code ends the QoS 2 exchange.
+    else if (p.qos === 2) this.#control({ cmd: 'pubrec', messageId: id, reasonCode, ...properties });
+    return undefined;
+  }
+
+  #onPuback(p: IPubackPacket): void {
+    const messageId = this.#inflight.get(p.messageId ?? 0);
+    if (messageId === undefined) return; // not ours (late, or after a QoS change): nothing to do
+    this.#inflight.delete(p.messageId ?? 0);
+    if (messageId > this.#ackCandidate) this.#ackCandidate = messageId;
+    this.#applyAcks();
+    this.#drainQueue();
+  }
+
+  #onPubrel(p: IPubrelPacket): void {
+    const id = p.messageId ?? 0;
+    const known = this.#qos2Received?.delete(id) ?? false;
+    // MQTT-4.3.3: PUBCOMP either way; MQTT 5 says when the id was unknown.
+    this.#control(this.#v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: PACKET_ID_NOT_FOUND } : { cmd: 'pubcomp', messageId: id });
+  }
+
+  // ---- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------
+
+  #onSubscribe(p: ISubscribePacket): Promise<void> | undefined {
+    const owner = { apikey: this.#apikey, clientId: this.#clientId };
+    const granted: number[] = [];
+    const tags: { readonly index: number; readonly tag: string; readonly filter: string; readonly qos: DeliveryQos }[] = [];
+    for (const sub of p.subscriptions) {
+      const kind = classifyFilter(sub.topic, owner);
+      const qos: DeliveryQos = sub.qos === 0 ? 0 : 1; // QoS 2 requested → 1 granted
+      switch (kind.kind) {
+        case 'forbidden':
+          this.#ctx.log.debug({ conn: this.id, filter: short(sub.topic), reason: kind.why }, 'mqtt subscription refused');
+          granted.push(this.#subackFailure('notAuthorized'));
+          break;
+        case 'presence':
+          // Presence events go out at QoS 0.
+          this.#subs.set(sub.topic, 0);
+          granted.push(0);
+          break;
+        case 'all':
+        case 'own':
+          this.#subs.set(sub.topic, qos);
+          granted.push(qos);
+          break;
+        case 'tag':
+          tags.push({ index: granted.length, tag: kind.tag, filter: sub.topic, qos });
+          granted.push(qos);
+          break;
+        default:
+          assertNever(kind);
+      }
+    }
+    if (tags.length === 0) {
+      this.#subscriptionsChanged();
+      this.#control({ cmd: 'suback', messageId: p.messageId ?? 0, granted });
+      return undefined;
+    }
+    return this.#subscribeTags(p, granted, tags);
+  }
+
+  async #subscribeTags(
+    p: ISubscribePacket,
+    granted: number[],
+    tags: readonly { readonly index: number; readonly tag: string; readonly filter: string; readonly qos: DeliveryQos }[],
+  ): Promise<void> {
+    try {
+      await this.#ctx.hub.subscribeTags(
+        this,
+        tags.map((t) => t.tag),
+      );
+      for (const t of tags) {
+        this.#subs.set(t.filter, t.qos);
+        if (!this.#tags.has(t.tag)) this.#tags.set(t.tag, tagTopic(this.#apikey, t.tag));
+      }
+    } catch (err) {
+      const failure = this.#hubFailure(err, 'mqtt tag subscribe failed');
+      for (const t of tags) granted[t.index] = this.#subackFailure(failure);
+    }
+    if (this.#phase !== Phase.ready) return;
+    this.#subscriptionsChanged();
+    this.#control({ cmd: 'suback', messageId: p.messageId ?? 0, granted });
+  }
+
+  #onUnsubscribe(p: IUnsubscribePacket): Promise<void> | undefined {
+    const owner = { apikey: this.#apikey, clientId: this.#clientId };
+    const codes: number[] = [];
+    const tags: { readonly index: number; readonly tag: string; readonly filter: string }[] = [];
+    for (const filter of p.unsubscriptions) {
+      const kind = classifyFilter(filter, owner);
+      if (kind.kind === 'forbidden') codes.push(UNSUBACK_CODES.notAuthorized);
+      else if (kind.kind === 'tag') {
+        // Tags outlive connections: unsubscribe at the hub even if this connection never subscribed.
+        tags.push({ index: codes.length, tag: kind.tag, filter });
+        codes.push(UNSUBACK_CODES.success);
+      } else codes.push(this.#subs.delete(filter) ? UNSUBACK_CODES.success : UNSUBACK_CODES.noSubscriptionExisted);
+    }
+    if (tags.length === 0) {
+      this.#subscriptionsChanged();
+      this.#control({ cmd: 'unsuback', messageId: p.messageId ?? 0, granted: codes });
+      return undefined;
+    }
+    return this.#unsubscribeTags(p, codes, tags);
+  }
+
+  async #unsubscribeTags(
+    p: IUnsubscribePacket,
+    codes: number[],
+    tags: readonly { readonly index: number; readonly tag: string; readonly filter: string }[],
+  ): Promise<void> {
+    try {
+      await this.#ctx.hub.unsubscribeTags(
+        this,
+        tags.map((t) => t.tag),
+      );
+      for (const t of tags) {
+        this.#subs.delete(t.filter);
+        this.#tags.delete(t.tag);
+      }
+    } catch (err) {
+      const failure = this.#hubFailure(err, 'mqtt tag unsubscribe failed');
+      for (const t of tags) codes[t.index] = UNSUBACK_CODES[failure];
+    }
+    if (this.#phase !== Phase.ready) return;
+    this.#subscriptionsChanged();
+    // MQTT 3.1.1 UNSUBACK carries no codes; mqtt-packet writes them for MQTT 5 only.
+    this.#control({ cmd: 'unsuback', messageId: p.messageId ?? 0, granted: codes });
+  }
+
+  /** Delivery QoS: the highest granted on any subscription; 1 with none, so sessions get acks. */
+  #subscriptionsChanged(): void {
+    let qos: DeliveryQos | undefined;
+    for (const q of this.#subs.values()) if (qos === undefined || q > qos) qos = q;
+    this.#deliveryQos = qos ?? 1;
+  }
+
+  #subackFailure(failure: keyof typeof SUBACK_FAILURES): number {
+    const code = SUBACK_FAILURES[failure];
+    return this.#v5 ? code.v5 : code.v3;
+  }
+
+  #hubFailure(err: unknown, what: string): 'topicFilterInvalid' | 'unspecified' {
+    if (err instanceof HubError) {
+      this.#ctx.log.debug({ conn: this.id, code: err.code, reason: err.message }, what);
+      return err.code === 'BAD_REQUEST' ? 'topicFilterInvalid' : 'unspecified';
+    }
+    this.#ctx.log.warn({ err, conn: this.id }, what);
+    return 'unspecified';
+  }
+}
+
+function short(s: string): string {
+  return s.length > MAX_REASON_CHARS ? `${s.slice(0, MAX_REASON_CHARS - 3)}...` : s;
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected value ${String(x)}`);
+}

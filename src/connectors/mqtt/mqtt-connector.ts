@@ -1,0 +1,106 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../../log.js';
+import type { Hub } from '../../hub/hub.js';
+import { CLOSE_REASONS } from '../../hub/connection.js';
+import { DeadlineWheel } from '../deadline-wheel.js';
+import { closeServer, listen } from '../listen.js';
+import { MqttEncoder } from './mqtt-encoder.js';
+import { CLOSE_GRACE_MS, MqttConnection } from './mqtt-connection.js';
+import type { MqttContext } from './mqtt-context.js';
+
+export interface MqttConnectorOptions {
+  readonly hub: Hub;
+  readonly log: Logger;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /**
+   * Largest packet accepted from a peer, whole packet (fixed header included), bytes.
+   * MQTT 5 clients are told it in CONNACK (Maximum Packet Size).
+   */
+  readonly maxPacketBytes: number;
+  /** Time a new socket has to send CONNECT, ms. @default 10000 */
+  readonly connectTimeoutMs?: number;
+}
+
+/**
+ * Width of the deadline wheel's slots, ms: deadlines fire at most this late, so a
+ * client with a 1 s keep-alive that goes silent is closed within 2 s.
+ */
+const WHEEL_RESOLUTION_MS = 250;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * MQTT 3.1.1 and 5 over plain TCP (docs/connectors-mqtt.md). The hub decides who gets
+ * what; MQTT topics tell clients why (all, clients/{id}, tags/{tag}).
+ */
+export class MqttConnector {
+  readonly #server: Server;
+  readonly #ctx: MqttContext;
+  readonly #opts: MqttConnectorOptions;
+  readonly #connections = new Set<MqttConnection>();
+  /** Resolves close() once the last connection is gone. */
+  #onEmpty: (() => void) | undefined;
+  #port = 0;
+
+  constructor(opts: MqttConnectorOptions) {
+    this.#opts = opts;
+    this.#ctx = {
+      hub: opts.hub,
+      log: opts.log,
+      encoder: new MqttEncoder(),
+      wheel: new DeadlineWheel<MqttConnection>((conn) => conn.expire(), WHEEL_RESOLUTION_MS),
+      connections: this.#connections,
+      closed: (conn) => {
+        this.#connections.delete(conn);
+        if (this.#connections.size === 0) this.#onEmpty?.();
+      },
+      maxPacketBytes: opts.maxPacketBytes,
+      connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    };
+    this.#server = createServer((socket) => this.#accept(socket));
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Sockets open, including those that have not sent CONNECT yet. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  async listen(): Promise<number> {
+    this.#port = await listen(this.#server, this.#opts.host, this.#opts.port);
+    this.#ctx.wheel.start();
+    return this.#port;
+  }
+
+  /**
+   * Stops accepting, closes every connection with the reason (MQTT 5: DISCONNECT), and
+   * waits for them; a peer that has not gone after the grace period is dropped.
+   */
+  async close(reason: string = CLOSE_REASONS.shutdown): Promise<void> {
+    const closing = closeServer(this.#server);
+    // The server's close callback can run before the sockets' own 'close' events: wait for those.
+    const empty = new Promise<void>((resolve) => {
+      this.#onEmpty = resolve;
+      if (this.#connections.size === 0) resolve();
+    });
+    for (const conn of [...this.#connections]) conn.close(reason);
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_GRACE_MS);
+    });
+    await Promise.race([empty, grace]);
+    clearTimeout(timer);
+    for (const conn of [...this.#connections]) conn.destroy();
+    await Promise.all([empty, closing]);
+    this.#onEmpty = undefined;
+    this.#ctx.wheel.stop();
+  }
+
+  #accept(socket: Socket): void {
+    this.#connections.add(new MqttConnection(this.#ctx, socket));
+  }
+}

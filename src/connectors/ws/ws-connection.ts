@@ -1,0 +1,345 @@
+import type { RawData, WebSocket } from 'ws';
+import type { Logger } from '../../log.js';
+import { asClientId, type ApiKey } from '../../ids.js';
+import { HubError, type Hub } from '../../hub/hub.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import type { Target } from '../../store/store.js';
+import { isProtocolError } from '../../protocol/errors.js';
+import {
+  decodeJson,
+  encodeServerFrameBytes,
+  readRef,
+  toClientFrame,
+  type ClientFrame,
+  type EnterClientFrame,
+  type EnterManagerFrame,
+  type JsonLimits,
+  type PushFrame,
+  type Ref,
+  type ServerFrame,
+} from '../../protocol/json/frames.js';
+import type { DeadlineWheel, WheelItem } from '../deadline-wheel.js';
+import { WS_ENCODER, type WsEncoder } from './ws-encoder.js';
+
+/** What every connection of one WsConnector shares (one object, not one per connection). */
+export interface WsContext {
+  readonly hub: Hub;
+  readonly log: Logger;
+  /** Enter deadlines. */
+  readonly wheel: DeadlineWheel<WsConnection>;
+  readonly limits: JsonLimits;
+  readonly maxBadFrames: number;
+  readonly enterTimeoutMs: number;
+  /** The transport of `conn` closed: forget it. */
+  readonly removed: (conn: WsConnection) => void;
+}
+
+/** WebSocket close codes (RFC 6455 §7.4.1) by why we close. */
+export const WS_CLOSE = {
+  normal: 1000,
+  /** §7.4.1: "a type of data it cannot accept (e.g., … binary data)". */
+  unsupported: 1003,
+  policy: 1008,
+  tooBig: 1009,
+} as const;
+
+/**
+ * How each server-side close reason reaches the peer: a `kick` frame and a close code,
+ * or `terminate` when nothing can get through (a full buffer, a peer that stopped
+ * answering pings). Reasons not listed close with 1000.
+ */
+const CLOSE_BY_REASON: Readonly<Record<string, number | 'terminate'>> = {
+  [CLOSE_REASONS.replaced]: WS_CLOSE.normal,
+  [CLOSE_REASONS.shutdown]: WS_CLOSE.normal,
+  [CLOSE_REASONS.appDeleted]: WS_CLOSE.normal,
+  [CLOSE_REASONS.kicked]: WS_CLOSE.normal,
+  [CLOSE_REASONS.handshakeTimeout]: WS_CLOSE.policy,
+  [CLOSE_REASONS.protocolError]: WS_CLOSE.policy,
+  [CLOSE_REASONS.slowConsumer]: 'terminate',
+  [CLOSE_REASONS.heartbeatTimeout]: 'terminate',
+};
+
+export const TOO_MANY_BAD_FRAMES = 'too many bad frames';
+
+const State = { NEW: 0, ENTERING: 1, ENTERED: 2, CLOSED: 3 } as const;
+type State = (typeof State)[keyof typeof State];
+
+const TEXT = { binary: false } as const;
+/** RFC 6455 §5.5: a close frame's body is at most 125 bytes, 2 of them the code. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * One plain WebSocket (JSON) connection: the one place where its frames become hub
+ * calls (STYLE §4), and the way the hub's writes and closes reach the socket.
+ */
+export class WsConnection implements Connection<Buffer>, WheelItem {
+  readonly id = allocateConnectionId();
+  readonly connector = 'ws' as const;
+  readonly connectedAt = Date.now();
+  readonly remoteAddress: string;
+  wheelSlot = -1;
+  /** Set by every pong and frame; the keep-alive sweep clears it, then pings. */
+  alive = true;
+  readonly #ws: WebSocket;
+  readonly #ctx: WsContext;
+  #state: State = State.NEW;
+  #badFrames = 0;
+  #left = false;
+  /** Hub writes that arrive while an enter is in flight wait here, so `entered` goes first. */
+  #pending: Buffer[] | undefined;
+  #pendingBytes = 0;
+
+  constructor(ctx: WsContext, ws: WebSocket, remoteAddress: string) {
+    this.#ctx = ctx;
+    this.#ws = ws;
+    this.remoteAddress = remoteAddress;
+    ctx.wheel.arm(this, ctx.enterTimeoutMs);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    // ws closes the socket itself after a protocol error (1002, 1007, 1009 for a frame
+    // above maxPayload); 'close' follows. We only need to keep the error from throwing.
+    ws.on('error', (err) => ctx.log.debug({ conn: this.id, err: err.message }, 'ws error'));
+    ws.once('close', () => this.#onTransportClosed());
+  }
+
+  get encoder(): WsEncoder {
+    return WS_ENCODER;
+  }
+
+  get closed(): boolean {
+    return this.#state === State.CLOSED;
+  }
+
+  get bufferedBytes(): number {
+    return this.#ws.bufferedAmount + this.#pendingBytes;
+  }
+
+  write(bytes: Buffer): void {
+    if (this.#state === State.ENTERED) {
+      this.#send(bytes);
+    } else if (this.#state === State.ENTERING) {
+      (this.#pending ??= []).push(bytes);
+      this.#pendingBytes += bytes.length;
+    }
+  }
+
+  /** Server-side close: `kick` with the reason and a close code, or terminate (see CLOSE_BY_REASON). */
+  close(reason: CloseReason): void {
+    if (this.#state === State.CLOSED) return;
+    const how = CLOSE_BY_REASON[reason] ?? WS_CLOSE.normal;
+    if (how === 'terminate') {
+      this.#end(reason, 'terminate');
+      return;
+    }
+    this.#send(encodeServerFrameBytes({ type: 'kick', reason }));
+    this.#end(reason, how);
+  }
+
+  /** The keep-alive sweep: terminate when the last ping went unanswered, else ping again. */
+  heartbeat(): void {
+    if (this.#state === State.CLOSED) return;
+    if (!this.alive) {
+      this.close(CLOSE_REASONS.heartbeatTimeout);
+      return;
+    }
+    this.alive = false;
+    this.#ws.ping();
+  }
+
+  /** The wheel says the enter deadline passed. */
+  expire(): void {
+    if (this.#state !== State.ENTERED) this.close(CLOSE_REASONS.handshakeTimeout);
+  }
+
+  /** Drops the socket, also one whose close handshake never finished (shutdown grace period over). */
+  terminate(): void {
+    this.#end(CLOSE_REASONS.shutdown, 'terminate');
+    this.#ws.terminate();
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    if (this.#state === State.CLOSED) return;
+    this.alive = true;
+    if (isBinary) {
+      const message = 'binary frames are not accepted: send JSON in text frames';
+      this.#reply({ type: 'error', code: 'PROTO_BAD_MESSAGE', message });
+      this.#end('binary frames are not accepted', WS_CLOSE.unsupported);
+      return;
+    }
+    let value: unknown;
+    let frame: ClientFrame;
+    try {
+      value = decodeJson(toBuffer(data), this.#ctx.limits);
+      frame = toClientFrame(value);
+    } catch (err) {
+      this.#refuse(err, readRef(value));
+      return;
+    }
+    void this.#dispatch(frame);
+  }
+
+  /** Runs one frame against the hub. Never rejects: every failure is answered. */
+  async #dispatch(frame: ClientFrame): Promise<void> {
+    try {
+      switch (frame.type) {
+        case 'ping':
+          this.#reply({ type: 'pong', ref: frame.ref });
+          return;
+        case 'enter':
+          await this.#enter(frame);
+          return;
+        case 'ack':
+          this.#requireEntered();
+          this.#ctx.hub.ack(this, frame.id);
+          return;
+        case 'subscribe':
+          await this.#ctx.hub.subscribeTags(this, frame.tags);
+          this.#reply({ type: 'ok', ref: frame.ref });
+          return;
+        case 'unsubscribe':
+          await this.#ctx.hub.unsubscribeTags(this, frame.tags);
+          this.#reply({ type: 'ok', ref: frame.ref });
+          return;
+        case 'push':
+          await this.#push(frame);
+          return;
+        default:
+          return assertNever(frame);
+      }
+    } catch (err) {
+      this.#refuse(err, frame.ref);
+    }
+  }
+
+  async #enter(frame: EnterClientFrame | EnterManagerFrame): Promise<void> {
+    if (this.#state !== State.NEW) {
+      throw new HubError('BAD_REQUEST', this.#state === State.ENTERING ? 'an enter is already in progress' : 'this connection has already entered');
+    }
+    this.#state = State.ENTERING;
+    let reply: ServerFrame;
+    try {
+      if (frame.role === 'manager') {
+        const users = await this.#ctx.hub.enterManager(this, frame.apikey, frame.secret ?? frame.password, frame.userId);
+        reply = { type: 'entered', ref: frame.ref, users };
+      } else {
+        await this.#ctx.hub.enterClient(this, {
+          apikey: frame.apikey,
+          clientId: frame.clientId,
+          resumeAfter: frame.lastId ?? 'stored',
+          ...(frame.tags !== undefined && { tags: frame.tags }),
+          ...(frame.token !== undefined && { token: frame.token }),
+        });
+        reply = { type: 'entered', ref: frame.ref, clientId: frame.clientId };
+      }
+    } catch (err) {
+      if (this.#state === State.ENTERING) this.#state = State.NEW;
+      this.#pending = undefined;
+      this.#pendingBytes = 0;
+      throw err;
+    }
+    // Closed while the hub awaited the store: the hub registered nothing, or leave() undid it.
+    if (this.#state !== State.ENTERING) return;
+    this.#state = State.ENTERED;
+    this.#ctx.wheel.disarm(this);
+    this.#send(encodeServerFrameBytes(reply));
+    const pending = this.#pending;
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
+    if (pending) for (const bytes of pending) this.#send(bytes);
+  }
+
+  async #push(frame: PushFrame): Promise<void> {
+    const identity = this.#requireEntered();
+    const target: Target = frame.to
+      ? { all: false, clientIds: frame.to.clientIds.map(asClientId), tags: frame.to.tags }
+      : { all: true, clientIds: [], tags: [] };
+    const result = await this.#ctx.hub.publishAsManager(this, {
+      apikey: identity.apikey,
+      target,
+      event: frame.event,
+      data: frame.data,
+      ...(frame.ttl !== undefined && { ttlSeconds: frame.ttl }),
+    });
+    this.#reply({ type: 'pushed', ref: frame.ref, id: result.message.id, targeted: result.targeted });
+  }
+
+  #requireEntered(): { readonly apikey: ApiKey } {
+    const identity = this.#state === State.ENTERED ? this.#ctx.hub.identity(this) : undefined;
+    if (!identity) throw new HubError('NOT_ENTERED', 'send "enter" and wait for "entered" first');
+    return identity;
+  }
+
+  /**
+   * Answers a frame that was refused with an `error` frame. Protocol errors and hub
+   * refusals count as bad frames; past `maxBadFrames` the connection is closed 1008.
+   * Anything else is our failure: logged with an id, answered generically.
+   */
+  #refuse(err: unknown, ref: Ref | undefined): void {
+    if (this.#state === State.CLOSED) return;
+    if (isProtocolError(err) || err instanceof HubError) {
+      this.#ctx.log.debug({ conn: this.id, code: err.code, err: err.message }, 'ws frame refused');
+      this.#reply({ type: 'error', ref, code: err.code, message: err.message });
+      if (++this.#badFrames >= this.#ctx.maxBadFrames) this.#end(TOO_MANY_BAD_FRAMES, WS_CLOSE.policy);
+      return;
+    }
+    const errorId = crypto.randomUUID();
+    this.#ctx.log.error({ err, conn: this.id, errorId }, 'ws frame handler failed');
+    this.#reply({ type: 'error', ref, code: 'INTERNAL', message: `internal error (id ${errorId})` });
+  }
+
+  #reply(frame: ServerFrame): void {
+    if (this.#state !== State.CLOSED) this.#send(encodeServerFrameBytes(frame));
+  }
+
+  #send(bytes: Buffer): void {
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(bytes, TEXT);
+  }
+
+  #end(reason: string, how: number | 'terminate'): void {
+    if (this.#state === State.CLOSED) return;
+    this.#state = State.CLOSED;
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
+    this.#ctx.wheel.disarm(this);
+    this.#ctx.log.debug({ conn: this.id, reason, how }, 'ws connection closing');
+    if (how === 'terminate') this.#ws.terminate();
+    else this.#ws.close(how, truncateReason(reason));
+    // Leave now, not when the close handshake ends (up to ws's closeTimeout with a
+    // silent peer): presence is right at once, and writes already stopped above.
+    this.#leave();
+  }
+
+  #onTransportClosed(): void {
+    this.#state = State.CLOSED;
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
+    this.#ctx.wheel.disarm(this);
+    this.#leave();
+    this.#ctx.removed(this);
+  }
+
+  #leave(): void {
+    if (this.#left) return;
+    this.#left = true;
+    this.#ctx.hub.leave(this);
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  // The server's binaryType is 'nodebuffer': a whole message arrives as one Buffer.
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+function truncateReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  // Cut by characters, conservatively: 4 bytes is the most one UTF-8 character takes.
+  return reason.slice(0, Math.floor(MAX_CLOSE_REASON_BYTES / 4));
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected value ${String(x)}`);
+}

@@ -1,0 +1,132 @@
+import type { ApiKey, ClientId } from '../ids.js';
+import type { StoredMessage } from '../store/store.js';
+import type { Connection, PushEncoder } from './connection.js';
+
+/** Messages sent and not yet acked that a client member keeps for receipts. */
+export const MAX_UNACKED_TRACKED = 1000;
+/** Live messages held while a member replays from the store; past it they are re-read. */
+export const MAX_PENDING_DURING_REPLAY = 5000;
+
+/** A manager connection: receives presence events, may push. */
+export class ManagerMember {
+  readonly role = 'manager' as const;
+  readonly clientId = undefined;
+  constructor(
+    readonly conn: Connection,
+    readonly apikey: ApiKey,
+    readonly enteredAt: number,
+  ) {}
+}
+
+/**
+ * A client connection and where its delivery stands. Ids only move forward:
+ * `ackedId ≤ lastSentId`, and a message is written at most once per connection.
+ */
+export class ClientMember {
+  readonly role = 'client' as const;
+  readonly tags: Set<string>;
+  /** Highest id written to this connection. */
+  lastSentId: number;
+  /** Highest id ever counted as delivered to this client (across connections). */
+  lastDeliveredId: number;
+  /** Highest id the client acked. */
+  ackedId: number;
+  /** True until the replay from the store has caught up; live messages wait in `pending`. */
+  replaying = true;
+  pending: StoredMessage[] = [];
+  /** `pending` overflowed and was dropped: the replay reads the store again. */
+  overflow = false;
+  /** Sent and not yet acked, in id order, from `unackedHead` on (receipts). */
+  unacked: StoredMessage[] = [];
+  unackedHead = 0;
+  /** Positions changed since the last flush to the store. */
+  dirty = false;
+
+  constructor(
+    readonly conn: Connection,
+    readonly apikey: ApiKey,
+    readonly clientId: ClientId,
+    readonly enteredAt: number,
+    start: { readonly after: number; readonly lastDeliveredId: number; readonly ackedId: number; readonly tags: readonly string[] },
+  ) {
+    this.lastSentId = start.after;
+    this.lastDeliveredId = start.lastDeliveredId;
+    this.ackedId = start.ackedId;
+    this.tags = new Set(start.tags);
+  }
+
+  trackUnacked(msg: StoredMessage): void {
+    if (this.unacked.length - this.unackedHead >= MAX_UNACKED_TRACKED) this.unackedHead++;
+    this.unacked.push(msg);
+  }
+
+  /** Removes and returns the tracked messages with id ≤ upTo. */
+  takeAcked(upTo: number): StoredMessage[] {
+    let end = this.unackedHead;
+    while (end < this.unacked.length && this.unacked[end]!.id <= upTo) end++;
+    const acked = this.unacked.slice(this.unackedHead, end);
+    this.unackedHead = end;
+    if (this.unackedHead > 256 && this.unackedHead * 2 > this.unacked.length) {
+      this.unacked = this.unacked.slice(this.unackedHead);
+      this.unackedHead = 0;
+    }
+    return acked;
+  }
+}
+
+export type Member = ClientMember | ManagerMember;
+
+/** The connections of one app on this node. */
+export class AppRoom {
+  readonly clients = new Map<ClientId, ClientMember>();
+  /** Client members grouped by wire format, so a broadcast is encoded once per format. */
+  readonly groups = new Map<PushEncoder<unknown>, Set<ClientMember>>();
+  readonly managers = new Set<ManagerMember>();
+  /** Tag → the members subscribed to it. */
+  readonly tagIndex = new Map<string, Set<ClientMember>>();
+
+  get empty(): boolean {
+    return this.clients.size === 0 && this.managers.size === 0;
+  }
+
+  addClient(member: ClientMember): void {
+    this.clients.set(member.clientId, member);
+    let group = this.groups.get(member.conn.encoder);
+    if (!group) {
+      group = new Set();
+      this.groups.set(member.conn.encoder, group);
+    }
+    group.add(member);
+    for (const tag of member.tags) this.indexTag(member, tag);
+  }
+
+  removeClient(member: ClientMember): void {
+    if (this.clients.get(member.clientId) === member) this.clients.delete(member.clientId);
+    const group = this.groups.get(member.conn.encoder);
+    if (group) {
+      group.delete(member);
+      if (group.size === 0) this.groups.delete(member.conn.encoder);
+    }
+    for (const tag of member.tags) this.unindexTag(member, tag);
+  }
+
+  indexTag(member: ClientMember, tag: string): void {
+    let set = this.tagIndex.get(tag);
+    if (!set) {
+      set = new Set();
+      this.tagIndex.set(tag, set);
+    }
+    set.add(member);
+  }
+
+  unindexTag(member: ClientMember, tag: string): void {
+    const set = this.tagIndex.get(tag);
+    if (!set) return;
+    set.delete(member);
+    if (set.size === 0) this.tagIndex.delete(tag);
+  }
+
+  userList(): ClientId[] {
+    return [...this.clients.keys()];
+  }
+}

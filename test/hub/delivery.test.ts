@@ -1,0 +1,204 @@
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hub } from '../../src/hub/hub.js';
+import { LocalBus } from '../../src/bus/local-bus.js';
+import { openSqliteStorage } from '../../src/store/sqlite-storage.js';
+import { createLogger } from '../../src/log.js';
+import { asClientId, asMessageId } from '../../src/ids.js';
+import type { App, Storage, Target } from '../../src/store/store.js';
+import { CountingEncoder, FakeConnection } from './fake-connection.js';
+import { waitFor } from '../fixtures/wait.js';
+
+const all: Target = { all: true, clientIds: [], tags: [] };
+const to = (...ids: string[]): Target => ({ all: false, clientIds: ids.map(asClientId), tags: [] });
+const tagged = (...tags: string[]): Target => ({ all: false, clientIds: [], tags });
+
+/** Message ids a fake connection received, in order. */
+const ids = (c: FakeConnection): number[] =>
+  c.written.filter((w) => w.kind === 'message').map((w) => (w.body as { id: number }).id);
+
+describe('Hub delivery: resume, offline, acks, tags, receipts', () => {
+  let storage: Storage;
+  let hub: Hub;
+  let app: App;
+  const enc = new CountingEncoder();
+
+  beforeEach(async () => {
+    storage = openSqliteStorage(':memory:');
+    hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 30, receiptFlushMs: 10_000 });
+    app = await storage.apps.createApp({ name: 'a' });
+  });
+  afterEach(async () => {
+    await hub.close();
+    await storage.close();
+  });
+
+  const publish = (target: Target, data: unknown = 'x') => hub.publish({ apikey: app.apikey, target, event: 'onMsg', data });
+
+  async function enter(clientId: string, opts: { resumeAfter?: number | 'stored' | 'latest'; tags?: string[] } = {}) {
+    const conn = new FakeConnection(enc);
+    const r = await hub.enterClient(conn, { apikey: app.apikey, clientId, ...opts });
+    await r.replayed;
+    return conn;
+  }
+
+  it('a new client starts at the newest message; a known one gets what was pushed while it was offline', async () => {
+    await publish(all, 'before anyone');
+    const first = await enter('phone');
+    assert.deepEqual(ids(first), []);
+    await publish(all);
+    assert.deepEqual(ids(first), [2]);
+    hub.ack(first, 2);
+    first.close('gone');
+    hub.leave(first);
+    await publish(all);
+    await publish(to('phone'));
+    await publish(to('someone-else'));
+    const again = await enter('phone');
+    assert.deepEqual(ids(again), [3, 4], 'offline messages, in order, none of another client');
+  });
+
+  it('resume after a given id replays in order, then goes live with no gap and no duplicate', async () => {
+    for (let i = 0; i < 1200; i++) await publish(all, i);
+    const conn = new FakeConnection(enc);
+    const entering = hub.enterClient(conn, { apikey: app.apikey, clientId: 'r', resumeAfter: 100 });
+    const r = await entering;
+    // Pushes arrive while the replay runs.
+    const live = Array.from({ length: 50 }, (_, i) => publish(all, `live ${i}`));
+    await Promise.all(live);
+    await r.replayed;
+    const got = ids(conn);
+    assert.equal(got.length, 1150);
+    assert.deepEqual(got, Array.from({ length: 1150 }, (_, i) => 101 + i));
+  });
+
+  it('"latest" skips what is stored; a position past the newest id is clamped', async () => {
+    await publish(all);
+    await publish(all);
+    const a = await enter('a', { resumeAfter: 'latest' });
+    const b = await enter('b', { resumeAfter: 999 });
+    await publish(all);
+    assert.deepEqual(ids(a), [3]);
+    assert.deepEqual(ids(b), [3]);
+  });
+
+  it('expired messages are not replayed', async () => {
+    const known = await enter('k');
+    known.close('x');
+    hub.leave(known);
+    await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: 'short', ttlSeconds: 1 });
+    await publish(all, 'long');
+    // Wait (with a deadline) until the store itself no longer offers the 1 s message.
+    await waitFor(async () => (await storage.messages.readFor(app.apikey, { clientId: asClientId('k'), tags: [] }, asMessageId(0), 10)).length === 1, {
+      timeoutMs: 5000,
+      message: 'the 1 s message did not expire',
+    });
+    const conn = await enter('k');
+    assert.deepEqual(ids(conn), [2]);
+  });
+
+  it('tags: subscribe, push to a tag, unsubscribe; stored across connections', async () => {
+    const c = await enter('t', { tags: ['news'] });
+    const other = await enter('o');
+    await publish(tagged('news'));
+    await hub.subscribeTags(c, ['sport']);
+    await publish(tagged('sport', 'news'));
+    await hub.unsubscribeTags(c, ['news']);
+    await publish(tagged('news'));
+    assert.deepEqual(ids(c), [1, 2]);
+    assert.deepEqual(ids(other), []);
+    hub.ack(c, 2);
+    c.close('x');
+    hub.leave(c);
+    await publish(tagged('sport'));
+    const back = await enter('t');
+    assert.deepEqual(ids(back), [4], 'offline tag message, via the stored tags');
+    assert.deepEqual(hub.onlineClients(app.apikey).find((x) => x.clientId === 't')?.tags, ['sport']);
+  });
+
+  it('a target of client ids and tags delivers once to a client matching both', async () => {
+    const c = await enter('both', { tags: ['x'] });
+    const r = await publish({ all: false, clientIds: [asClientId('both')], tags: ['x'] });
+    assert.equal(r.targeted, 1);
+    assert.deepEqual(ids(c), [1]);
+  });
+
+  it('receipts: targeted, delivered once per client, acked; per-client state for named pushes', async () => {
+    const a = await enter('a');
+    const b = await enter('b');
+    const broadcast = await publish(all);
+    const named = await publish(to('a', 'b', 'offline'));
+    assert.equal(broadcast.targeted, 2);
+    assert.equal(named.targeted, 3);
+    hub.ack(a, named.message.id);
+    hub.ack(b, broadcast.message.id);
+    hub.ack(b, 1); // stale: ignored
+    await hub.flush();
+    assert.deepEqual((await storage.messages.receipt(app.apikey, broadcast.message.id))?.receipt, { targeted: 2, delivered: 2, acked: 2 });
+    const r = await storage.messages.receipt(app.apikey, named.message.id);
+    assert.deepEqual(r?.receipt, { targeted: 3, delivered: 2, acked: 1 });
+    const byClient = Object.fromEntries((r?.recipients ?? []).map((x) => [x.clientId, [x.deliveredAt !== undefined, x.ackedAt !== undefined]]));
+    assert.deepEqual(byClient, { a: [true, true], b: [true, false], offline: [false, false] });
+    // A reconnect resends b's unacked message: delivered is not counted twice, the ack is.
+    b.close('x');
+    hub.leave(b);
+    const b2 = await enter('b');
+    assert.deepEqual(ids(b2), [named.message.id]);
+    hub.ack(b2, named.message.id);
+    await hub.flush();
+    assert.deepEqual((await storage.messages.receipt(app.apikey, named.message.id))?.receipt, { targeted: 3, delivered: 2, acked: 2 });
+  });
+
+  it('acks are clamped to what was sent and survive in the store', async () => {
+    const c = await enter('c');
+    await publish(all);
+    hub.ack(c, 9999);
+    await hub.flush();
+    assert.equal((await storage.clients.get(app.apikey, asClientId('c')))?.lastAckedId, 1);
+  });
+
+  it('a takeover keeps the position of the connection it replaces', async () => {
+    const first = await enter('same');
+    await publish(all);
+    hub.ack(first, 1);
+    await publish(all);
+    const second = await enter('same');
+    assert.equal(first.closedWith, 'replaced');
+    assert.deepEqual(ids(second), [2], 'resumes after the ack made on the first connection, not yet flushed');
+  });
+
+  it('a replaying client that floods its pending queue still gets everything in order', async () => {
+    for (let i = 0; i < 600; i++) await publish(all);
+    const conn = new FakeConnection(enc);
+    const r = await hub.enterClient(conn, { apikey: app.apikey, clientId: 'p', resumeAfter: 0 });
+    for (let i = 0; i < 6000; i++) await publish(all);
+    await r.replayed;
+    const got = ids(conn);
+    assert.equal(got.length, 6600);
+    assert.ok(got.every((id, i) => id === i + 1));
+    assert.equal(asMessageId(got.length), 6600);
+  });
+});
+
+describe('Hub receipts across connections', () => {
+  it('an ack on a new connection counts for messages received on the dropped one', async () => {
+    const storage = openSqliteStorage(':memory:');
+    const hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 30, receiptFlushMs: 10_000 });
+    const app = await storage.apps.createApp({ name: 'a' });
+    const enc = new CountingEncoder();
+    const first = new FakeConnection(enc);
+    await (await hub.enterClient(first, { apikey: app.apikey, clientId: 'c' })).replayed;
+    const r = await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: 1 });
+    first.close('dropped');
+    hub.leave(first);
+    // The client processed the message but its ack was lost with the connection.
+    const second = new FakeConnection(enc);
+    await (await hub.enterClient(second, { apikey: app.apikey, clientId: 'c', resumeAfter: r.message.id })).replayed;
+    assert.deepEqual(ids(second), []);
+    hub.ack(second, r.message.id);
+    await hub.flush();
+    assert.deepEqual((await storage.messages.receipt(app.apikey, r.message.id))?.receipt, { targeted: 1, delivered: 1, acked: 1 });
+    await hub.close();
+    await storage.close();
+  });
+});
