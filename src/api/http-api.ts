@@ -7,6 +7,7 @@ import type { Hub } from '../hub/hub.js';
 import { MAX_CLIENT_ID_LENGTH, MAX_TAG_LENGTH } from '../hub/hub.js';
 import type { App, Storage, StoredMessage } from '../store/store.js';
 import { adminFromRequest, requireAdmin, requireAppAccess } from './auth.js';
+import { CONSOLE_DIST_DIR, serveConsoleFile } from './console-files.js';
 import { SESSION_COOKIE, SESSION_TTL_MS, SessionStore, readCookie, sessionCookie } from './sessions.js';
 import { ApiError, badRequestFromZod, makeErrorHandler } from './errors.js';
 
@@ -113,12 +114,27 @@ export function buildHttpApi(opts: HttpApiOptions) {
     // Fastify's own per-request lines stay out of the log; our handlers log what matters.
     loggerInstance: opts.log.child({ component: 'http' }, { level: 'warn' }),
     bodyLimit: opts.bodyLimit,
+    // On shutdown the connectors have already kicked their clients: close every socket,
+    // including keep-alive and hijacked (SSE) ones, instead of waiting for peers.
+    forceCloseConnections: true,
     // A push server sits behind proxies often enough; trust only explicit config later.
     trustProxy: false,
   });
   app.setErrorHandler(makeErrorHandler(opts.log));
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` });
+    const path = req.url.split('?')[0] ?? '';
+    // The web console: every GET outside the API is one of its files (or its index page).
+    if ((req.method === 'GET' || req.method === 'HEAD') && !/^\/(api|healthz|ws|metrics)(\/|$)/.test(path)) {
+      const file = serveConsoleFile(CONSOLE_DIST_DIR, req.url);
+      if (file) {
+        void reply
+          .status(file.status)
+          .headers({ ...file.headers, 'content-type': file.contentType, 'cache-control': file.cacheControl })
+          .send(file.body);
+        return;
+      }
+    }
+    void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${path}` });
   });
 
   const apikeyOf = (req: FastifyRequest): string => parse(ApikeyParams, req.params, 'apikey').apikey;

@@ -84,6 +84,8 @@ function printBanner(server: ShaddockServer): void {
     }
   }
   print();
+  // The last line of the banner: scripts wait for it.
+  print('Ready. Press Ctrl-C to stop.');
 }
 
 function handleSignals(server: ShaddockServer): void {

@@ -2,7 +2,7 @@
  * ShaddockClient: a Pomelo hybrid connection that enters its app as a client, takes
  * pushes in id order, drops repeats, acks what the app processed, and reconnects with
  * backoff across several servers, resuming after the last id it saw
- * (docs/sdk.md, docs/delivery.md).
+ * (docs/delivery.md, docs/delivery.md).
  */
 import { decodeJson } from './codec.js';
 import { ShaddockClientError } from './errors.js';
@@ -641,7 +641,7 @@ export class ShaddockClient<Events extends object = Record<string, unknown>> {
     }
   }
 
-  // Decision (docs/sdk.md): a handler that fails is reported and the message still
+  // Decision (docs/delivery.md): a handler that fails is reported and the message still
   // counts as processed and is acked. Holding it back would stop every later message
   // for this client for good; an app that wants a retry catches and retries inside.
   async #callHandler(m: Queued, call: () => unknown): Promise<void> {

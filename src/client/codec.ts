@@ -2,7 +2,7 @@
  * The client side of Pomelo's hybrid protocol (shared/spec/pomelo-protocol.md §2–§4),
  * over Uint8Array only so that it runs in browsers: the package layer with a stream
  * reader, the message layer for what a client sends (REQUEST, NOTIFY) and receives
- * (RESPONSE, PUSH), and JSON bodies. Protobuf bodies are not supported (docs/sdk.md).
+ * (RESPONSE, PUSH), and JSON bodies. Protobuf bodies are not supported (docs/delivery.md).
  *
  * Pure: no sockets, timers or globals beyond TextEncoder/TextDecoder.
  */

@@ -1,5 +1,5 @@
 /**
- * `shaddock/client`: the Shaddock SDK for browsers and Node (docs/sdk.md). This entry
+ * `shaddock/client`: the Shaddock SDK for browsers and Node (docs/delivery.md). This entry
  * and everything it imports use only what browsers have (Uint8Array, TextEncoder,
  * WebSocket, setTimeout); Node's raw TCP and `ws` transports are in
  * `shaddock/client/node`. test/client/sdk.test.ts walks the imports to keep it so.

@@ -1,4 +1,4 @@
-/** Ready-made `LastIdStore`s (docs/sdk.md "Keeping the position"). */
+/** Ready-made `LastIdStore`s (docs/delivery.md "Keeping the position"). */
 import type { LastIdStore } from './client.js';
 import { ShaddockClientError } from './errors.js';
 

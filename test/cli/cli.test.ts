@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { withTimeout } from '../fixtures/wait.js';
+import { startCli } from '../fixtures/cli-process.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'src/cli/index.ts');
@@ -33,30 +33,6 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
   });
 }
 
-/** Starts `shaddock start` and resolves once its banner is complete. */
-function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; banner: string; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, SHADDOCK_CONFIG: '', SHADDOCK_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      child.stdout?.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (/\n\n$/.test(out) && out.includes('database')) resolve({ child, banner: out, exit });
-      });
-      void exit.then((code) => reject(new Error(`start exited ${code}: ${err}`)));
-    }),
-    20_000,
-    'shaddock start banner',
-  );
-}
-
 const field = (banner: string, name: string): string => {
   const m = new RegExp(`^\\s+${name}\\s+(\\S+)`, 'm').exec(banner);
   assert.ok(m?.[1], `banner has ${name}: ${banner}`);
@@ -65,7 +41,12 @@ const field = (banner: string, name: string): string => {
 
 describe('CLI', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'shaddock-cli-'));
-  after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const started: ChildProcess[] = [];
+  after(() => {
+    // A failed assertion must not leave a server running (it would hold the test run open).
+    for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
   it('app create --json, list, rotate-secret and delete work without a server', async () => {
     const created = await cli(['app', 'create', 'mobile', '--data', dataDir, '--json', '--ttl', '600']);
@@ -147,6 +128,7 @@ describe('CLI', () => {
   it('start: first start prints admin, demo app and a push command; Ctrl-C kicks clients; a restart keeps the apps', async () => {
     const dir = join(dataDir, 'start');
     const first = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0']);
+    started.push(first.child);
     assert.match(first.banner, /First start: admin account "admin", password \S+/);
     const apikey = field(first.banner, 'apikey');
     const secret = field(first.banner, 'secret');
@@ -168,6 +150,7 @@ describe('CLI', () => {
     assert.equal(await first.exit, 0);
 
     const second = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0']);
+    started.push(second.child);
     assert.doesNotMatch(second.banner, /First start/);
     const list = await cli(['app', 'list', '--json', '--data', dir]);
     const apps = JSON.parse(list.stdout) as { apikey: string; secret: string }[];

@@ -552,7 +552,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   /**
-   * The auth rule (docs/connectors-mqtt.md): username = apikey. A password is either
+   * The auth rule (docs/connectors.md): username = apikey. A password is either
    * the app's secret — the connection is a manager — or, when the app requires client
    * tokens, the client's token. No password: a client of an app without tokens.
    */

@@ -31,7 +31,7 @@ const WHEEL_RESOLUTION_MS = 250;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * MQTT 3.1.1 and 5 over plain TCP (docs/connectors-mqtt.md). The hub decides who gets
+ * MQTT 3.1.1 and 5 over plain TCP (docs/connectors.md). The hub decides who gets
  * what; MQTT topics tell clients why (all, clients/{id}, tags/{tag}).
  */
 export class MqttConnector {

@@ -1,4 +1,4 @@
-// The MQTT topic scheme (docs/connectors-mqtt.md). Everything of an app lives under
+// The MQTT topic scheme (docs/connectors.md). Everything of an app lives under
 // `apps/{apikey}/`:
 //
 //   apps/{apikey}/all                broadcasts            (server → clients)

@@ -37,7 +37,7 @@ const SHUTDOWN_GRACE_MS = 1000;
  * The socket.io connector (the seed's `sio-connector`): a socket.io v4 server that
  * also accepts socket.io 1.x/2.x clients (EIO3, spec §11.1), with two APIs on one
  * port: Pomelo's sioconnector framing (`message` strings, spec §11.3/§11.4) and a
- * native event API (docs/connectors-sio.md).
+ * native event API (docs/connectors.md).
  */
 export class SioConnector {
   readonly #opts: SioConnectorOptions;

@@ -48,7 +48,7 @@ export class PomeloSioEncoder implements PushEncoder<SioPush> {
 /**
  * Event names socket.io will not emit (`socket.emit` throws for them) and that its
  * clients treat as their own. A message published under one of them reaches native
- * clients as event `message` with `{id, data, event}` (docs/connectors-sio.md).
+ * clients as event `message` with `{id, data, event}` (docs/connectors.md).
  */
 export const SIO_RESERVED_EVENTS: ReadonlySet<string> = new Set([
   'connect',

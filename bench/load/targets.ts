@@ -1,0 +1,498 @@
+/**
+ * Starts the server under test — Shaddock or a peer — as a child process on 127.0.0.1,
+ * pinned to the server core and capped at NOFILE_CAP open files, waits until it
+ * serves, and says how its clients connect and how to push to it.
+ *
+ * | target    | what runs                                          | connectors           | push                         |
+ * | shaddock  | `shaddock start` (dist/ or src/ through tsx)        | all                  | HTTP API (or MQTT manager)   |
+ * | mosquitto | Debian's mosquitto, private config on a free port  | mqtt                 | MQTT publish                 |
+ * | socketio  | bench/peers/sio-broadcast.cjs (socket.io 4 room)   | sio                  | HTTP POST /push              |
+ * | ws        | bench/peers/ws-broadcast.cjs (pre-framed ws 8)     | ws                   | HTTP POST /push              |
+ * | pomelo    | bench/peers/pomelo/app.cjs (Pomelo 2.2.7 hybrid)   | hybrid-ws            | HTTP POST /push (channel)    |
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClientConfig, ConnectorKind } from './clients.js';
+import { processAlive, trackChild, trackCleanup, wrapCommand } from './proc.js';
+
+export const TARGETS = ['shaddock', 'mosquitto', 'socketio', 'ws', 'pomelo'] as const;
+export type TargetKind = (typeof TARGETS)[number];
+
+/** What each target serves; the first is its default connector. */
+export const TARGET_CONNECTORS: Readonly<Record<TargetKind, readonly ConnectorKind[]>> = {
+  shaddock: ['hybrid-tcp', 'hybrid-ws', 'sio', 'sio-pomelo', 'mqtt', 'ws'],
+  mosquitto: ['mqtt'],
+  socketio: ['sio'],
+  ws: ['ws'],
+  // Pomelo 2.2.7's TCP write path breaks on Node 20: its hybrid connector is measured over WebSocket.
+  pomelo: ['hybrid-ws'],
+};
+
+export type PushEndpoint =
+  | {
+      readonly kind: 'http';
+      readonly host: string;
+      readonly port: number;
+      readonly path: string;
+      readonly headers: Readonly<Record<string, string>>;
+    }
+  | {
+      readonly kind: 'mqtt';
+      readonly host: string;
+      readonly port: number;
+      /** PUBLISH topic; the payload is `{"data":…}` for Shaddock, the data itself for a broker. */
+      readonly topic: string;
+      readonly username: string;
+      readonly password: string;
+      /** Wrap the data as `{"data":…}` (Shaddock's push topic) or send it bare (a broker). */
+      readonly wrap: boolean;
+    };
+
+export type ConnectTarget = Omit<ClientConfig, 'kind' | 'qos' | 'clientIdPrefix' | 'srcAddrs' | 'portLow' | 'portCount' | 'portOffset'>;
+
+export interface Target {
+  readonly kind: TargetKind;
+  /** "shaddock 0.1.0", "mosquitto 2.0.11", … */
+  readonly version: string;
+  readonly pid: number;
+  /** CPU list the server may run on. */
+  readonly cpus: string;
+  endpoint(connector: ConnectorKind): ConnectTarget;
+  push(mode: 'http' | 'mqtt'): PushEndpoint;
+  /** The default push mode of this target. */
+  readonly defaultPush: 'http' | 'mqtt';
+  /** The last lines it wrote to stderr (for error messages). */
+  stderrTail(): string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly repoRoot: string;
+  /** Core to pin the server to; undefined: no pinning. */
+  readonly core: number | undefined;
+  /** Shaddock: run dist/ (built) or src/ through tsx; auto = dist when it is there. */
+  readonly entry: 'auto' | 'dist' | 'tsx';
+  /** Folder with node_modules holding peers not installed in the repo (BENCH_PEERS_DIR). */
+  readonly peersDir: string | undefined;
+  /** Shaddock's Pomelo heartbeat, seconds. */
+  readonly heartbeatSeconds: number;
+  readonly startTimeoutMs: number;
+}
+
+const HOST = '127.0.0.1';
+
+/** A port nobody listens on now (the OS picks it; a race with other programs is unlikely). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, HOST, () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Why a peer cannot run here, or undefined when it can. */
+export function peerUnavailable(kind: TargetKind, opts: Pick<StartOptions, 'repoRoot' | 'peersDir'>): string | undefined {
+  switch (kind) {
+    case 'shaddock':
+      return undefined;
+    case 'mosquitto':
+      return mosquittoPath() === undefined ? 'mosquitto is not installed (apt-get install mosquitto)' : undefined;
+    case 'socketio':
+      return resolvePeer('socket.io', opts) === undefined ? 'socket.io is not installed (npm i -D socket.io@4, or set BENCH_PEERS_DIR)' : undefined;
+    case 'ws':
+      return resolvePeer('ws', opts) === undefined ? 'ws is not installed (npm i -D ws@8, or set BENCH_PEERS_DIR)' : undefined;
+    case 'pomelo':
+      return resolvePeer('pomelo', opts) === undefined
+        ? 'pomelo is not installed (npm i -D pomelo@2.2.7, or install it in a folder named by BENCH_PEERS_DIR)'
+        : undefined;
+  }
+}
+
+function resolvePeer(name: string, opts: Pick<StartOptions, 'repoRoot' | 'peersDir'>): string | undefined {
+  for (const dir of [opts.repoRoot, opts.peersDir]) {
+    if (dir === undefined) continue;
+    try {
+      return createRequire(join(dir, 'package.json')).resolve(name);
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+function peerVersion(name: string, opts: Pick<StartOptions, 'repoRoot' | 'peersDir'>): string {
+  const entry = resolvePeer(name, opts);
+  if (entry === undefined) return '?';
+  // Walk up from the entry file to the package's own package.json.
+  let dir = entry;
+  for (let k = 0; k < 6; k++) {
+    dir = join(dir, '..');
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      const parsed = JSON.parse(readFileSync(pj, 'utf8')) as { name?: unknown; version?: unknown };
+      if (parsed.name === name) return String(parsed.version);
+    }
+  }
+  return '?';
+}
+
+function mosquittoPath(): string | undefined {
+  for (const p of ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto']) if (existsSync(p)) return p;
+  try {
+    return execFileSync('sh', ['-c', 'command -v mosquitto'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A started child with its output watched. */
+class Proc {
+  readonly child: ChildProcess;
+  #stdout = '';
+  #stderr = '';
+  #exited = false;
+  #exit: Promise<void>;
+
+  constructor(file: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv) {
+    this.child = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(this.child);
+    this.child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+      this.#stdout = (this.#stdout + s).slice(-65536);
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      this.#stderr = (this.#stderr + s).slice(-16384);
+    });
+    this.#exit = new Promise((resolve) => {
+      this.child.once('exit', () => {
+        this.#exited = true;
+        resolve();
+      });
+      this.child.once('error', (err) => {
+        this.#stderr += `\n${err.message}`;
+        this.#exited = true;
+        resolve();
+      });
+    });
+  }
+
+  get stdout(): string {
+    return this.#stdout;
+  }
+
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  /** Waits until `test(stdout)` returns a value, the process exits, or the time is up. */
+  async waitFor<T>(what: string, test: (stdout: string) => T | undefined, timeoutMs: number): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = test(this.#stdout);
+      if (v !== undefined) return v;
+      if (this.#exited) throw new Error(`${what}: the process exited before it was ready.\n${this.#stderr.slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms.\n${this.#stderr.slice(-2000)}`);
+      await sleep(50);
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.#exited) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.#exit;
+    clearTimeout(timer);
+  }
+}
+
+async function waitForPort(port: number, proc: Proc, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: HOST, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (proc.exited) throw new Error(`${what}: the process exited before it was ready.\n${proc.stderr.slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error(`${what}: port ${port} not open after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+function readyLine(stdout: string): Record<string, unknown> | undefined {
+  const m = /^READY (\{.*\})$/m.exec(stdout);
+  return m === null ? undefined : (JSON.parse(m[1]!) as Record<string, unknown>);
+}
+
+function unsupported(kind: TargetKind, connector: ConnectorKind): Error {
+  return new Error(`target ${kind} has no ${connector} connector (it has: ${TARGET_CONNECTORS[kind].join(', ')})`);
+}
+
+function baseTarget(kind: TargetKind, version: string, proc: Proc, cleanup: () => void, core: number | undefined): Pick<Target, 'kind' | 'version' | 'pid' | 'cpus' | 'stderrTail' | 'stop'> {
+  const pid = proc.child.pid;
+  if (pid === undefined) throw new Error(`${kind}: no PID`);
+  return {
+    kind,
+    version,
+    pid,
+    cpus: core === undefined ? 'any' : String(core),
+    stderrTail: () => proc.stderr.slice(-2000),
+    async stop() {
+      await proc.stop();
+      cleanup();
+    },
+  };
+}
+
+export async function startTarget(kind: TargetKind, opts: StartOptions): Promise<Target> {
+  const why = peerUnavailable(kind, opts);
+  if (why !== undefined) throw new Error(why);
+  switch (kind) {
+    case 'shaddock':
+      return startShaddock(opts);
+    case 'mosquitto':
+      return startMosquitto(opts);
+    case 'socketio':
+    case 'ws':
+      return startNodePeer(kind, opts);
+    case 'pomelo':
+      return startPomelo(opts);
+  }
+}
+
+async function startShaddock(opts: StartOptions): Promise<Target> {
+  const dist = join(opts.repoRoot, 'dist/cli/index.js');
+  const useDist = opts.entry === 'dist' || (opts.entry === 'auto' && existsSync(dist));
+  const nodeArgs = useDist ? [dist] : ['--import', 'tsx', join(opts.repoRoot, 'src/cli/index.ts')];
+  const data = mkdtempSync(join(tmpdir(), 'shaddock-bench-'));
+  const args = [
+    ...nodeArgs,
+    'start',
+    '--data',
+    data,
+    '--host',
+    HOST,
+    '--http-port',
+    '0',
+    '--hybrid-port',
+    '0',
+    '--sio-port',
+    '0',
+    '--mqtt-port',
+    '0',
+    '--heartbeat',
+    String(opts.heartbeatSeconds),
+    '--log-level',
+    'warn',
+  ];
+  const cmd = wrapCommand(process.execPath, args, opts.core);
+  const env = { ...process.env, NODE_ENV: 'production', SHADDOCK_CONFIG: '' };
+  const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, env);
+  const untrack = trackCleanup(() => rmSync(data, { recursive: true, force: true }));
+  const cleanup = (): void => {
+    untrack();
+    rmSync(data, { recursive: true, force: true });
+  };
+  try {
+    const banner = await proc.waitFor(
+      'shaddock',
+      (out) => {
+        const http = /HTTP API\s+http:\/\/[^:\s]+:(\d+)/.exec(out);
+        const apikey = /^\s*apikey\s+(\S+)/m.exec(out);
+        const secret = /^\s*secret\s+(\S+)/m.exec(out);
+        return http && apikey && secret ? { httpPort: Number(http[1]), apikey: apikey[1]!, secret: secret[1]! } : undefined;
+      },
+      opts.startTimeoutMs,
+    );
+    const health = (await (await fetch(`http://${HOST}:${banner.httpPort}/healthz`)).json()) as { ports?: Record<string, unknown> };
+    const ports = health.ports ?? {};
+    const port = (name: string, fallback: RegExp): number => {
+      const v = ports[name];
+      if (typeof v === 'number') return v;
+      const m = fallback.exec(proc.stdout);
+      if (m === null) throw new Error(`shaddock: cannot tell its ${name}`);
+      return Number(m[1]);
+    };
+    const hybridPort = port('hybridPort', /Pomelo hybrid\s+tcp:\/\/[^:\s]+:(\d+)/);
+    const sioPort = port('sioPort', /socket\.io\s+http:\/\/[^:\s]+:(\d+)/);
+    const mqttPort = port('mqttPort', /MQTT\s+mqtt:\/\/[^:\s]+:(\d+)/);
+    const version = /Shaddock (\S+) is running/.exec(proc.stdout)?.[1] ?? '?';
+    const { apikey, secret, httpPort } = banner;
+    const common = { host: HOST, apikey, enterRoute: 'connector.entryHandler.enter', mqttTopic: `apps/${apikey}/all`, mqttUsername: apikey };
+    return {
+      ...baseTarget('shaddock', `shaddock ${version} (${useDist ? 'dist' : 'tsx'})`, proc, cleanup, opts.core),
+      defaultPush: 'http',
+      endpoint(connector) {
+        switch (connector) {
+          case 'hybrid-tcp':
+          case 'hybrid-ws':
+            return { ...common, port: hybridPort, path: '/' };
+          case 'sio':
+          case 'sio-pomelo':
+            return { ...common, port: sioPort, path: '/socket.io/?EIO=4&transport=websocket' };
+          case 'mqtt':
+            return { ...common, port: mqttPort, path: '' };
+          case 'ws':
+            return { ...common, port: httpPort, path: '/ws' };
+        }
+      },
+      push(mode) {
+        if (mode === 'mqtt') {
+          return { kind: 'mqtt', host: HOST, port: mqttPort, topic: `apps/${apikey}/push`, username: apikey, password: secret, wrap: true };
+        }
+        return {
+          kind: 'http',
+          host: HOST,
+          port: httpPort,
+          path: `/api/v1/apps/${apikey}/messages`,
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        };
+      },
+    };
+  } catch (err) {
+    await proc.stop();
+    cleanup();
+    throw err;
+  }
+}
+
+async function startMosquitto(opts: StartOptions): Promise<Target> {
+  const bin = mosquittoPath()!;
+  const dir = mkdtempSync(join(tmpdir(), 'mosquitto-bench-'));
+  const port = await freePort();
+  // A private broker: loopback only, anonymous, nothing persisted, quiet, no limit on
+  // connections or queued bytes, Nagle off like Shaddock's sockets.
+  writeFileSync(
+    join(dir, 'mosquitto.conf'),
+    [
+      `listener ${port} ${HOST}`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_connections -1',
+      'set_tcp_nodelay true',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      'connection_messages false',
+      '',
+    ].join('\n'),
+  );
+  const version = (() => {
+    try {
+      return /mosquitto version (\S+)/.exec(execFileSync(bin, ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }))?.[1] ?? '?';
+    } catch (err) {
+      const out = String((err as { stdout?: unknown }).stdout ?? '');
+      return /mosquitto version (\S+)/.exec(out)?.[1] ?? '?';
+    }
+  })();
+  const cmd = wrapCommand(bin, ['-c', join(dir, 'mosquitto.conf')], opts.core);
+  const proc = new Proc(cmd.file, cmd.args, dir, process.env);
+  const untrack = trackCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const cleanup = (): void => {
+    untrack();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(port, proc, 'mosquitto', opts.startTimeoutMs);
+  } catch (err) {
+    await proc.stop();
+    cleanup();
+    throw err;
+  }
+  return {
+    ...baseTarget('mosquitto', `mosquitto ${version}`, proc, cleanup, opts.core),
+    defaultPush: 'mqtt',
+    endpoint(connector) {
+      if (connector !== 'mqtt') throw unsupported('mosquitto', connector);
+      return { host: HOST, port, path: '', apikey: 'bench', enterRoute: '', mqttTopic: 'apps/bench/all', mqttUsername: '' };
+    },
+    push(mode) {
+      if (mode !== 'mqtt') throw new Error('mosquitto takes pushes over MQTT only (--push mqtt)');
+      return { kind: 'mqtt', host: HOST, port, topic: 'apps/bench/all', username: '', password: '', wrap: false };
+    },
+  };
+}
+
+function peerEnv(opts: StartOptions): NodeJS.ProcessEnv {
+  return { ...process.env, NODE_ENV: 'production', ...(opts.peersDir !== undefined ? { BENCH_PEERS_DIR: opts.peersDir } : {}) };
+}
+
+function httpPush(port: number): PushEndpoint {
+  return { kind: 'http', host: HOST, port, path: '/push', headers: { 'content-type': 'application/json' } };
+}
+
+async function startNodePeer(kind: 'socketio' | 'ws', opts: StartOptions): Promise<Target> {
+  const script = join(opts.repoRoot, kind === 'ws' ? 'bench/peers/ws-broadcast.cjs' : 'bench/peers/sio-broadcast.cjs');
+  const port = await freePort();
+  const cmd = wrapCommand(process.execPath, [script, '--port', String(port), '--host', HOST], opts.core);
+  const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
+  try {
+    await proc.waitFor(kind, readyLine, opts.startTimeoutMs);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  const pkg = kind === 'ws' ? 'ws' : 'socket.io';
+  const connector: ConnectorKind = kind === 'ws' ? 'ws' : 'sio';
+  return {
+    ...baseTarget(kind, `${pkg} ${peerVersion(pkg, opts)}`, proc, () => undefined, opts.core),
+    defaultPush: 'http',
+    endpoint(c) {
+      if (c !== connector) throw unsupported(kind, c);
+      const path = kind === 'ws' ? '/ws' : '/socket.io/?EIO=4&transport=websocket';
+      return { host: HOST, port, path, apikey: 'bench', enterRoute: '', mqttTopic: '', mqttUsername: '' };
+    },
+    push(mode) {
+      if (mode !== 'http') throw new Error(`${kind} takes pushes over HTTP only (--push http)`);
+      return httpPush(port);
+    },
+  };
+}
+
+async function startPomelo(opts: StartOptions): Promise<Target> {
+  const script = join(opts.repoRoot, 'bench/peers/pomelo/app.cjs');
+  const [port, rpcPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+  const args = [script, '--port', String(port), '--rpc-port', String(rpcPort), '--http-port', String(httpPort), '--heartbeat', String(opts.heartbeatSeconds)];
+  const cmd = wrapCommand(process.execPath, args, opts.core);
+  const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
+  try {
+    await proc.waitFor('pomelo', readyLine, opts.startTimeoutMs);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return {
+    ...baseTarget('pomelo', `pomelo ${peerVersion('pomelo', opts)}`, proc, () => undefined, opts.core),
+    defaultPush: 'http',
+    endpoint(c) {
+      if (c !== 'hybrid-ws') throw unsupported('pomelo', c);
+      return { host: HOST, port, path: '/', apikey: 'bench', enterRoute: 'connector.entryHandler.enter', mqttTopic: '', mqttUsername: '' };
+    },
+    push(mode) {
+      if (mode !== 'http') throw new Error('pomelo takes pushes over HTTP only (--push http)');
+      return httpPush(httpPort);
+    },
+  };
+}
+
+/** True while the target's process runs. */
+export function targetAlive(t: Target): boolean {
+  return processAlive(t.pid);
+}
