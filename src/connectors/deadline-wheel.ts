@@ -4,6 +4,11 @@ export interface WheelItem {
   wheelSlot: number;
 }
 
+/** A wheel item that knows what to do when its deadline passes. */
+export interface ExpiringItem extends WheelItem {
+  expire(): void;
+}
+
 /**
  * One coarse clock for every heartbeat and handshake deadline of a connector, instead
  * of a timer per connection (at 100k connections, per-connection timers are what

@@ -21,6 +21,9 @@ import type { WheelItem } from '../deadline-wheel.js';
 import { handlePomeloRoute } from '../pomelo-routes.js';
 import type { HybridContext } from './hybrid-context.js';
 
+/** How long a closing connection may take to finish before it is dropped, ms. */
+const CLOSE_GRACE_MS = 2000;
+
 /** spec §4.1 */
 const State = { INITED: 0, WAIT_ACK: 1, WORKING: 2, CLOSED: 3 } as const;
 type State = (typeof State)[keyof typeof State];
@@ -67,11 +70,15 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   /** Ends the transport; `wsCode` for WebSocket, `hard` drops what is buffered. */
   protected abstract endTransport(wsCode: number, reason: string, hard: boolean): void;
 
-  /** The wheel says a deadline passed: no handshake in time, or no heartbeat. */
+  /** The wheel says a deadline passed: no handshake in time, no heartbeat, or a close that did not finish. */
   expire(): void {
-    if (this.#state === State.WORKING) this.close(CLOSE_REASONS.heartbeatTimeout);
+    if (this.#state === State.CLOSED) this.destroyTransport();
+    else if (this.#state === State.WORKING) this.close(CLOSE_REASONS.heartbeatTimeout);
     else this.close(CLOSE_REASONS.handshakeTimeout);
   }
+
+  /** Drops the transport at once (a peer that never finished closing). */
+  protected abstract destroyTransport(): void;
 
   /** Kick with a reason (spec §7), then close. */
   close(reason: string): void {
@@ -103,7 +110,9 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
 
   #finish(wsCode: number, reason: string, hard: boolean): void {
     this.#state = State.CLOSED;
-    this.ctx.wheel.disarm(this);
+    // A peer that never reads would keep a half-closed socket: the wheel drops it after a grace period.
+    if (hard) this.ctx.wheel.disarm(this);
+    else this.ctx.wheel.arm(this, CLOSE_GRACE_MS);
     this.endTransport(wsCode, reason, hard);
   }
 
@@ -264,8 +273,10 @@ export class TcpHybridConnection extends HybridConnection {
       return;
     }
     this.#socket.end();
-    // A peer that never reads would keep a half-closed socket: destroy after a grace period.
-    setTimeout(() => this.#socket.destroy(), 2000).unref();
+  }
+
+  protected destroyTransport(): void {
+    this.#socket.destroy();
   }
 }
 
@@ -299,6 +310,10 @@ export class WsHybridConnection extends HybridConnection {
 
   protected writeRaw(bytes: Buffer): void {
     if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(bytes, { binary: true });
+  }
+
+  protected destroyTransport(): void {
+    this.#ws.terminate();
   }
 
   protected endTransport(wsCode: number, reason: string, hard: boolean): void {

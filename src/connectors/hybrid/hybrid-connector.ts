@@ -7,7 +7,7 @@ import { CLOSE_REASONS } from '../../hub/connection.js';
 import { buildRouteDictionary } from '../../protocol/pomelo/dictionary.js';
 import { protosVersion } from '../../protocol/pomelo/handshake.js';
 import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
-import { DeadlineWheel } from '../deadline-wheel.js';
+import { DeadlineWheel, type ExpiringItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
 import { listen, closeServer } from '../listen.js';
 import { HybridEncoder } from './hybrid-encoder.js';
@@ -55,7 +55,7 @@ export class HybridConnector {
       hub: opts.hub,
       log: opts.log,
       encoder: new HybridEncoder(dictionary, protos?.server),
-      wheel: new DeadlineWheel<HybridConnection>((c) => c.expire(), 1000),
+      wheel: new DeadlineWheel<ExpiringItem>((item) => item.expire(), 1000),
       connections,
       heartbeatSeconds: opts.heartbeatSeconds,
       heartbeatTimeoutMs: opts.heartbeatTimeoutSeconds * 1000,
@@ -108,9 +108,11 @@ export class HybridConnector {
   #accept(socket: Socket): void {
     socket.on('error', () => socket.destroy());
     // A socket that sends nothing at all is dropped at the handshake deadline.
-    socket.setTimeout(this.#ctx.handshakeTimeoutMs, () => socket.destroy());
+    const pending = new PendingSocket(socket);
+    this.#ctx.wheel.arm(pending, this.#ctx.handshakeTimeoutMs);
+    socket.once('close', () => this.#ctx.wheel.disarm(pending));
     socket.once('data', (chunk: Buffer) => {
-      socket.setTimeout(0);
+      this.#ctx.wheel.disarm(pending);
       const first = chunk[0];
       if (first === 0x47 /* G */ || first === 0x50 /* P */ || first === 0x48 /* H */) {
         socket.pause();
@@ -123,5 +125,14 @@ export class HybridConnector {
       this.#ctx.connections.add(conn);
       conn.onData(chunk);
     });
+  }
+}
+
+/** A socket that has not sent its first bytes yet (we do not know TCP from WebSocket). */
+class PendingSocket implements ExpiringItem {
+  wheelSlot = -1;
+  constructor(readonly socket: Socket) {}
+  expire(): void {
+    this.socket.destroy();
   }
 }

@@ -2,7 +2,7 @@ import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import type { RouteDictionary } from '../../protocol/pomelo/dictionary.js';
 import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
-import type { DeadlineWheel } from '../deadline-wheel.js';
+import type { DeadlineWheel, ExpiringItem } from '../deadline-wheel.js';
 import type { HybridEncoder } from './hybrid-encoder.js';
 import type { HybridConnection } from './hybrid-connection.js';
 
@@ -11,7 +11,8 @@ export interface HybridContext {
   readonly hub: Hub;
   readonly log: Logger;
   readonly encoder: HybridEncoder;
-  readonly wheel: DeadlineWheel<HybridConnection>;
+  /** Handshake, heartbeat and close deadlines of every socket of the listener. */
+  readonly wheel: DeadlineWheel<ExpiringItem>;
   readonly connections: Set<HybridConnection>;
   readonly heartbeatSeconds: number;
   readonly heartbeatTimeoutMs: number;
