@@ -8,6 +8,7 @@ import { MAX_CLIENT_ID_LENGTH, MAX_TAG_LENGTH } from '../hub/hub.js';
 import type { App, Storage, StoredMessage } from '../store/store.js';
 import { adminFromRequest, requireAdmin, requireAppAccess } from './auth.js';
 import { CONSOLE_DIST_DIR, serveConsoleFile } from './console-files.js';
+import { signClientToken } from '../hub/client-tokens.js';
 import { SESSION_COOKIE, SESSION_TTL_MS, SessionStore, readCookie, sessionCookie } from './sessions.js';
 import { ApiError, badRequestFromZod, makeErrorHandler } from './errors.js';
 
@@ -65,6 +66,13 @@ const ClientsQuery = z
     search: z.string().max(MAX_CLIENT_ID_LENGTH).optional(),
     offset: z.coerce.number().int().min(0).optional(),
     limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+const TokenBody = z
+  .object({
+    clientId: z.string().min(1).max(MAX_CLIENT_ID_LENGTH),
+    ttl: z.number().int().min(1).max(365 * 86400).optional(),
+    format: z.enum(['compact', 'jwt']).optional(),
   })
   .strict();
 const LoginBody = z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000) }).strict();
@@ -220,6 +228,20 @@ export function buildHttpApi(opts: HttpApiOptions) {
         tags: c.tags,
       })),
     };
+  });
+
+  // Client tokens for apps that require them: the app's back end asks, a device presents.
+  app.post('/api/v1/apps/:apikey/tokens', async (req) => {
+    const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
+    const body = parse(TokenBody, req.body ?? {}, 'body');
+    const { token, expiresAt } = await signClientToken({
+      secret: target.secret,
+      apikey: target.apikey,
+      clientId: body.clientId,
+      ttlSeconds: body.ttl ?? 86400,
+      format: body.format ?? 'compact',
+    });
+    return { token, clientId: body.clientId, expiresAt: new Date(expiresAt).toISOString() };
   });
 
   app.get('/api/v1/apps/:apikey/stats', async (req) => {

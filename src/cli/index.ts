@@ -4,6 +4,7 @@ import { addStartCommand } from './start.js';
 import { addAppCommands } from './app.js';
 import { addPushCommand } from './push.js';
 import { addListenCommand } from './listen.js';
+import { addTokenCommand } from './token.js';
 import { addAdminCommands } from './admin.js';
 import { CliError } from './output.js';
 import { VERSION } from '../version.js';
@@ -20,6 +21,7 @@ addAppCommands(program);
 addAdminCommands(program);
 addPushCommand(program);
 addListenCommand(program);
+addTokenCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -7,6 +7,7 @@ import type { Bus } from '../bus/bus.js';
 import { CLOSE_REASONS, type Connection, type ConnectorName, type PushEncoder } from './connection.js';
 import { AppRoom, ClientMember, ManagerMember, MAX_PENDING_DURING_REPLAY, MAX_UNACKED_TRACKED, type Member } from './members.js';
 import { ReceiptBuffer } from './receipt-buffer.js';
+import { TokenError, verifyClientToken } from './client-tokens.js';
 
 export const HUB_ERROR_CODES = ['APP_UNKNOWN', 'AUTH_FAILED', 'BAD_REQUEST', 'NOT_ENTERED', 'FORBIDDEN'] as const;
 export type HubErrorCode = (typeof HUB_ERROR_CODES)[number];
@@ -163,6 +164,14 @@ export class Hub {
       throw new HubError('BAD_REQUEST', 'the last id must be a whole number ≥ 0');
     }
     const app = await this.app(apikey);
+    if (app.requireClientToken) {
+      try {
+        await verifyClientToken({ token: req.token, secret: app.secret, apikey: app.apikey, clientId, now: this.#now() });
+      } catch (err) {
+        if (err instanceof TokenError) throw new HubError('AUTH_FAILED', err.message);
+        throw err;
+      }
+    }
     const existing = this.#members.get(conn);
     if (existing) {
       if (existing.role === 'client' && existing.apikey === app.apikey && existing.clientId === clientId) {
