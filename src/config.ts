@@ -22,6 +22,12 @@ export const ConfigSchema = z
      */
     mqttPort: port.optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    /** Cluster mode: store, bus and presence on this Redis (`redis://host:port`); SQLite when unset. */
+    redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    /** Prefix of every Redis key and channel, so several clusters (or test runs) share one Redis. */
+    redisPrefix: z.string().min(1).max(100).default('shaddock:'),
+    /** This node's name in the cluster; default: hostname and pid. */
+    nodeId: z.string().min(1).max(100).optional(),
     /** Pomelo heartbeat interval sent in the handshake, seconds. */
     heartbeatSeconds: z.number().int().min(1).max(3600).default(25),
     /** A peer silent this long after our last heartbeat is closed; default 2 × heartbeat. */
@@ -58,6 +64,9 @@ const ENV: Readonly<Record<string, keyof ConfigInput>> = {
   SHADDOCK_SIO_PORT: 'sioPort',
   SHADDOCK_MQTT_PORT: 'mqttPort',
   SHADDOCK_LOG_LEVEL: 'logLevel',
+  SHADDOCK_REDIS_URL: 'redisUrl',
+  SHADDOCK_REDIS_PREFIX: 'redisPrefix',
+  SHADDOCK_NODE_ID: 'nodeId',
   SHADDOCK_HEARTBEAT: 'heartbeatSeconds',
   SHADDOCK_ADMIN_PASSWORD: 'adminPassword',
   SHADDOCK_MAX_PACKAGE_BYTES: 'maxPackageBytes',

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
@@ -6,6 +7,9 @@ import { DEFAULT_MQTT_PORT, databasePath, heartbeatTimeoutSeconds, type Config }
 import { createLogger, type Logger } from './log.js';
 import type { App, Storage } from './store/store.js';
 import { openSqliteStorage } from './store/sqlite-storage.js';
+import { openRedisStorage } from './store/redis-storage.js';
+import { openRedisBus } from './bus/redis-bus.js';
+import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
 import { Hub } from './hub/hub.js';
 import { CLOSE_REASONS } from './hub/connection.js';
@@ -60,11 +64,14 @@ export async function startServer(
 ): Promise<ShaddockServer> {
   const defaultMqttPort = opts.defaultMqttPort ?? DEFAULT_MQTT_PORT;
   const log = opts.log ?? createLogger(config.logLevel);
-  const storage = openSqliteStorage(databasePath(config));
+  const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
+  const redis = config.redisUrl !== undefined ? { url: config.redisUrl, prefix: config.redisPrefix } : undefined;
+  // Embedded: SQLite and an in-process bus. Cluster: both on Redis; nothing above knows which.
+  const storage: Storage = redis ? await openRedisStorage(redis) : openSqliteStorage(databasePath(config));
   const cleanup: (() => Promise<void>)[] = [() => storage.close()];
   try {
     const firstStart = await bootstrap(storage, config);
-    const bus = new LocalBus();
+    const bus: Bus = redis ? await openRedisBus(redis) : new LocalBus();
     cleanup.unshift(() => bus.close());
     const hub = new Hub({ storage, bus, logger: log, maxBufferedBytes: config.maxBufferedBytes });
 
@@ -128,7 +135,7 @@ export async function startServer(
       log,
       bodyLimit: config.maxHttpBodyBytes,
       defaultMessageTtlSeconds: config.defaultMessageTtlSeconds,
-      health: () => ({ ports }),
+      health: () => ({ node: nodeId, ports }),
       sse: (req, res, apikey, clientId) => sse.handle(req, res, apikey, clientId),
     });
     http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => ws.handleUpgrade(req, socket, head));

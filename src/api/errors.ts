@@ -10,6 +10,7 @@ export const API_ERROR_CODES = [
   'NOT_FOUND',
   'LIMIT_PAYLOAD',
   'UNSUPPORTED_MEDIA_TYPE',
+  'UNAVAILABLE',
   'INTERNAL',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
@@ -21,6 +22,7 @@ const STATUS: Readonly<Record<ApiErrorCode, number>> = {
   NOT_FOUND: 404,
   LIMIT_PAYLOAD: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 
@@ -59,6 +61,11 @@ export function makeErrorHandler(log: Logger) {
     let api: ApiError;
     if (err instanceof ApiError) api = err;
     else if (err instanceof HubError) api = new ApiError(FROM_HUB[err.code], err.message);
+    else if ('code' in err && err.code === 'STORE_UNAVAILABLE') {
+      // Never a silent accept: the caller learns at once that nothing was stored, and may retry.
+      void reply.header('retry-after', '1');
+      api = new ApiError('UNAVAILABLE', 'storage is unavailable right now; nothing was stored, retry later');
+    }
     else if ('code' in err && err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       api = new ApiError('LIMIT_PAYLOAD', 'the request body is larger than the server accepts');
     } else if ('code' in err && err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {

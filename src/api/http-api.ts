@@ -5,9 +5,10 @@ import type { Logger } from '../log.js';
 import { asApiKey, asClientId, asMessageId } from '../ids.js';
 import type { Hub } from '../hub/hub.js';
 import { MAX_CLIENT_ID_LENGTH, MAX_TAG_LENGTH } from '../hub/hub.js';
-import type { App, Storage, StoredMessage } from '../store/store.js';
+import type { Storage, StoredMessage } from '../store/store.js';
 import { adminFromRequest, requireAdmin, requireAppAccess } from './auth.js';
 import { CONSOLE_DIST_DIR, serveConsoleFile } from './console-files.js';
+import { appView } from './views.js';
 import { signClientToken } from '../hub/client-tokens.js';
 import { SESSION_COOKIE, SESSION_TTL_MS, SessionStore, readCookie, sessionCookie } from './sessions.js';
 import { ApiError, badRequestFromZod, makeErrorHandler } from './errors.js';
@@ -102,17 +103,6 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return result.data;
 }
 
-/** An app as admins see it: with its secret. */
-function appView(app: App): Record<string, unknown> {
-  return {
-    apikey: app.apikey,
-    secret: app.secret,
-    name: app.name,
-    messageTtlSeconds: app.messageTtlSeconds,
-    requireClientToken: app.requireClientToken,
-    createdAt: new Date(app.createdAt).toISOString(),
-  };
-}
 
 /** The HTTP API of ARCHITECTURE.md: push, clients online, apps, health. */
 export function buildHttpApi(opts: HttpApiOptions) {

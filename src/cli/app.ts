@@ -2,22 +2,13 @@ import type { Command } from 'commander';
 import { asApiKey } from '../ids.js';
 import type { App } from '../store/store.js';
 import { CliError, intOption, print, printJson } from './output.js';
+import { appView } from '../api/views.js';
 import { withStorage, type StorageFlags } from './open-storage.js';
 
 interface JsonFlag {
   json?: boolean;
 }
 
-function appJson(app: App): Record<string, unknown> {
-  return {
-    apikey: app.apikey,
-    secret: app.secret,
-    name: app.name,
-    messageTtlSeconds: app.messageTtlSeconds,
-    requireClientToken: app.requireClientToken,
-    createdAt: new Date(app.createdAt).toISOString(),
-  };
-}
 
 function printApp(app: App): void {
   print(`app "${app.name}"`);
@@ -30,6 +21,8 @@ function storageOptions(cmd: Command): Command {
   return cmd
     .option('--data <dir>', 'data folder holding shaddock.db (also SHADDOCK_DATA)')
     .option('--config <file>', 'JSON config file (also SHADDOCK_CONFIG)')
+    .option('--redis <url>', 'a cluster\'s Redis instead of SQLite (also SHADDOCK_REDIS_URL)')
+    .option('--redis-prefix <prefix>', 'key prefix of the cluster (also SHADDOCK_REDIS_PREFIX)')
     .option('--json', 'print JSON for scripts');
 }
 
@@ -48,7 +41,7 @@ export function addAppCommands(program: Command): void {
     .action(async (opts: StorageFlags & JsonFlag) => {
       const apps = await withStorage(opts, (s) => s.apps.listApps(), { mustExist: true });
       if (opts.json === true) {
-        printJson(apps.map(appJson));
+        printJson(apps.map(appView));
         return;
       }
       if (apps.length === 0) print('no apps yet: shaddock app create NAME');

@@ -14,6 +14,9 @@ interface StartOptions {
   mqttPort?: number;
   heartbeat?: number;
   logLevel?: string;
+  redis?: string;
+  redisPrefix?: string;
+  nodeId?: string;
 }
 
 export function addStartCommand(program: Command): void {
@@ -28,6 +31,9 @@ export function addStartCommand(program: Command): void {
     .option('--sio-port <n>', 'socket.io connector port, default 3010 (also SHADDOCK_SIO_PORT)', intOption('--sio-port'))
     .option('--mqtt-port <n>', 'MQTT port, default 1883, skipped when taken unless set (also SHADDOCK_MQTT_PORT)', intOption('--mqtt-port'))
     .option('--heartbeat <seconds>', 'Pomelo heartbeat interval, default 25 (also SHADDOCK_HEARTBEAT)', intOption('--heartbeat'))
+    .option('--redis <url>', 'cluster mode: store, bus and presence on Redis (also SHADDOCK_REDIS_URL)')
+    .option('--redis-prefix <prefix>', 'key prefix, default shaddock: (also SHADDOCK_REDIS_PREFIX)')
+    .option('--node-id <name>', 'this node\'s name in the cluster (also SHADDOCK_NODE_ID)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (also SHADDOCK_LOG_LEVEL)')
     .action(async (opts: StartOptions) => {
       const config = loadConfig({
@@ -41,6 +47,9 @@ export function addStartCommand(program: Command): void {
           mqttPort: opts.mqttPort,
           heartbeatSeconds: opts.heartbeat,
           logLevel: opts.logLevel,
+          redisUrl: opts.redis,
+          redisPrefix: opts.redisPrefix,
+          nodeId: opts.nodeId,
         },
       });
       const server = await startServer(config);

@@ -75,6 +75,15 @@ export interface PublishResult {
   readonly targeted: number;
 }
 
+interface AppOrder {
+  next: number;
+  readonly held: Map<number, StoredMessage>;
+  filling: boolean;
+}
+
+/** How long a message that arrived ahead of a gap waits for the gap to fill, ms. */
+const GAP_WAIT_MS = 100;
+
 /** Counters since this node started. */
 export interface AppStats {
   /** Clients online on this node. */
@@ -125,6 +134,8 @@ export class Hub {
   readonly #rooms = new Map<ApiKey, AppRoom>();
   readonly #members = new Map<Connection, Member>();
   readonly #receipts: ReceiptBuffer;
+  /** Per app: the next message id expected from the bus, and what arrived early. */
+  readonly #order = new Map<ApiKey, AppOrder>();
   /** Cumulative counters per app on this node, for the console's charts. */
   readonly #stats = new Map<ApiKey, AppStats>();
 
@@ -136,7 +147,7 @@ export class Hub {
     this.#now = opts.now ?? Date.now;
     this.#receipts = new ReceiptBuffer(opts.storage, opts.logger, this.#now, opts.receiptFlushMs);
     this.#bus.subscribe((event) => {
-      if (event.kind === 'message') this.#deliver(event.msg);
+      if (event.kind === 'message') this.#inOrder(event.msg);
     });
   }
 
@@ -440,6 +451,69 @@ export class Hub {
         encoded.set(conn.encoder, bytes);
       }
       conn.write(bytes);
+    }
+  }
+
+  /**
+   * Ids within an app are contiguous, so a gap means a message published on another
+   * node is still on its way: hold what comes after it for a moment, then read the
+   * missing ones from the store. On one node (the local bus) nothing is ever held.
+   */
+  #inOrder(msg: StoredMessage): void {
+    let o = this.#order.get(msg.apikey);
+    if (!o) {
+      o = { next: msg.id + 1, held: new Map(), filling: false };
+      this.#order.set(msg.apikey, o);
+      this.#deliver(msg);
+      return;
+    }
+    if (msg.id < o.next) {
+      this.#deliver(msg); // a late copy: members drop what they already had
+      return;
+    }
+    if (msg.id === o.next && !o.filling) {
+      this.#deliver(msg);
+      o.next++;
+      this.#releaseHeld(o);
+      return;
+    }
+    o.held.set(msg.id, msg);
+    if (!o.filling) {
+      o.filling = true;
+      setTimeout(() => void this.#fillGap(msg.apikey), GAP_WAIT_MS).unref();
+    }
+  }
+
+  #releaseHeld(o: AppOrder): void {
+    for (let next = o.held.get(o.next); next !== undefined; next = o.held.get(o.next)) {
+      o.held.delete(o.next);
+      this.#deliver(next);
+      o.next++;
+    }
+  }
+
+  async #fillGap(apikey: ApiKey): Promise<void> {
+    const o = this.#order.get(apikey);
+    if (!o) return;
+    try {
+      while (o.held.size > 0) {
+        this.#releaseHeld(o);
+        if (o.held.size === 0) break;
+        const missing = await this.#storage.messages.get(apikey, asMessageId(o.next));
+        if (missing) this.#deliver(missing);
+        else this.#log.warn({ app: apikey, id: o.next }, 'message missing from the bus and the store');
+        o.next++;
+      }
+    } catch (err) {
+      // The store is unreachable: deliver what is held, in order; clients resume the rest.
+      this.#log.warn({ err, app: apikey }, 'could not fill a gap in the message order');
+      for (const id of [...o.held.keys()].sort((a, b) => a - b)) {
+        this.#deliver(o.held.get(id)!);
+        o.next = id + 1;
+      }
+      o.held.clear();
+    } finally {
+      o.filling = false;
     }
   }
 

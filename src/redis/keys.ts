@@ -1,7 +1,7 @@
 // Key names, in one place. `{prefix}` is the deployment's prefix (e.g. `shaddock:`).
 // Every key of an app starts with `{prefix}app:{apikey}:` (besides the app's own hash,
 // `{prefix}app:{apikey}`), which is how deleteApp finds them all. The full table, with
-// types and sizes, is in docs/cluster-redis.md.
+// types and sizes, is in docs/cluster.md.
 import type { ApiKey, ClientId } from '../ids.js';
 
 export interface AppKeys {

@@ -1,6 +1,6 @@
 // The Lua scripts of RedisStorage. Each runs atomically in Redis (nothing else runs
 // in between), so each is one consistent step: what a transaction is in the SQLite
-// storage. Key layout and fields: docs/cluster-redis.md.
+// storage. Key layout and fields: docs/cluster.md.
 //
 // Conventions:
 // - `sub` (an ARGV) is the app's key prefix with its trailing colon, `{prefix}app:{apikey}:`;

@@ -2,7 +2,7 @@
 // clients, in one Redis (6.2 or newer) shared by every node. Each method is one round
 // trip (a Lua script, which Redis runs atomically, or a single command) except
 // deleteApp and sweepExpired, which walk in batches. Key layout, and what each operation
-// costs in Redis commands: docs/cluster-redis.md.
+// costs in Redis commands: docs/cluster.md.
 //
 // Behaviour matches the SQLite storage (test/store/contract.ts runs on both). Durability
 // is Redis's own: a message is in Redis's memory when append resolves, and on disk only
@@ -78,13 +78,9 @@ import type {
 
 /**
  * The code of a StoreError raised because Redis cannot be reached or is not serving
- * (down, restarting, loading, a failover in progress). TODO: StoreErrorCode (in
- * sqlite-storage.ts, not this file's to change) has no STORE_UNAVAILABLE yet, so until it
- * does this is STORE_FAILED, with a message starting "Redis unavailable"; it becomes
- * STORE_UNAVAILABLE by itself once the code exists.
+ * (down, restarting, loading, a failover in progress).
  */
-export const STORE_UNAVAILABLE: StoreErrorCode =
-  (StoreErrorCode as Readonly<Record<string, StoreErrorCode | undefined>>)['STORE_UNAVAILABLE'] ?? StoreErrorCode.STORE_FAILED;
+export const STORE_UNAVAILABLE: StoreErrorCode = StoreErrorCode.STORE_UNAVAILABLE;
 
 function wrap(what: string, err: unknown): StoreError {
   if (err instanceof StoreError) return err;

@@ -35,6 +35,8 @@ export const StoreErrorCode = {
   STORE_FAILED: 'STORE_FAILED',
   /** A message was appended (or a client stored) for an app that does not exist (or was deleted). */
   STORE_UNKNOWN_APP: 'STORE_UNKNOWN_APP',
+  /** The store cannot be reached now (a networked store that is down); retry later. */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** The caller passed a value the store refuses: a bad TTL, count, id or tag, data that is not JSON. */
   STORE_INVALID: 'STORE_INVALID',
 } as const;
