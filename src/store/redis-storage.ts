@@ -46,15 +46,10 @@ import {
   TOUCH,
   UPDATE_APP,
 } from '../redis/storage-lua.js';
+import { addTagsTo, invalid, requireCount, requireTime } from './validate.js';
 import { generateApiKey, generateSecret, hashPassword, verifyNoPassword, verifyPassword } from './secrets.js';
-import {
-  CLIENT_RETENTION_MS,
-  DEFAULT_MESSAGE_TTL_SECONDS,
-  MAX_CLIENT_TAGS,
-  MAX_TAG_LENGTH,
-  StoreError,
-  StoreErrorCode,
-} from './sqlite-storage.js';
+import { CLIENT_RETENTION_MS, DEFAULT_MESSAGE_TTL_SECONDS } from './sqlite-storage.js';
+import { MAX_CLIENT_TAGS, StoreError, StoreErrorCode } from './validate.js';
 import type {
   Admin,
   AdminStore,
@@ -98,38 +93,6 @@ async function attempt<T>(what: string, step: () => Promise<T>): Promise<T> {
 }
 
 // ---- input: checked once, before anything is sent (the same rules as SQLite) ---------
-
-function invalid(message: string): StoreError {
-  return new StoreError('STORE_INVALID', message);
-}
-
-function requireCount(what: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw invalid(`${what} must be a whole number >= 0, got ${String(v)}`);
-  }
-  return v;
-}
-
-function requireTime(what: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw invalid(`${what} must be a whole number of ms, got ${String(v)}`);
-  return v;
-}
-
-/** Checks each tag and appends the new ones to `into`, keeping the order of first appearance. */
-function addTagsTo(into: string[], tags: readonly unknown[], what: string): string[] {
-  if (!Array.isArray(tags)) throw invalid(`${what}: tags must be an array`);
-  const seen = new Set(into);
-  for (const tag of tags) {
-    if (typeof tag !== 'string' || tag.length < 1 || tag.length > MAX_TAG_LENGTH) {
-      throw invalid(`${what}: a tag must be a string of 1 to ${MAX_TAG_LENGTH} characters, got ${JSON.stringify(tag)}`);
-    }
-    if (seen.has(tag)) continue;
-    seen.add(tag);
-    into.push(tag);
-  }
-  if (into.length > MAX_CLIENT_TAGS) throw invalid(`${what}: a client has at most ${MAX_CLIENT_TAGS} tags, got ${into.length}`);
-  return into;
-}
 
 function requireStrings(what: string, v: unknown): readonly string[] {
   if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw invalid(`${what} must be an array of strings`);
