@@ -1,12 +1,10 @@
 // RedisBus against a real Redis: two buses on one prefix stand for two nodes.
 // Uses REDIS_URL (default redis://127.0.0.1:6379); the outage test runs its own redis-server.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { freePort, startRedis, stopRedis } from '../fixtures/redis-server.js';
 import type { BusEvent } from '../../src/bus/bus.js';
 import { decodeBusEvent, RedisBus } from '../../src/bus/redis-bus.js';
 import { asApiKey, asClientId, asMessageId } from '../../src/ids.js';
@@ -176,47 +174,6 @@ void describe('RedisBus', () => {
 });
 
 // ---- outage: a redis-server of our own --------------------------------------------------
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  server.close();
-  await once(server, 'close');
-  return address.port;
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server on ${port} did not start: ${out}`)), 5000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server on ${port} exited with ${String(code)}: ${out}`));
-    });
-  });
-  child.stdout?.resume();
-  return child;
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
 
 void describe('RedisBus: when Redis goes away', () => {
   void it('rejects publish at once, then resubscribes and says so when Redis is back', async () => {

@@ -1,26 +1,22 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { unlinkByPrefix } from '../../src/redis/client.js';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { waitFor } from '../fixtures/wait.js';
+import { freePort, startRedis, stopRedis } from '../fixtures/redis-server.js';
 
 const REDIS = process.env['SHADDOCK_TEST_REDIS'] ?? 'redis://127.0.0.1:6379';
 
+/** Removes every key a test wrote under its prefix (the same helper the stores use). */
 async function deletePrefix(url: string, prefix: string): Promise<void> {
   const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
   try {
     await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await r.unlink(...keys);
-    } while (cursor !== '0');
+    await unlinkByPrefix(r, prefix);
   } finally {
     r.disconnect();
   }
@@ -70,45 +66,18 @@ describe('two nodes on one Redis', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const address = s.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 describe('when Redis goes down', () => {
   let redis: ChildProcess | undefined;
   let port = 0;
   let node: TestServer | undefined;
-  const startRedis = async (): Promise<void> => {
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await waitFor(
-      async () => {
-        const r = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        try {
-          await r.connect();
-          return (await r.ping()) === 'PONG';
-        } catch {
-          return false;
-        } finally {
-          r.disconnect();
-        }
-      },
-      { timeoutMs: 10_000, message: 'private redis did not start' },
-    );
-  };
   before(async () => {
     port = await freePort();
-    await startRedis();
+    redis = await startRedis(port);
     node = await startTestServer({ redisUrl: `redis://127.0.0.1:${port}`, redisPrefix: 'down-test:' });
   });
   after(async () => {
     await node?.close();
-    redis?.kill('SIGKILL');
+    if (redis) await stopRedis(redis);
   });
 
   it('pushes fail fast with 503 (never a silent accept) and work again when Redis returns, with no restart', async () => {
@@ -120,14 +89,13 @@ describe('when Redis goes down', () => {
         body: JSON.stringify({ data: 1 }),
       });
     assert.equal((await push()).status, 202);
-    redis!.kill('SIGKILL');
-    await once(redis!, 'exit');
+    await stopRedis(redis!);
     const started = Date.now();
     const down = await push();
     assert.equal(down.status, 503);
     assert.ok(Date.now() - started < 6000, 'failed fast');
     assert.equal(((await down.json()) as { code: string }).code, 'UNAVAILABLE');
-    await startRedis();
+    redis = await startRedis(port);
     // A fresh Redis (no persistence here) has lost the app: the node is back when it answers 404, not 503.
     await waitFor(async () => (await push()).status !== 503, { timeoutMs: 15_000, message: 'the node did not recover' });
   });

@@ -4,12 +4,10 @@
 // Uses REDIS_URL (default redis://127.0.0.1:6379). Every storage gets its own key
 // prefix and deletes its keys when closed; the outage tests run their own redis-server.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { freePort, startRedis, stopRedis } from '../fixtures/redis-server.js';
 import { asClientId, asMessageId, type ApiKey } from '../../src/ids.js';
 import { unlinkByPrefix } from '../../src/redis/client.js';
 import { openRedisStorage, STORE_UNAVAILABLE, type RedisStorage } from '../../src/store/redis-storage.js';
@@ -217,48 +215,6 @@ void describe('RedisStorage: Redis layout', () => {
 });
 
 // ---- outages: a redis-server of our own, killed and started again -----------------------
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  server.close();
-  await once(server, 'close');
-  return address.port;
-}
-
-/** Starts redis-server on `port` (no persistence) and waits until it accepts connections. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server on ${port} did not start: ${out}`)), 5000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server on ${port} exited with ${String(code)}: ${out}`));
-    });
-  });
-  child.stdout?.resume();
-  return child;
-}
-
-async function stopRedis(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  await exited;
-}
 
 /** Retries `probe` until it resolves, for at most `ms`. */
 async function eventually<T>(ms: number, probe: () => Promise<T>): Promise<T> {
