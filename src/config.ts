@@ -22,12 +22,21 @@ export const ConfigSchema = z
      */
     mqttPort: port.optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    /** One info line per connection opened, entered, closed and per refusal; false: at debug (docs/operations.md#logs). */
+    logConnections: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
+    /** When set, GET /metrics needs `Authorization: Bearer <token>`; open when unset (docs/operations.md#metrics). */
+    metricsToken: z.string().min(16, 'must be at least 16 characters').max(1000).optional(),
     /** Cluster mode: store, bus and presence on this Redis (`redis://host:port`); SQLite when unset. */
     redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
     /** Prefix of every Redis key and channel, so several clusters (or test runs) share one Redis. */
     redisPrefix: z.string().min(1).max(100).default('shaddock:'),
     /** This node's name in the cluster; default: hostname and pid. */
     nodeId: z.string().min(1).max(100).optional(),
+    /**
+     * Cluster: a node silent this long is dead, and its clients leave managers' lists and
+     * the presence (it beats every fifth of this, at most every 2 s), seconds.
+     */
+    nodeTimeoutSeconds: z.number().min(1).max(3600).default(15),
     /** Pomelo heartbeat interval sent in the handshake, seconds. */
     heartbeatSeconds: z.number().int().min(1).max(3600).default(25),
     /** A peer silent this long after our last heartbeat is closed; default 2 × heartbeat. */
@@ -49,6 +58,32 @@ export const ConfigSchema = z
     clientProtosFile: z.string().optional(),
     /** Extra routes for the Pomelo route dictionary (e.g. push events like onMsg), compressed on the wire. */
     dictionaryRoutes: z.array(z.string().min(1).max(255)).default([]),
+    // TLS (docs/tls.md): when a certificate and key are set, every listener speaks TLS only.
+    /** PEM certificate (a full chain is best, e.g. Let's Encrypt fullchain.pem); needs tlsKeyFile. */
+    tlsCertFile: z.string().min(1).optional(),
+    /** PEM private key of tlsCertFile. */
+    tlsKeyFile: z.string().min(1).optional(),
+    /** PEM intermediate certificates sent with tlsCertFile when that file holds only the leaf. */
+    tlsCaFile: z.string().min(1).optional(),
+    // Limits (docs/security.md#limits). 0 turns a limit off.
+    /** Client connections one app may hold on this node; 0: no limit. */
+    maxConnectionsPerApp: z.number().int().min(0).default(0),
+    /** Open connections from one source address (IPv6: one /64), all connectors together. */
+    maxConnectionsPerIp: z.number().int().min(0).default(1000),
+    /** New connections per second from one source address, with bursts of twice that. */
+    connectsPerSecondPerIp: z.number().min(0).default(20),
+    /** Inbound requests (frames, packets) per second on one connection, bursts of twice that; acks are not counted. */
+    requestsPerSecond: z.number().min(0).default(100),
+    /** Connections on this node that have not entered yet (handshake or enter pending). */
+    maxPendingConnections: z.number().int().min(0).default(10_000),
+    /** Tags one client may subscribe to (the store keeps at most 256). */
+    maxTagsPerClient: z.number().int().min(1).max(256).default(256),
+    /** Source addresses the per-address and per-connection rate limits skip (a local proxy, load tests). */
+    limitsExemptIps: z
+      .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v), z.array(z.string().min(1).max(64)))
+      .default(['127.0.0.1', '::1']),
+    /** Failed admin logins (console, Basic auth, manager enter) per minute, per address and per username, before 429. */
+    loginFailuresPerMinute: z.number().int().min(0).default(10),
   })
   .strict();
 
@@ -64,16 +99,33 @@ const ENV: Readonly<Record<string, keyof ConfigInput>> = {
   SHADDOCK_SIO_PORT: 'sioPort',
   SHADDOCK_MQTT_PORT: 'mqttPort',
   SHADDOCK_LOG_LEVEL: 'logLevel',
+  SHADDOCK_LOG_CONNECTIONS: 'logConnections',
+  SHADDOCK_METRICS_TOKEN: 'metricsToken',
   SHADDOCK_REDIS_URL: 'redisUrl',
   SHADDOCK_REDIS_PREFIX: 'redisPrefix',
   SHADDOCK_NODE_ID: 'nodeId',
+  SHADDOCK_NODE_TIMEOUT: 'nodeTimeoutSeconds',
   SHADDOCK_HEARTBEAT: 'heartbeatSeconds',
   SHADDOCK_ADMIN_PASSWORD: 'adminPassword',
   SHADDOCK_MAX_PACKAGE_BYTES: 'maxPackageBytes',
   SHADDOCK_MAX_BUFFERED_BYTES: 'maxBufferedBytes',
+  SHADDOCK_TLS_CERT: 'tlsCertFile',
+  SHADDOCK_TLS_KEY: 'tlsKeyFile',
+  SHADDOCK_TLS_CA: 'tlsCaFile',
+  SHADDOCK_MAX_HTTP_BODY_BYTES: 'maxHttpBodyBytes',
+  SHADDOCK_HANDSHAKE_TIMEOUT: 'handshakeTimeoutSeconds',
+  SHADDOCK_MAX_CONNECTIONS_PER_APP: 'maxConnectionsPerApp',
+  SHADDOCK_MAX_CONNECTIONS_PER_IP: 'maxConnectionsPerIp',
+  SHADDOCK_CONNECTS_PER_SECOND_PER_IP: 'connectsPerSecondPerIp',
+  SHADDOCK_REQUESTS_PER_SECOND: 'requestsPerSecond',
+  SHADDOCK_MAX_PENDING_CONNECTIONS: 'maxPendingConnections',
+  SHADDOCK_MAX_TAGS_PER_CLIENT: 'maxTagsPerClient',
+  SHADDOCK_LIMITS_EXEMPT_IPS: 'limitsExemptIps',
+  SHADDOCK_LOGIN_FAILURES_PER_MINUTE: 'loginFailuresPerMinute',
 };
 
 const NUMERIC_KEYS = new Set<string>([
+  'nodeTimeoutSeconds',
   'httpPort',
   'hybridPort',
   'sioPort',
@@ -85,6 +137,13 @@ const NUMERIC_KEYS = new Set<string>([
   'maxHttpBodyBytes',
   'maxBufferedBytes',
   'defaultMessageTtlSeconds',
+  'maxConnectionsPerApp',
+  'maxConnectionsPerIp',
+  'connectsPerSecondPerIp',
+  'requestsPerSecond',
+  'maxPendingConnections',
+  'maxTagsPerClient',
+  'loginFailuresPerMinute',
 ]);
 
 export class ConfigError extends Error {
@@ -118,6 +177,10 @@ export function loadConfig(opts: {
     const issue = parsed.error.issues[0];
     const where = issue?.path.join('.') ?? '';
     throw new ConfigError(`invalid configuration${where ? ` "${where}"` : ''}: ${issue?.message ?? 'unknown problem'}`);
+  }
+  const tls = parsed.data;
+  if ((tls.tlsCertFile === undefined) !== (tls.tlsKeyFile === undefined) || (tls.tlsCaFile !== undefined && tls.tlsCertFile === undefined)) {
+    throw new ConfigError('invalid configuration: TLS needs both tlsCertFile and tlsKeyFile (SHADDOCK_TLS_CERT, SHADDOCK_TLS_KEY); tlsCaFile only adds to them');
   }
   return Object.freeze(parsed.data);
 }

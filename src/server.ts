@@ -4,11 +4,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_MQTT_PORT, databasePath, heartbeatTimeoutSeconds, type Config } from './config.js';
-import { createLogger, type Logger } from './log.js';
+import { ConnectionLog, createLogger, type Logger } from './log.js';
+import { Observers, observeBus, observeStorage } from './hub/observer.js';
+import { Metrics } from './api/metrics.js';
 import type { App, Storage } from './store/store.js';
 import { openSqliteStorage } from './store/sqlite-storage.js';
 import { openRedisStorage } from './store/redis-storage.js';
 import { openRedisBus } from './bus/redis-bus.js';
+import { openRedisPresence } from './presence/redis-presence.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
 import { Hub } from './hub/hub.js';
@@ -20,6 +23,10 @@ import { WsConnector } from './connectors/ws/ws-connector.js';
 import { SseConnector } from './connectors/sse/sse-connector.js';
 import { parseProtos, type ParsedProtos } from './protocol/pomelo/protobuf.js';
 import { buildHttpApi, type HttpApi } from './api/http-api.js';
+import { loadTlsCredentials, type TlsListenOptions } from './tls.js';
+import { closeFailedHandshakes } from './connectors/listen.js';
+import { LoginLimiter } from './api/sessions.js';
+import { Admission } from './connectors/admission.js';
 
 /** What the first start created, to show the user once. */
 export interface FirstStart {
@@ -31,6 +38,8 @@ export interface FirstStart {
 
 export interface ShaddockServer {
   readonly config: Config;
+  /** This node's name (config nodeId, or host and pid). */
+  readonly nodeId: string;
   readonly log: Logger;
   readonly storage: Storage;
   readonly hub: Hub;
@@ -65,15 +74,52 @@ export async function startServer(
   const defaultMqttPort = opts.defaultMqttPort ?? DEFAULT_MQTT_PORT;
   const log = opts.log ?? createLogger(config.logLevel);
   const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
+  // TLS first: a bad certificate path stops the start before anything is opened.
+  const tlsCredentials = loadTlsCredentials(config);
+  const tls: TlsListenOptions | undefined = tlsCredentials && {
+    cert: tlsCredentials.cert,
+    key: tlsCredentials.key,
+    handshakeTimeoutMs: config.handshakeTimeoutSeconds * 1000,
+  };
   const redis = config.redisUrl !== undefined ? { url: config.redisUrl, prefix: config.redisPrefix } : undefined;
   // Embedded: SQLite and an in-process bus. Cluster: both on Redis; nothing above knows which.
-  const storage: Storage = redis ? await openRedisStorage(redis) : openSqliteStorage(databasePath(config));
+  // Metrics and the connection log see what the hub, connectors, store and bus report.
+  const metrics = new Metrics();
+  const observer = new Observers([metrics, new ConnectionLog(log, config.logConnections ? 'info' : 'debug')]);
+  const storage: Storage = observeStorage(redis ? await openRedisStorage(redis) : openSqliteStorage(databasePath(config)), observer);
   const cleanup: (() => Promise<void>)[] = [() => storage.close()];
   try {
     const firstStart = await bootstrap(storage, config);
-    const bus: Bus = redis ? await openRedisBus(redis) : new LocalBus();
+    const bus: Bus = observeBus(redis ? await openRedisBus({ ...redis, logger: log }) : new LocalBus(), observer);
     cleanup.unshift(() => bus.close());
-    const hub = new Hub({ storage, bus, logger: log, maxBufferedBytes: config.maxBufferedBytes });
+    // Cluster: who is online where. The embedded node needs none (its hub sees everyone).
+    const nodeTimeoutMs = config.nodeTimeoutSeconds * 1000;
+    const presence = redis
+      ? await openRedisPresence({ ...redis, logger: log, nodeId, nodeTimeoutMs, heartbeatMs: Math.min(2000, Math.floor(nodeTimeoutMs / 5)) })
+      : undefined;
+    if (presence) cleanup.unshift(() => presence.close());
+    // Limits (docs/security.md#limits): one admission and one login limiter per node,
+    // shared by every connector and the API.
+    const admission = new Admission({
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      connectsPerSecondPerIp: config.connectsPerSecondPerIp,
+      maxPendingConnections: config.maxPendingConnections,
+      requestsPerSecond: config.requestsPerSecond,
+      exemptIps: config.limitsExemptIps,
+    });
+    cleanup.unshift(async () => admission.close());
+    const loginLimiter = new LoginLimiter(config.loginFailuresPerMinute);
+    const hub = new Hub({
+      storage,
+      bus,
+      logger: log,
+      observer,
+      maxBufferedBytes: config.maxBufferedBytes,
+      maxConnectionsPerApp: config.maxConnectionsPerApp,
+      maxTagsPerClient: config.maxTagsPerClient,
+      loginGate: loginLimiter,
+      ...(presence ? { cluster: { nodeId, presence, nodeCheckMs: Math.min(2000, Math.floor(nodeTimeoutMs / 5)) } } : {}),
+    });
 
     const hybrid = new HybridConnector({
       hub,
@@ -85,6 +131,8 @@ export async function startServer(
       handshakeTimeoutSeconds: config.handshakeTimeoutSeconds,
       maxPackageBytes: config.maxPackageBytes,
       dictionaryRoutes: config.dictionaryRoutes,
+      admission,
+      tls,
       ...loadProtos(config),
     });
     const hybridPort = await hybrid.listen().catch((err: Error) => {
@@ -92,19 +140,39 @@ export async function startServer(
     });
     cleanup.unshift(() => hybrid.close());
 
-    const sio = new SioConnector({ hub, log, host: config.host, port: config.sioPort, maxPayloadBytes: config.maxPackageBytes });
+    const sio = new SioConnector({
+      hub,
+      log,
+      host: config.host,
+      port: config.sioPort,
+      maxPayloadBytes: config.maxPackageBytes,
+      enterTimeoutMs: config.handshakeTimeoutSeconds * 1000,
+      admission,
+      tls,
+    });
     const sioPort = await sio.listen().catch((err: Error) => {
       throw new Error(`socket.io connector: ${err.message}`, { cause: err });
     });
     cleanup.unshift(() => sio.close());
 
     const notices: string[] = [];
+    if (tlsCredentials) {
+      log.info({ subject: tlsCredentials.subject, notAfter: new Date(tlsCredentials.notAfter).toISOString() }, 'TLS on for every listener');
+      if (tlsCredentials.notAfter < Date.now()) {
+        const notice = `the TLS certificate expired on ${new Date(tlsCredentials.notAfter).toISOString()}: clients will refuse it (docs/tls.md)`;
+        notices.push(notice);
+        log.warn(notice);
+      }
+    }
     let mqtt: MqttConnector | undefined = new MqttConnector({
       hub,
       log,
       host: config.host,
       port: config.mqttPort ?? defaultMqttPort,
       maxPacketBytes: config.maxPackageBytes,
+      connectTimeoutMs: config.handshakeTimeoutSeconds * 1000,
+      admission,
+      tls,
     });
     let mqttPort: number | undefined;
     try {
@@ -123,22 +191,29 @@ export async function startServer(
       log.warn({ port: defaultMqttPort }, notice);
     }
 
-    const ws = new WsConnector({ hub, log, maxFrameBytes: config.maxPackageBytes });
+    const ws = new WsConnector({ hub, log, maxFrameBytes: config.maxPackageBytes, enterTimeoutMs: config.handshakeTimeoutSeconds * 1000, admission });
     cleanup.unshift(() => ws.close());
-    const sse = new SseConnector({ hub, log });
+    const sse = new SseConnector({ hub, log, admission });
     cleanup.unshift(() => sse.close());
 
     const ports = { hybridPort, sioPort, mqttPort: mqttPort ?? null, httpPort: 0 };
     const http = buildHttpApi({
+      loginLimiter,
+      pushRate: admission,
+      metrics,
+      ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
       hub,
       storage,
       log,
       bodyLimit: config.maxHttpBodyBytes,
       defaultMessageTtlSeconds: config.defaultMessageTtlSeconds,
-      health: () => ({ node: nodeId, ports }),
+      health: () => ({ node: nodeId, ports, tls: tls !== undefined }),
+      tls,
+      secureCookies: tls !== undefined,
       sse: (req, res, apikey, clientId) => sse.handle(req, res, apikey, clientId),
     });
     http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => ws.handleUpgrade(req, socket, head));
+    if (tls) closeFailedHandshakes(http.server, log, 'http');
     await http.listen({ host: config.host, port: config.httpPort }).catch((err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? `port ${config.httpPort} on ${config.host} is already in use` : err.message;
       throw new Error(`HTTP API: ${why}`, { cause: err });
@@ -149,13 +224,14 @@ export async function startServer(
 
     // Expired messages are swept; storage stays bounded.
     const sweep = setInterval(() => {
-      storage.messages.sweepExpired(Date.now()).catch((err: unknown) => log.warn({ err }, 'expiry sweep failed'));
+      storage.messages.sweepExpired(Date.now()).then((n) => observer.expired(n), (err: unknown) => log.warn({ err }, 'expiry sweep failed'));
     }, 60_000);
     sweep.unref();
 
     let closing: Promise<void> | undefined;
     return {
       config,
+      nodeId,
       log,
       storage,
       hub,
@@ -183,6 +259,8 @@ export async function startServer(
           ]);
           await http.close();
           await hub.close();
+          admission.close();
+          await presence?.close();
           await bus.close();
           await storage.close();
         })();

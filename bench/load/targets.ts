@@ -261,6 +261,19 @@ function baseTarget(kind: TargetKind, version: string, proc: Proc, cleanup: () =
   };
 }
 
+/**
+ * Shaddock's abuse limits (docs/security.md#limits) are off in the benchmark: its load
+ * comes from a few loopback addresses at thousands of connections per second, which
+ * the per-address defaults rightly refuse, and the peers have no such limits. 0 turns
+ * a limit off; variables for limits this build does not have are ignored.
+ */
+const BENCH_LIMITS_OFF = {
+  SHADDOCK_MAX_CONNECTIONS_PER_IP: '0',
+  SHADDOCK_CONNECTS_PER_SECOND_PER_IP: '0',
+  SHADDOCK_REQUESTS_PER_SECOND: '0',
+  SHADDOCK_MAX_PENDING_CONNECTIONS: '0',
+} as const;
+
 export async function startTarget(kind: TargetKind, opts: StartOptions): Promise<Target> {
   const why = peerUnavailable(kind, opts);
   if (why !== undefined) throw new Error(why);
@@ -280,7 +293,10 @@ export async function startTarget(kind: TargetKind, opts: StartOptions): Promise
 async function startShaddock(opts: StartOptions): Promise<Target> {
   const dist = join(opts.repoRoot, 'dist/cli/index.js');
   const useDist = opts.entry === 'dist' || (opts.entry === 'auto' && existsSync(dist));
-  const nodeArgs = useDist ? [dist] : ['--import', 'tsx', join(opts.repoRoot, 'src/cli/index.ts')];
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof
+  // --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS) to profile it under load.
+  const extra = (process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
+  const nodeArgs = [...extra, ...(useDist ? [dist] : ['--import', 'tsx', join(opts.repoRoot, 'src/cli/index.ts')])];
   const data = mkdtempSync(join(tmpdir(), 'shaddock-bench-'));
   const args = [
     ...nodeArgs,
@@ -303,7 +319,7 @@ async function startShaddock(opts: StartOptions): Promise<Target> {
     'warn',
   ];
   const cmd = wrapCommand(process.execPath, args, opts.core);
-  const env = { ...process.env, NODE_ENV: 'production', SHADDOCK_CONFIG: '' };
+  const env = { ...process.env, NODE_ENV: 'production', SHADDOCK_CONFIG: '', ...BENCH_LIMITS_OFF };
   const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, env);
   const untrack = trackCleanup(() => rmSync(data, { recursive: true, force: true }));
   const cleanup = (): void => {

@@ -58,7 +58,12 @@ export async function requireAppAccess(
   if (header !== undefined && /^bearer /i.test(header)) {
     const secret = header.slice(7).trim();
     if (!app) throw new ApiError('NOT_FOUND', `no app with apikey "${apikey.slice(0, 64)}"`);
-    if (!safeEqual(secret, app.secret)) throw new ApiError('UNAUTHORIZED', 'wrong app secret');
+    if (!safeEqual(secret, app.secret)) {
+      // During a rotation's grace period the back end may still use the previous secret
+      // (app management routes need an admin, never an app secret).
+      const previous = await storage.apps.previousSecret(app.apikey, Date.now());
+      if (previous === undefined || !safeEqual(secret, previous)) throw new ApiError('UNAUTHORIZED', 'wrong app secret');
+    }
     return { app, principal: { kind: 'app', app } };
   }
   const admin = await adminFromRequest(req, storage, sessions);

@@ -33,6 +33,9 @@ const FROM_HUB: Readonly<Record<HubErrorCode, ApiErrorCode>> = {
   BAD_REQUEST: 'BAD_REQUEST',
   NOT_ENTERED: 'FORBIDDEN',
   FORBIDDEN: 'FORBIDDEN',
+  // Refusals of connectors' enter calls; the API never enters, these are here for the type.
+  LIMIT_APP_CONNECTIONS: 'UNAVAILABLE',
+  LIMIT_LOGIN_RATE: 'FORBIDDEN',
 };
 
 /** A 4xx answer: `{code, message}` naming what was wrong. */

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
@@ -10,8 +10,11 @@ import { adminFromRequest, requireAdmin, requireAppAccess } from './auth.js';
 import { CONSOLE_DIST_DIR, serveConsoleFile } from './console-files.js';
 import { appView } from './views.js';
 import { signClientToken } from '../hub/client-tokens.js';
-import { SESSION_COOKIE, SESSION_TTL_MS, SessionStore, readCookie, sessionCookie } from './sessions.js';
+import { SESSION_COOKIE, SESSION_TTL_MS, SessionStore, basicAuthUsername, readCookie, sessionCookie, type LoginLimiter } from './sessions.js';
+import { MAX_SECRET_GRACE_SECONDS } from '../store/secrets.js';
 import { ApiError, badRequestFromZod, makeErrorHandler } from './errors.js';
+import { registerMetricsRoute, type Metrics } from './metrics.js';
+import { tlsServerOptions, type TlsListenOptions } from '../tls.js';
 
 export interface HttpApiOptions {
   readonly hub: Hub;
@@ -27,6 +30,16 @@ export interface HttpApiOptions {
   readonly secureCookies?: boolean;
   /** The SSE connector: takes over the raw request and response of an event stream. */
   readonly sse?: (req: IncomingMessage, res: ServerResponse, apikey: string, clientId: string) => void;
+  /** Served at GET /metrics (Prometheus); no route when absent. */
+  readonly metrics?: Metrics;
+  /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
+  readonly metricsToken?: string;
+  /** Counts failed admin logins (console and Basic auth); shared with the hub's manager logins. */
+  readonly loginLimiter?: LoginLimiter;
+  /** Per-connection rate of HTTP pushes (the connectors' `requestsPerSecond`): a bucket per keep-alive connection, none when exempt. */
+  readonly pushRate?: { requestBucket(address: string): { request(): boolean } | undefined };
+  /** Serve HTTPS only (and so wss:// for /ws), docs/tls.md; plain HTTP when absent. */
+  readonly tls?: TlsListenOptions | undefined;
 }
 
 const MAX_TTL_SECONDS = 30 * 86400;
@@ -76,6 +89,7 @@ const TokenBody = z
     format: z.enum(['compact', 'jwt']).optional(),
   })
   .strict();
+const RotateBody = z.object({ graceSeconds: z.number().int().min(0).max(MAX_SECRET_GRACE_SECONDS).optional() }).strict();
 const LoginBody = z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000) }).strict();
 const MessageIdParams = z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
 const HistoryQuery = z
@@ -117,6 +131,9 @@ export function buildHttpApi(opts: HttpApiOptions) {
     forceCloseConnections: true,
     // A push server sits behind proxies often enough; trust only explicit config later.
     trustProxy: false,
+    // null: plain HTTP. Either way the instance is typed for https.Server, whose requests
+    // and responses are the same IncomingMessage and ServerResponse as http's.
+    https: opts.tls ? tlsServerOptions(opts.tls) : null,
   });
   app.setErrorHandler(makeErrorHandler(opts.log));
   app.setNotFoundHandler((req, reply) => {
@@ -137,9 +154,51 @@ export function buildHttpApi(opts: HttpApiOptions) {
 
   const apikeyOf = (req: FastifyRequest): string => parse(ApikeyParams, req.params, 'apikey').apikey;
 
+  // Admin passwords are guessable, app secrets (256 bits) are not: failed admin logins
+  // are counted per address and username, console and Basic auth alike (docs/security.md).
+  const limiter = opts.loginLimiter;
+  const tooManyLogins = (reply: FastifyReply, wait: number): FastifyReply =>
+    reply
+      .status(429)
+      .header('retry-after', String(wait))
+      .send({ code: 'LIMIT_LOGIN_RATE', message: `too many failed admin logins; retry in ${wait} s` });
+  if (limiter) {
+    app.addHook('onRequest', async (req, reply) => {
+      const username = basicAuthUsername(req.headers.authorization);
+      if (username === undefined) return;
+      const wait = limiter.retryAfter(req.ip, username);
+      if (wait > 0) return tooManyLogins(reply, wait);
+    });
+    app.addHook('onResponse', async (req, reply) => {
+      const username = basicAuthUsername(req.headers.authorization);
+      if (username === undefined) return;
+      if (reply.statusCode === 401) limiter.failed(req.ip, username);
+      else if (reply.statusCode < 400) limiter.succeeded(req.ip, username);
+    });
+  }
+
   app.get('/healthz', async () => ({ status: 'ok', connections: hub.connectionCount, ...(opts.health?.() ?? {}) }));
+  if (opts.metrics) registerMetricsRoute(app, opts.metrics, opts.metricsToken);
+
+  // One bucket per keep-alive connection, like any other connection's requests (docs/security.md#limits).
+  const pushBuckets = new WeakMap<object, { request(): boolean } | null>();
+  const overPushRate = (req: FastifyRequest): boolean => {
+    if (!opts.pushRate) return false;
+    let bucket = pushBuckets.get(req.socket);
+    if (bucket === undefined) {
+      bucket = opts.pushRate.requestBucket(req.socket.remoteAddress ?? '') ?? null;
+      pushBuckets.set(req.socket, bucket);
+    }
+    return bucket !== null && !bucket.request();
+  };
 
   app.post('/api/v1/apps/:apikey/messages', async (req, reply) => {
+    if (overPushRate(req)) {
+      return reply
+        .status(429)
+        .header('retry-after', '1')
+        .send({ code: 'LIMIT_REQUEST_RATE', message: 'too many pushes on this connection; slow down or open another connection' });
+    }
     const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
     if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
       throw new ApiError('BAD_REQUEST', 'body: expected a JSON object like {"data": ...}');
@@ -204,7 +263,7 @@ export function buildHttpApi(opts: HttpApiOptions) {
     const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
     const q = parse(ClientsQuery, req.query, 'query');
     const search = q.search?.toLowerCase();
-    let online = hub.onlineClients(target.apikey);
+    let online = await hub.listClients(target.apikey);
     if (search !== undefined && search !== '') online = online.filter((c) => c.clientId.toLowerCase().includes(search));
     online.sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
     const offset = q.offset ?? 0;
@@ -216,6 +275,7 @@ export function buildHttpApi(opts: HttpApiOptions) {
         connector: c.connector,
         connectedAt: new Date(c.connectedAt).toISOString(),
         tags: c.tags,
+        node: c.node,
       })),
     };
   });
@@ -236,16 +296,21 @@ export function buildHttpApi(opts: HttpApiOptions) {
 
   app.get('/api/v1/apps/:apikey/stats', async (req) => {
     const { app: target } = await requireAppAccess(req, storage, apikeyOf(req), sessions);
-    return { ...hub.stats(target.apikey), at: Date.now() };
+    // Counters are this node's; `online` is the app's across the cluster.
+    return { ...hub.stats(target.apikey), online: await hub.onlineCount(target.apikey), at: Date.now() };
   });
 
   // Console login: a session cookie (HttpOnly, SameSite=Strict) plus a CSRF token that
   // state-changing requests send back in a header.
   app.post('/api/v1/session', async (req, reply) => {
     const body = parse(LoginBody, req.body ?? {}, 'body');
+    const wait = limiter?.retryAfter(req.ip, body.username) ?? 0;
+    if (wait > 0) return tooManyLogins(reply, wait);
     if (!(await storage.admins.verifyAdmin(body.username, body.password))) {
+      limiter?.failed(req.ip, body.username);
       throw new ApiError('UNAUTHORIZED', 'wrong admin username or password');
     }
+    limiter?.succeeded(req.ip, body.username);
     const { token, session } = sessions.create(body.username);
     void reply.header('set-cookie', sessionCookie(token, Math.floor(SESSION_TTL_MS / 1000), opts.secureCookies === true));
     return { username: session.username, csrfToken: session.csrfToken };
@@ -300,11 +365,15 @@ export function buildHttpApi(opts: HttpApiOptions) {
     return appView(updated);
   });
 
+  // With graceSeconds, the replaced secret (and client tokens signed with it) keep
+  // working that long, so back ends and devices can move over (docs/security.md).
   app.post('/api/v1/apps/:apikey/rotate-secret', async (req) => {
     await requireAdmin(req, storage, sessions);
-    const rotated = await storage.apps.rotateSecret(asApiKey(apikeyOf(req)));
+    const { graceSeconds = 0 } = parse(RotateBody, req.body ?? {}, 'body');
+    const now = Date.now();
+    const rotated = await storage.apps.rotateSecret(asApiKey(apikeyOf(req)), { graceSeconds, now });
     if (!rotated) throw new ApiError('NOT_FOUND', 'no such app');
-    return appView(rotated);
+    return { ...appView(rotated), previousSecretValidUntil: graceSeconds > 0 ? new Date(now + graceSeconds * 1000).toISOString() : null };
   });
 
   app.delete('/api/v1/apps/:apikey', async (req, reply) => {

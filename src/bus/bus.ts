@@ -14,6 +14,8 @@ export type BusEvent =
       readonly clientId: ClientId;
       readonly node: string;
       readonly connector: ConnectorName;
+      /** When the client entered (ms since the epoch): of two entries of one client, the later wins. */
+      readonly at: number;
     }
   /**
    * Close connections on every node but `exceptNode`: one client (it entered elsewhere:
@@ -31,5 +33,11 @@ export type BusEvent =
 export interface Bus {
   publish(event: BusEvent): Promise<void>;
   subscribe(handler: (event: BusEvent) => void): void;
+  /**
+   * Called each time this node's subscription is back after it was lost: events published
+   * meanwhile never reached this node, and the hub re-reads what it needs from the store.
+   * Never called on a bus that cannot lose events.
+   */
+  onResubscribed(handler: () => void): void;
   close(): Promise<void>;
 }

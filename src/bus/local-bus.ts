@@ -14,6 +14,9 @@ export class LocalBus implements Bus {
     this.#handlers.push(handler);
   }
 
+  /** In-process delivery never loses an event: nothing to call. */
+  onResubscribed(): void {}
+
   close(): Promise<void> {
     this.#handlers.length = 0;
     return Promise.resolve();

@@ -58,10 +58,10 @@ export function decodeBusEvent(json: string): BusEvent | undefined {
       return msg && { kind: 'message', msg };
     }
     case 'presence': {
-      const { change, apikey, clientId, node, connector } = v;
+      const { change, apikey, clientId, node, connector, at } = v;
       if (change !== 'entered' && change !== 'left') return undefined;
-      if (!isString(apikey) || !isString(clientId) || !isString(node) || !isConnector(connector)) return undefined;
-      return { kind: 'presence', change, apikey: asApiKey(apikey), clientId: asClientId(clientId), node, connector };
+      if (!isString(apikey) || !isString(clientId) || !isString(node) || !isConnector(connector) || !isInteger(at)) return undefined;
+      return { kind: 'presence', change, apikey: asApiKey(apikey), clientId: asClientId(clientId), node, connector, at };
     }
     case 'kick': {
       const { apikey, clientId, exceptNode, reason } = v;

@@ -4,6 +4,7 @@ import type { App } from '../store/store.js';
 import { CliError, intOption, print, printJson } from './output.js';
 import { appView } from '../api/views.js';
 import { withStorage, type StorageFlags } from './open-storage.js';
+import { MAX_SECRET_GRACE_SECONDS } from '../store/secrets.js';
 
 interface JsonFlag {
   json?: boolean;
@@ -48,12 +49,24 @@ export function addAppCommands(program: Command): void {
       for (const a of apps) print(`${a.apikey}  ${a.name}  (ttl ${a.messageTtlSeconds} s)`);
     });
 
-  storageOptions(app.command('rotate-secret <apikey>').description('replace the app secret; the old one stops working at once'))
-    .action(async (apikey: string, opts: StorageFlags & JsonFlag) => {
-      const rotated = await withStorage(opts, (s) => s.apps.rotateSecret(asApiKey(apikey)), { mustExist: true });
+  storageOptions(
+    app
+      .command('rotate-secret <apikey>')
+      .description('replace the app secret; the old one stops working at once, or after --grace seconds'),
+  )
+    .option('--grace <seconds>', `keep the old secret (and tokens signed with it) valid this long, 0 to ${MAX_SECRET_GRACE_SECONDS}`, intOption('--grace'))
+    .action(async (apikey: string, opts: StorageFlags & JsonFlag & { grace?: number }) => {
+      const graceSeconds = opts.grace ?? 0;
+      if (graceSeconds < 0 || graceSeconds > MAX_SECRET_GRACE_SECONDS) throw new CliError(`--grace must be from 0 to ${MAX_SECRET_GRACE_SECONDS} seconds`);
+      const now = Date.now();
+      const rotated = await withStorage(opts, (s) => s.apps.rotateSecret(asApiKey(apikey), { graceSeconds, now }), { mustExist: true });
       if (!rotated) throw new CliError(`no app with apikey "${apikey}"`);
-      if (opts.json === true) printJson({ apikey: rotated.apikey, secret: rotated.secret });
-      else printApp(rotated);
+      const until = graceSeconds > 0 ? new Date(now + graceSeconds * 1000).toISOString() : null;
+      if (opts.json === true) printJson({ apikey: rotated.apikey, secret: rotated.secret, previousSecretValidUntil: until });
+      else {
+        printApp(rotated);
+        print(until === null ? '  the old secret no longer works' : `  the old secret works until ${until}`);
+      }
     });
 
   storageOptions(app.command('delete <apikey>').description('delete an app and its messages'))

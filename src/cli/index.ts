@@ -6,6 +6,7 @@ import { addPushCommand } from './push.js';
 import { addListenCommand } from './listen.js';
 import { addTokenCommand } from './token.js';
 import { addAdminCommands } from './admin.js';
+import { addClusterCommand } from './cluster.js';
 import { CliError } from './output.js';
 import { VERSION } from '../version.js';
 
@@ -17,6 +18,7 @@ const program = new Command()
   .exitOverride();
 
 addStartCommand(program);
+addClusterCommand(program);
 addAppCommands(program);
 addAdminCommands(program);
 addPushCommand(program);

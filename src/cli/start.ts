@@ -17,6 +17,10 @@ interface StartOptions {
   redis?: string;
   redisPrefix?: string;
   nodeId?: string;
+  nodeTimeout?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 export function addStartCommand(program: Command): void {
@@ -34,6 +38,10 @@ export function addStartCommand(program: Command): void {
     .option('--redis <url>', 'cluster mode: store, bus and presence on Redis (also SHADDOCK_REDIS_URL)')
     .option('--redis-prefix <prefix>', 'key prefix, default shaddock: (also SHADDOCK_REDIS_PREFIX)')
     .option('--node-id <name>', 'this node\'s name in the cluster (also SHADDOCK_NODE_ID)')
+    .option('--node-timeout <seconds>', 'cluster: a silent node is dead after this, default 15 (also SHADDOCK_NODE_TIMEOUT)', intOption('--node-timeout'))
+    .option('--tls-cert <file>', 'PEM certificate: every port speaks TLS (also SHADDOCK_TLS_CERT)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert (also SHADDOCK_TLS_KEY)')
+    .option('--tls-ca <file>', 'intermediate certificates sent after --tls-cert (also SHADDOCK_TLS_CA)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (also SHADDOCK_LOG_LEVEL)')
     .action(async (opts: StartOptions) => {
       const config = loadConfig({
@@ -50,6 +58,10 @@ export function addStartCommand(program: Command): void {
           redisUrl: opts.redis,
           redisPrefix: opts.redisPrefix,
           nodeId: opts.nodeId,
+          nodeTimeoutSeconds: opts.nodeTimeout,
+          tlsCertFile: opts.tlsCert,
+          tlsKeyFile: opts.tlsKey,
+          tlsCaFile: opts.tlsCa,
         },
       });
       const server = await startServer(config);
@@ -60,13 +72,21 @@ export function addStartCommand(program: Command): void {
 
 function printBanner(server: ShaddockServer): void {
   const host = server.config.host === '0.0.0.0' || server.config.host === '::' ? '127.0.0.1' : server.config.host;
-  const api = `http://${host}:${server.httpPort}`;
+  // With TLS every port speaks it only: show the schemes clients must use.
+  const tls = server.config.tlsCertFile !== undefined;
+  const [http, ws, tcp, mqtt] = tls ? ['https', 'wss', 'tls', 'mqtts'] : ['http', 'ws', 'tcp', 'mqtt'];
+  const api = `${http}://${host}:${server.httpPort}`;
   print(`Shaddock ${VERSION} is running`);
-  print(`  HTTP API        ${api}   (WebSocket ws://${host}:${server.httpPort}/ws, SSE …/clients/ID/events)`);
-  print(`  Pomelo hybrid   tcp://${host}:${server.hybridPort}  ws://${host}:${server.hybridPort}`);
-  print(`  socket.io       http://${host}:${server.sioPort}/socket.io`);
-  print(`  MQTT            ${server.mqttPort !== undefined ? `mqtt://${host}:${server.mqttPort}` : 'off'}`);
-  print(`  database        ${databasePath(server.config)}`);
+  print(`  HTTP API        ${api}   (WebSocket ${ws}://${host}:${server.httpPort}/ws, SSE …/clients/ID/events)`);
+  print(`  Pomelo hybrid   ${tcp}://${host}:${server.hybridPort}  ${ws}://${host}:${server.hybridPort}`);
+  print(`  socket.io       ${http}://${host}:${server.sioPort}/socket.io`);
+  print(`  MQTT            ${server.mqttPort !== undefined ? `${mqtt}://${host}:${server.mqttPort}` : 'off'}`);
+  const redisUrl = server.config.redisUrl;
+  if (redisUrl !== undefined) {
+    print(`  cluster         node ${server.nodeId} on ${redactUrl(redisUrl)} (prefix ${server.config.redisPrefix})`);
+  } else {
+    print(`  database        ${databasePath(server.config)}`);
+  }
   for (const notice of server.notices) print(`  note: ${notice}`);
   const first = server.firstStart;
   if (first) {
@@ -95,6 +115,17 @@ function printBanner(server: ShaddockServer): void {
   print();
   // The last line of the banner: scripts wait for it.
   print('Ready. Press Ctrl-C to stop.');
+}
+
+/** A Redis URL without its password, for the banner. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
 }
 
 function handleSignals(server: ShaddockServer): void {

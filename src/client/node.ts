@@ -3,7 +3,7 @@
  * WebSocket, and raw TCP (Pomelo's other hybrid transport, spec §2.1) needs `node:net`:
  * `nodeTransport()` opens `tcp://`, `tls://`, `ws://` and `wss://` URLs.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { ShaddockClient, type ShaddockClientOptions } from './client.js';
@@ -55,7 +55,8 @@ function socketTransport(url: URL, opts: NodeTransportOptions, events: Transport
     socket = tlsConnect({
       host,
       port,
-      servername: tls.servername ?? host,
+      // SNI carries host names only; Node warns (DEP0123) when given an IP address.
+      ...(tls.servername !== undefined ? { servername: tls.servername } : isIP(host) === 0 ? { servername: host } : {}),
       ...(tls.ca !== undefined ? { ca: typeof tls.ca === 'string' ? tls.ca : [...tls.ca] } : {}),
       ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
     });

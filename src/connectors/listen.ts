@@ -1,4 +1,10 @@
-import type { Server } from 'node:net';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Logger } from '../log.js';
+import { tlsServerOptions, type TlsListenOptions } from '../tls.js';
+
+export type { TlsListenOptions };
+export { tlsServerOptions };
 
 /** Listens and resolves with the bound port, or rejects with a clear error. */
 export function listen(server: Server, host: string, port: number): Promise<number> {
@@ -24,5 +30,33 @@ export function closeServer(server: Server): Promise<void> {
       return;
     }
     server.close(() => resolve());
+  });
+}
+
+/**
+ * A stream listener: plain TCP, or TLS when `tls` is given. `onSocket` sees a socket
+ * only once it can carry our protocol, so for TLS only after a completed handshake: a
+ * failed or abandoned handshake never reaches a connector nor counts as a connection.
+ */
+export function createSocketServer(
+  onSocket: (socket: Socket) => void,
+  opts: { readonly tls?: TlsListenOptions | undefined; readonly log?: Logger; readonly name?: string } = {},
+): Server {
+  if (opts.tls === undefined) return createNetServer(onSocket);
+  const server = createTlsServer(tlsServerOptions(opts.tls), onSocket);
+  closeFailedHandshakes(server, opts.log, opts.name ?? 'tls');
+  return server;
+}
+
+/**
+ * Closes every socket whose TLS handshake fails (a plain-TCP client, a client that does
+ * not trust us) or passes the deadline, with a debug line. tls.Server leaves the socket
+ * open after a handshake timeout; https.Server closes it itself (a second destroy does
+ * nothing), so the same listener serves both.
+ */
+export function closeFailedHandshakes(server: TlsServer, log: Logger | undefined, listener: string): void {
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    log?.debug({ listener, remote: socket.remoteAddress, code: err.code ?? 'TLS_HANDSHAKE_FAILED', reason: err.message }, 'TLS handshake failed');
+    socket.destroy();
   });
 }

@@ -73,7 +73,10 @@ export async function handlePomeloRoute(
         return { code: 500, msg: `unknown route "${route.slice(0, 255)}"` };
     }
   } catch (err) {
-    if (err instanceof HubError) return { code: 500, msg: err.message, error: err.code };
+    if (err instanceof HubError) {
+      hub.observer.refused(conn.connector, err.code, err.message, conn);
+      return { code: 500, msg: err.message, error: err.code };
+    }
     const errorId = crypto.randomUUID();
     log.error({ err, conn: conn.id, route, errorId }, 'route handler failed');
     return { code: 500, msg: `internal error (id ${errorId})` };

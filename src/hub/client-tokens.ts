@@ -10,7 +10,8 @@ import { safeEqual } from '../safe-equal.js';
  *   signature = base64url(HMAC-SHA256(secret, "v1.<apikey>.<clientId>.<expiry>"));
  * - a JWT (HS256) with `aud` = apikey, `sub` = clientId and `exp`.
  *
- * Rotating the app secret invalidates every token signed with the old one.
+ * Rotating the app secret invalidates every token signed with the old one, at once or,
+ * when the rotation gave a grace period, once that period ends (`previousSecret`).
  */
 export type TokenFormat = 'compact' | 'jwt';
 
@@ -58,14 +59,35 @@ export async function signClientToken(opts: {
   return { token: `v1.${id}.${exp}.${compactSignature(opts.secret, opts.apikey, opts.clientId, exp)}`, expiresAt: exp * 1000 };
 }
 
-/** Checks a token for this app and clientId; throws TokenError with the reason. */
+/**
+ * Checks a token for this app and clientId; throws TokenError with the reason. A
+ * signature that fails with the app's secret is tried once more with the secret the
+ * last rotation replaced, while its grace period lasts (`previousSecret` is asked only
+ * then, so the common case costs no extra lookup).
+ */
 export async function verifyClientToken(opts: {
   readonly token: string | undefined;
   readonly secret: string;
   readonly apikey: string;
   readonly clientId: string;
   readonly now?: number;
+  /** The replaced secret while it is still valid, else undefined. */
+  readonly previousSecret?: () => Promise<string | undefined>;
 }): Promise<void> {
+  try {
+    await verifyWith(opts, opts.secret);
+  } catch (err) {
+    if (!(err instanceof TokenError && err.refusal === 'signature') || opts.previousSecret === undefined) throw err;
+    const previous = await opts.previousSecret();
+    if (previous === undefined) throw err;
+    await verifyWith(opts, previous);
+  }
+}
+
+async function verifyWith(
+  opts: { readonly token: string | undefined; readonly apikey: string; readonly clientId: string; readonly now?: number },
+  secret: string,
+): Promise<void> {
   const { token } = opts;
   if (token === undefined || token === '') throw new TokenError('missing');
   if (token.length > 4096) throw new TokenError('malformed');
@@ -77,14 +99,14 @@ export async function verifyClientToken(opts: {
     const clientId = Buffer.from(id, 'base64url').toString('utf8');
     const exp = Number(expText);
     if (!/^\d{1,12}$/.test(expText) || !Number.isSafeInteger(exp)) throw new TokenError('malformed');
-    if (!safeEqual(signature, compactSignature(opts.secret, opts.apikey, clientId, exp))) throw new TokenError('signature');
+    if (!safeEqual(signature, compactSignature(secret, opts.apikey, clientId, exp))) throw new TokenError('signature');
     if (exp <= nowSeconds) throw new TokenError('expired');
     if (clientId !== opts.clientId) throw new TokenError('client');
     return;
   }
   let payload: { sub?: unknown };
   try {
-    ({ payload } = await jwtVerify(token, new TextEncoder().encode(opts.secret), {
+    ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), {
       algorithms: ['HS256'],
       audience: opts.apikey,
       currentDate: new Date(nowSeconds * 1000),

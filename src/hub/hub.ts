@@ -3,13 +3,15 @@ import { safeEqual } from '../safe-equal.js';
 import type { Logger } from '../log.js';
 import { asMessageId, type ApiKey, type ClientId, type MessageId } from '../ids.js';
 import type { App, Storage, StoredMessage, Target } from '../store/store.js';
-import type { Bus } from '../bus/bus.js';
+import type { Bus, BusEvent } from '../bus/bus.js';
+import type { Presence, PresenceEntry } from '../presence/presence.js';
 import { CLOSE_REASONS, type Connection, type ConnectorName, type PushEncoder } from './connection.js';
 import { AppRoom, ClientMember, ManagerMember, MAX_PENDING_DURING_REPLAY, MAX_UNACKED_TRACKED, type Member } from './members.js';
 import { ReceiptBuffer } from './receipt-buffer.js';
 import { TokenError, verifyClientToken } from './client-tokens.js';
+import { NO_OBSERVERS, type Observers } from './observer.js';
 
-export const HUB_ERROR_CODES = ['APP_UNKNOWN', 'AUTH_FAILED', 'BAD_REQUEST', 'NOT_ENTERED', 'FORBIDDEN'] as const;
+export const HUB_ERROR_CODES = ['APP_UNKNOWN', 'AUTH_FAILED', 'BAD_REQUEST', 'NOT_ENTERED', 'FORBIDDEN', 'LIMIT_APP_CONNECTIONS', 'LIMIT_LOGIN_RATE'] as const;
 export type HubErrorCode = (typeof HUB_ERROR_CODES)[number];
 
 /** A refusal the caller answers with (a Pomelo `{code: 500, msg}`, an HTTP 4xx, …). */
@@ -25,7 +27,7 @@ export class HubError extends Error {
 
 export type Role = 'client' | 'manager';
 
-/** A client online on this node, as managers and the API see it. */
+/** A client online on this node (or, from `listClients`, anywhere in the cluster). */
 export interface OnlineClient {
   readonly clientId: ClientId;
   readonly connector: ConnectorName;
@@ -33,6 +35,22 @@ export interface OnlineClient {
   readonly connectedAt: number;
   readonly remoteAddress: string;
   readonly tags: readonly string[];
+  /** The node holding the connection. */
+  readonly node: string;
+}
+
+/** What a hub needs to be one node of a cluster. */
+export interface HubCluster {
+  /** This node's id, unique in the cluster (the same as the presence's). */
+  readonly nodeId: string;
+  /** Who is online on which node. */
+  readonly presence: Presence;
+  /**
+   * How often to look for dead nodes whose clients managers here still list, ms: their
+   * entries go (with an onLeave) once the presence no longer lists the node.
+   * @default 2000
+   */
+  readonly nodeCheckMs?: number;
 }
 
 /** How a client enters its app. */
@@ -105,6 +123,24 @@ export interface HubOptions {
   readonly now?: () => number;
   /** How often receipts and client positions are written, ms. @default 250 */
   readonly receiptFlushMs?: number;
+  /** Absent: a single node (what this hub sees is all there is). */
+  readonly cluster?: HubCluster;
+  /** Client connections one app may hold on this node; 0 or absent: no limit (docs/security.md). */
+  readonly maxConnectionsPerApp?: number;
+  /** Tags one client may hold, 1 to 256. @default MAX_TAGS_PER_CLIENT */
+  readonly maxTagsPerClient?: number;
+  /** Counts failed admin-password checks of managers; the console login shares it (src/api/sessions.ts). */
+  readonly loginGate?: LoginGate;
+  /** Metrics and connection logs (src/hub/observer.ts); connectors report through `hub.observer`. @default no-op */
+  readonly observer?: Observers;
+}
+
+/** Failed admin logins by source address and username (src/api/sessions.ts LoginLimiter). */
+export interface LoginGate {
+  /** Seconds until this address and username may try again; 0: now. */
+  retryAfter(address: string, username: string): number;
+  failed(address: string, username: string): void;
+  succeeded(address: string, username: string): void;
 }
 
 export const MAX_CLIENT_ID_LENGTH = 256;
@@ -130,6 +166,9 @@ export class Hub {
   readonly #bus: Bus;
   readonly #log: Logger;
   readonly #maxBuffered: number;
+  readonly #maxPerApp: number;
+  readonly #maxTags: number;
+  readonly #loginGate: LoginGate | undefined;
   readonly #now: () => number;
   readonly #rooms = new Map<ApiKey, AppRoom>();
   readonly #members = new Map<Connection, Member>();
@@ -138,17 +177,41 @@ export class Hub {
   readonly #order = new Map<ApiKey, AppOrder>();
   /** Cumulative counters per app on this node, for the console's charts. */
   readonly #stats = new Map<ApiKey, AppStats>();
+  readonly #cluster: HubCluster | undefined;
+  readonly #nodeId: string;
+  /**
+   * Clients on other nodes, per app, kept only for apps with managers here (their user
+   * lists and onAdd/onLeave): loaded from the presence when the first manager enters,
+   * then kept current by presence events on the bus. Never holds a client online here.
+   */
+  readonly #remote = new Map<ApiKey, Map<ClientId, PresenceEntry>>();
+  /** Members closed because their client entered on another node: no leave to announce. */
+  readonly #replacedRemotely = new WeakSet<ClientMember>();
+  /** Members whose own "entered" event has come back on the bus (see #remotePresence). */
+  readonly #announcedOnBus = new WeakSet<ClientMember>();
+  #nodeCheck: NodeJS.Timeout | undefined;
+  /** Where the hub and every connector report lifecycle, refusals and delivery. */
+  readonly observer: Observers;
 
   constructor(opts: HubOptions) {
+    this.observer = opts.observer ?? NO_OBSERVERS;
     this.#storage = opts.storage;
     this.#bus = opts.bus;
     this.#log = opts.logger;
     this.#maxBuffered = opts.maxBufferedBytes;
+    this.#maxPerApp = opts.maxConnectionsPerApp ?? 0;
+    this.#maxTags = opts.maxTagsPerClient ?? MAX_TAGS_PER_CLIENT;
+    this.#loginGate = opts.loginGate;
     this.#now = opts.now ?? Date.now;
     this.#receipts = new ReceiptBuffer(opts.storage, opts.logger, this.#now, opts.receiptFlushMs);
-    this.#bus.subscribe((event) => {
-      if (event.kind === 'message') this.#inOrder(event.msg);
-    });
+    this.#cluster = opts.cluster;
+    this.#nodeId = opts.cluster?.nodeId ?? 'local';
+    this.#bus.subscribe((event) => this.#onBus(event));
+    this.#bus.onResubscribed(() => this.#resync());
+    if (this.#cluster) {
+      this.#nodeCheck = setInterval(() => void this.#dropDeadNodes(), this.#cluster.nodeCheckMs ?? 2000);
+      this.#nodeCheck.unref();
+    }
   }
 
   /** The app, or a HubError APP_UNKNOWN. */
@@ -170,6 +233,7 @@ export class Hub {
       throw new HubError('BAD_REQUEST', `clientId must be 1 to ${MAX_CLIENT_ID_LENGTH} characters`);
     }
     const tags = checkTags(req.tags ?? []);
+    if (tags.length > this.#maxTags) throw new HubError('BAD_REQUEST', `a client has at most ${this.#maxTags} tags`);
     const resume = req.resumeAfter ?? 'stored';
     if (typeof resume === 'number' && !(Number.isSafeInteger(resume) && resume >= 0)) {
       throw new HubError('BAD_REQUEST', 'the last id must be a whole number ≥ 0');
@@ -177,7 +241,8 @@ export class Hub {
     const app = await this.app(apikey);
     if (app.requireClientToken) {
       try {
-        await verifyClientToken({ token: req.token, secret: app.secret, apikey: app.apikey, clientId, now: this.#now() });
+        const previousSecret = (): Promise<string | undefined> => this.#storage.apps.previousSecret(app.apikey, this.#now());
+        await verifyClientToken({ token: req.token, secret: app.secret, apikey: app.apikey, clientId, now: this.#now(), previousSecret });
       } catch (err) {
         if (err instanceof TokenError) throw new HubError('AUTH_FAILED', err.message);
         throw err;
@@ -204,7 +269,16 @@ export class Hub {
     }
 
     const room = this.#room(app.apikey);
+    // The first client of the app here: bus delivery is in order from the store's newest
+    // id on (what is older, the replay reads). Starting it at whatever id happens to come
+    // first would let an older message, still on its way from another node, arrive
+    // "late" and be skipped by members that already wrote a newer one.
+    if (!this.#order.has(app.apikey)) this.#order.set(app.apikey, { next: lastId + 1, held: new Map(), filling: false });
     const previous = room.clients.get(id);
+    // A client replacing its own connection is not a new one; anyone else waits for room.
+    if (!previous && this.#maxPerApp > 0 && room.clients.size >= this.#maxPerApp) {
+      throw new HubError('LIMIT_APP_CONNECTIONS', `this app has its maximum of ${this.#maxPerApp} client connections on this server`);
+    }
     // The same client on another connection of this node: its positions are newer than the store's.
     const ackedId = Math.max(state.lastAckedId, previous?.ackedId ?? 0, this.#receipts.pendingAck(app.apikey, id) ?? 0);
     let after: number;
@@ -222,9 +296,12 @@ export class Hub {
       tags: state.tags,
     });
     this.#members.set(conn, member);
+    this.observer.entered(conn, member);
     room.addClient(member);
+    this.#remote.get(app.apikey)?.delete(id);
     this.#log.debug({ conn: conn.id, app: app.apikey, clientId, connector: conn.connector, after, replaced: Boolean(previous) }, 'client entered');
-    this.#tellManagers(room, 'onAdd', { msg: 'add ok', users: room.userList() });
+    this.#tellManagers(room, 'onAdd', { msg: 'add ok', users: this.#userList(app.apikey, room) });
+    if (this.#cluster) this.#announce(member, 'entered');
     return { resumedAfter: asMessageId(after), replayed: this.#replay(member) };
   }
 
@@ -237,21 +314,43 @@ export class Hub {
     const ok =
       password !== undefined &&
       (safeEqual(password, app.secret) ||
-        (userId !== undefined && userId !== '' && (await this.#storage.admins.verifyAdmin(userId, password))));
+        (await this.#isPreviousSecret(app, password)) ||
+        (userId !== undefined && userId !== '' && (await this.#adminLogin(conn, userId, password))));
     if (!ok) throw new HubError('AUTH_FAILED', 'wrong app secret or admin credentials');
     const existing = this.#members.get(conn);
     if (existing && !(existing.role === 'manager' && existing.apikey === app.apikey)) {
       throw new HubError('BAD_REQUEST', 'this connection has already entered');
     }
     if (conn.closed) return [];
+    if (this.#cluster && !this.#remote.has(app.apikey)) await this.#loadRemote(app.apikey);
+    if (conn.closed) return [];
     const room = this.#room(app.apikey);
     if (!existing) {
       const member = new ManagerMember(conn, app.apikey, this.#now());
       this.#members.set(conn, member);
+      this.observer.entered(conn, member);
       room.managers.add(member);
       this.#log.debug({ conn: conn.id, app: app.apikey, connector: conn.connector }, 'manager entered');
     }
-    return room.userList();
+    return this.#userList(app.apikey, room);
+  }
+
+  /** The secret the app's last rotation replaced, while its grace period lasts (docs/security.md). */
+  async #isPreviousSecret(app: App, given: string): Promise<boolean> {
+    const previous = await this.#storage.apps.previousSecret(app.apikey, this.#now());
+    return previous !== undefined && safeEqual(given, previous);
+  }
+
+  /** An admin's password; failures are counted per address and username, past the limit: LIMIT_LOGIN_RATE. */
+  async #adminLogin(conn: Connection, username: string, password: string): Promise<boolean> {
+    const gate = this.#loginGate;
+    if (!gate) return this.#storage.admins.verifyAdmin(username, password);
+    const wait = gate.retryAfter(conn.remoteAddress, username);
+    if (wait > 0) throw new HubError('LIMIT_LOGIN_RATE', `too many failed logins; retry in ${wait} s`);
+    const ok = await this.#storage.admins.verifyAdmin(username, password);
+    if (ok) gate.succeeded(conn.remoteAddress, username);
+    else gate.failed(conn.remoteAddress, username);
+    return ok;
   }
 
   /** The role and app a connection entered with, if it has. */
@@ -271,6 +370,7 @@ export class Hub {
     if (upTo <= m.ackedId) return;
     m.ackedId = upTo;
     this.#statsOf(m.apikey).acked++;
+    this.observer.acked(m.apikey);
     for (const msg of m.takeAcked(upTo)) {
       this.#receipts.acked(m.apikey, msg.id, msg.target.clientIds.length > 0 ? m.clientId : undefined);
     }
@@ -281,7 +381,7 @@ export class Hub {
   async subscribeTags(conn: Connection, tags: readonly string[]): Promise<void> {
     const m = this.#clientMember(conn, 'subscribing');
     const add = checkTags(tags).filter((t) => !m.tags.has(t));
-    if (m.tags.size + add.length > MAX_TAGS_PER_CLIENT) throw new HubError('BAD_REQUEST', `a client has at most ${MAX_TAGS_PER_CLIENT} tags`);
+    if (m.tags.size + add.length > this.#maxTags) throw new HubError('BAD_REQUEST', `a client has at most ${this.#maxTags} tags`);
     if (add.length === 0) return;
     const room = this.#room(m.apikey);
     for (const t of add) {
@@ -289,6 +389,7 @@ export class Hub {
       room.indexTag(m, t);
     }
     await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
+    if (this.#cluster) this.#setPresence(m);
   }
 
   /** Removes tags from an entered client. */
@@ -301,7 +402,9 @@ export class Hub {
       room.unindexTag(m, t);
       changed = true;
     }
-    if (changed) await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
+    if (!changed) return;
+    await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
+    if (this.#cluster) this.#setPresence(m);
   }
 
   /** A connector calls this once when a connection closes, for whatever reason. */
@@ -311,11 +414,14 @@ export class Hub {
     const room = this.#forget(member);
     if (room && member.role === 'client') {
       this.#log.debug({ conn: conn.id, app: member.apikey, clientId: member.clientId }, 'client left');
-      // Not when replaced: the client is still online on its new connection.
-      if (room.clients.get(member.clientId) === undefined) {
-        this.#tellManagers(room, 'onLeave', { clientId: member.clientId, users: room.userList() });
+      // Not when replaced: the client is still online on its new connection, here or on
+      // another node.
+      if (room.clients.get(member.clientId) === undefined && !this.#replacedRemotely.has(member)) {
+        this.#tellManagers(room, 'onLeave', { clientId: member.clientId, users: this.#userList(member.apikey, room) });
+        if (this.#cluster) this.#announce(member, 'left');
       }
     }
+    if (room && room.managers.size === 0) this.#remote.delete(member.apikey);
     if (room?.empty) this.#rooms.delete(member.apikey);
   }
 
@@ -327,7 +433,7 @@ export class Hub {
     const app = await this.app(req.apikey);
     const tags = checkTags(req.target.tags);
     const ttlSeconds = req.ttlSeconds ?? app.messageTtlSeconds;
-    const targeted = this.#countTargets(app.apikey, req.target);
+    const targeted = await this.#countTargets(app.apikey, req.target);
     const message = await this.#storage.messages.append({
       apikey: app.apikey,
       targeted,
@@ -337,6 +443,7 @@ export class Hub {
       ttlSeconds,
     });
     this.#statsOf(app.apikey).accepted++;
+    this.observer.accepted(app.apikey);
     await this.#bus.publish({ kind: 'message', msg: message });
     return { message, targeted };
   }
@@ -350,18 +457,58 @@ export class Hub {
     return this.publish(req);
   }
 
+  /** The app's clients online on this node. */
   onlineClients(apikey: ApiKey): OnlineClient[] {
     const room = this.#rooms.get(apikey);
     if (!room) return [];
     const out: OnlineClient[] = [];
     for (const m of room.clients.values()) {
-      out.push({ clientId: m.clientId, connector: m.conn.connector, connectedAt: m.enteredAt, remoteAddress: m.conn.remoteAddress, tags: [...m.tags] });
+      out.push({
+        clientId: m.clientId,
+        connector: m.conn.connector,
+        connectedAt: m.enteredAt,
+        remoteAddress: m.conn.remoteAddress,
+        tags: [...m.tags],
+        node: this.#nodeId,
+      });
     }
     return out;
   }
 
-  /** Closes every connection of the app (it was deleted). */
+  /** The app's clients online anywhere: this node's, plus the other nodes' from the presence. */
+  async listClients(apikey: ApiKey): Promise<OnlineClient[]> {
+    const local = this.onlineClients(apikey);
+    if (!this.#cluster) return local;
+    const here = new Set(local.map((c) => c.clientId));
+    for (const e of await this.#cluster.presence.list(apikey)) {
+      if (e.node === this.#nodeId || here.has(e.clientId)) continue;
+      local.push({
+        clientId: e.clientId,
+        connector: e.connector,
+        connectedAt: e.connectedAt,
+        remoteAddress: e.remoteAddress ?? '',
+        tags: e.tags ?? [],
+        node: e.node,
+      });
+    }
+    return local;
+  }
+
+  /** How many of the app's clients are online anywhere. */
+  async onlineCount(apikey: ApiKey): Promise<number> {
+    if (!this.#cluster) return this.#rooms.get(apikey)?.clients.size ?? 0;
+    return this.#cluster.presence.count(apikey);
+  }
+
+  /** Closes every connection of the app (it was deleted), on every node. */
   dropApp(apikey: ApiKey, reason: string = CLOSE_REASONS.appDeleted): void {
+    this.#dropLocal(apikey, reason);
+    if (this.#cluster) {
+      this.#background(this.#bus.publish({ kind: 'kick', apikey, exceptNode: this.#nodeId, reason }), 'could not tell the other nodes to drop an app');
+    }
+  }
+
+  #dropLocal(apikey: ApiKey, reason: string): void {
     const room = this.#rooms.get(apikey);
     if (!room) return;
     const conns = [...[...room.managers].map((m) => m.conn), ...[...room.clients.values()].map((m) => m.conn)];
@@ -393,8 +540,153 @@ export class Hub {
 
   /** Stops the receipt timer and writes what is pending. */
   async close(): Promise<void> {
+    clearInterval(this.#nodeCheck);
     for (const m of this.#members.values()) if (m.role === 'client') this.#receipts.left(m);
     await this.#receipts.close();
+  }
+
+  #onBus(event: BusEvent): void {
+    switch (event.kind) {
+      case 'message':
+        this.#inOrder(event.msg);
+        return;
+      case 'presence':
+        if (event.node !== this.#nodeId) this.#remotePresence(event);
+        else if (event.change === 'entered') {
+          const local = this.#rooms.get(event.apikey)?.clients.get(event.clientId);
+          if (local?.enteredAt === event.at) this.#announcedOnBus.add(local);
+        }
+        return;
+      case 'kick':
+        if (event.exceptNode === this.#nodeId) return;
+        if (event.clientId === undefined) this.#dropLocal(event.apikey, event.reason);
+        else this.#rooms.get(event.apikey)?.clients.get(event.clientId)?.conn.close(event.reason);
+        return;
+    }
+  }
+
+  /**
+   * A client entered or left on another node. Entered: if it is online here too, the
+   * older of the two connections is replaced. "Older" is the order of the two entered
+   * events on the bus, which every node sees the same (one Redis channel), not clocks:
+   * if this node has already seen its own member's event, that member is the older one
+   * and closes; if not, the other node will see ours after its own and close its member.
+   * Managers here learn of it.
+   */
+  #remotePresence(event: Extract<BusEvent, { kind: 'presence' }>): void {
+    const room = this.#rooms.get(event.apikey);
+    const remote = this.#remote.get(event.apikey);
+    if (event.change === 'entered') {
+      const local = room?.clients.get(event.clientId);
+      if (local) {
+        if (!this.#announcedOnBus.has(local)) return; // ours is newer: the other node closes its own
+        this.#replacedRemotely.add(local);
+        this.#log.debug({ conn: local.conn.id, app: event.apikey, clientId: event.clientId, node: event.node }, 'client entered on another node');
+        local.conn.close(CLOSE_REASONS.replaced);
+      }
+      if (!remote || !room) return;
+      remote.set(event.clientId, { clientId: event.clientId, node: event.node, connector: event.connector, connectedAt: event.at });
+      this.#tellManagers(room, 'onAdd', { msg: 'add ok', users: this.#userList(event.apikey, room) });
+      return;
+    }
+    // Left: only the entry of that node (a late leave never erases a newer entry elsewhere).
+    if (!remote || !room || remote.get(event.clientId)?.node !== event.node) return;
+    remote.delete(event.clientId);
+    this.#tellManagers(room, 'onLeave', { clientId: event.clientId, users: this.#userList(event.apikey, room) });
+  }
+
+  /** Tells the cluster a client entered or left here: the presence entry and one bus event. */
+  #announce(m: ClientMember, change: 'entered' | 'left'): void {
+    const cluster = this.#cluster;
+    if (!cluster) return;
+    if (change === 'entered') this.#setPresence(m);
+    else this.#background(cluster.presence.remove(m.apikey, m.clientId, this.#nodeId), 'could not remove a presence entry');
+    const event: BusEvent = { kind: 'presence', change, apikey: m.apikey, clientId: m.clientId, node: this.#nodeId, connector: m.conn.connector, at: m.enteredAt };
+    this.#background(this.#bus.publish(event), 'could not announce a presence change');
+  }
+
+  #setPresence(m: ClientMember): void {
+    if (!this.#cluster || this.#members.get(m.conn) !== m) return;
+    const entry: PresenceEntry = {
+      clientId: m.clientId,
+      node: this.#nodeId,
+      connector: m.conn.connector,
+      connectedAt: m.enteredAt,
+      remoteAddress: m.conn.remoteAddress,
+      tags: [...m.tags],
+    };
+    this.#background(this.#cluster.presence.set(m.apikey, entry), 'could not write a presence entry');
+  }
+
+  /** The clients of other nodes, for this node's managers of the app. */
+  async #loadRemote(apikey: ApiKey): Promise<void> {
+    if (!this.#cluster) return;
+    // Registered first, so presence events that arrive during the read are not lost.
+    const remote = new Map<ClientId, PresenceEntry>();
+    this.#remote.set(apikey, remote);
+    try {
+      const entries = await this.#cluster.presence.list(apikey);
+      const room = this.#rooms.get(apikey);
+      for (const e of entries) {
+        if (e.node === this.#nodeId || room?.clients.has(e.clientId) || remote.has(e.clientId)) continue;
+        remote.set(e.clientId, e);
+      }
+    } catch (err) {
+      this.#log.warn({ err, app: apikey }, 'could not read the cluster presence; managers see this node only for now');
+    }
+  }
+
+  /** Every client id online for the app, this node's and (with managers here) the other nodes'. */
+  #userList(apikey: ApiKey, room: AppRoom): ClientId[] {
+    const remote = this.#remote.get(apikey);
+    if (!remote || remote.size === 0) return room.userList();
+    const users = room.userList();
+    for (const id of remote.keys()) if (!room.clients.has(id)) users.push(id);
+    return users;
+  }
+
+  /** Other nodes' clients that managers here list go when their node stops heartbeating. */
+  async #dropDeadNodes(): Promise<void> {
+    if (!this.#cluster || this.#remote.size === 0) return;
+    let live: Set<string>;
+    try {
+      live = new Set(await this.#cluster.presence.nodes());
+    } catch {
+      return; // Redis is away: try again on the next tick
+    }
+    for (const [apikey, remote] of this.#remote) {
+      const room = this.#rooms.get(apikey);
+      for (const [clientId, e] of remote) {
+        if (live.has(e.node)) continue;
+        remote.delete(clientId);
+        if (room) this.#tellManagers(room, 'onLeave', { clientId, users: this.#userList(apikey, room) });
+      }
+    }
+  }
+
+  /**
+   * The bus lost events while this node's subscription was down: messages are in the
+   * store, so every client replays from its position (as on a reconnect), and managers'
+   * lists are read again from the presence.
+   */
+  #resync(): void {
+    // The order trackers stay: the first message after the outage shows a gap, which is
+    // filled from the store, in order.
+    this.#log.warn({ node: this.#nodeId }, 'bus subscription restored; re-reading what was missed from the store');
+    for (const m of this.#members.values()) {
+      if (m.role !== 'client' || m.replaying || m.conn.closed) continue;
+      m.replaying = true;
+      void this.#replay(m);
+    }
+    if (this.#cluster) {
+      for (const apikey of [...this.#remote.keys()]) void this.#loadRemote(apikey);
+      // This node's entries may have been written while Redis was away (and failed).
+      for (const m of this.#members.values()) if (m.role === 'client') this.#setPresence(m);
+    }
+  }
+
+  #background(work: Promise<unknown>, what: string): void {
+    work.catch((err: unknown) => this.#log.warn({ err }, what));
   }
 
   #clientMember(conn: Connection, what: string): ClientMember {
@@ -413,7 +705,10 @@ export class Hub {
   }
 
   #forget(member: Member): AppRoom | undefined {
-    if (this.#members.get(member.conn) === member) this.#members.delete(member.conn);
+    if (this.#members.get(member.conn) === member) {
+      this.#members.delete(member.conn);
+      this.observer.left(member.conn, member);
+    }
     const room = this.#rooms.get(member.apikey);
     if (member.role === 'client') this.#receipts.left(member);
     if (!room) return undefined;
@@ -422,9 +717,10 @@ export class Hub {
     return room;
   }
 
-  #countTargets(apikey: ApiKey, target: Target): number {
+  async #countTargets(apikey: ApiKey, target: Target): Promise<number> {
     const room = this.#rooms.get(apikey);
-    if (target.all) return room?.clients.size ?? 0;
+    // Everyone: the cluster's count (one O(1) read); tags are counted on this node only.
+    if (target.all) return this.onlineCount(apikey);
     const named = new Set(target.clientIds);
     let n = named.size;
     if (target.tags.length > 0 && room) {
@@ -534,6 +830,7 @@ export class Hub {
       }
       if (first > 0) this.#receipts.delivered(msg.apikey, msg.id, first);
       this.#statsOf(msg.apikey).delivered += writes;
+      this.observer.delivered(msg.apikey, writes, msg.createdAt);
       return;
     }
     // Named clients and tags: each recipient once, still encoded once per format.
@@ -556,6 +853,7 @@ export class Hub {
       if (outcome === FIRST) this.#receipts.delivered(msg.apikey, msg.id, 1, named ? m.clientId : undefined);
     }
     this.#statsOf(msg.apikey).delivered += writes;
+    this.observer.delivered(msg.apikey, writes, msg.createdAt);
   }
 
   /**
@@ -589,6 +887,7 @@ export class Hub {
     }
     if (m.conn.bufferedBytes > this.#maxBuffered) {
       this.#log.info({ conn: m.conn.id, buffered: m.conn.bufferedBytes }, 'slow consumer closed');
+      this.observer.slowConsumer(m.conn.connector);
       m.conn.close(CLOSE_REASONS.slowConsumer);
     }
     return outcome;
@@ -620,6 +919,7 @@ export class Hub {
           if (outcome !== SKIPPED) {
             sent++;
             this.#statsOf(m.apikey).delivered++;
+            this.observer.delivered(m.apikey, 1, undefined);
           }
           if (outcome === FIRST) this.#receipts.delivered(m.apikey, msg.id, 1, msg.target.clientIds.length > 0 ? m.clientId : undefined);
           // Pace the replay by the reader: wait for the buffer to drain rather than
@@ -644,6 +944,7 @@ export class Hub {
       for (const msg of pending) {
         const outcome = this.#write(m, msg, m.conn.encoder.encodeMessage(msg));
         if (outcome !== SKIPPED) this.#statsOf(m.apikey).delivered++;
+        if (outcome !== SKIPPED) this.observer.delivered(m.apikey, 1, undefined);
         if (outcome === FIRST) {
           this.#receipts.delivered(m.apikey, msg.id, 1, msg.target.clientIds.length > 0 ? m.clientId : undefined);
         }
@@ -661,6 +962,7 @@ export class Hub {
     const deadline = this.#now() + REPLAY_DRAIN_TIMEOUT_MS;
     while (!conn.closed && conn.bufferedBytes > this.#maxBuffered / 4) {
       if (this.#now() > deadline) {
+        this.observer.slowConsumer(conn.connector);
         conn.close(CLOSE_REASONS.slowConsumer);
         return;
       }

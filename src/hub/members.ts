@@ -7,6 +7,42 @@ export const MAX_UNACKED_TRACKED = 1000;
 /** Live messages held while a member replays from the store; past it they are re-read. */
 export const MAX_PENDING_DURING_REPLAY = 5000;
 
+/**
+ * A client's tags, as the few Set operations the hub uses. Most clients have none, and
+ * an empty `Set` still costs its hash table (~400 bytes: the largest object of an idle
+ * member in a heap snapshot), so the Set is only made for the first tag.
+ */
+export class TagSet implements Iterable<string> {
+  #set: Set<string> | undefined;
+
+  constructor(tags: readonly string[]) {
+    if (tags.length > 0) this.#set = new Set(tags);
+  }
+
+  get size(): number {
+    return this.#set?.size ?? 0;
+  }
+
+  has(tag: string): boolean {
+    return this.#set?.has(tag) ?? false;
+  }
+
+  add(tag: string): this {
+    (this.#set ??= new Set()).add(tag);
+    return this;
+  }
+
+  delete(tag: string): boolean {
+    return this.#set?.delete(tag) ?? false;
+  }
+
+  [Symbol.iterator](): IterableIterator<string> {
+    return (this.#set ?? NO_TAGS).values();
+  }
+}
+
+const NO_TAGS: ReadonlySet<string> = new Set();
+
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
   readonly role = 'manager' as const;
@@ -24,7 +60,7 @@ export class ManagerMember {
  */
 export class ClientMember {
   readonly role = 'client' as const;
-  readonly tags: Set<string>;
+  readonly tags: TagSet;
   /** Highest id written to this connection. */
   lastSentId: number;
   /** Highest id ever counted as delivered to this client (across connections). */
@@ -52,7 +88,7 @@ export class ClientMember {
     this.lastSentId = start.after;
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
-    this.tags = new Set(start.tags);
+    this.tags = new TagSet(start.tags);
   }
 
   trackUnacked(msg: StoredMessage): void {

@@ -8,6 +8,10 @@ export interface PresenceEntry {
   readonly connector: ConnectorName;
   /** Milliseconds since the epoch. */
   readonly connectedAt: number;
+  /** The client's address as the node saw it (for the console). */
+  readonly remoteAddress?: string;
+  /** The client's tags when it entered or last changed them. */
+  readonly tags?: readonly string[];
 }
 
 /**

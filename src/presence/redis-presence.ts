@@ -65,7 +65,14 @@ const isConnector = (v: unknown): v is ConnectorName => (CONNECTOR_NAMES as read
 const nodePrefix = (node: string): string => `{"node":${JSON.stringify(node)},`;
 
 function encodeEntry(entry: PresenceEntry): string {
-  return JSON.stringify({ node: entry.node, clientId: entry.clientId, connector: entry.connector, connectedAt: entry.connectedAt });
+  return JSON.stringify({
+    node: entry.node,
+    clientId: entry.clientId,
+    connector: entry.connector,
+    connectedAt: entry.connectedAt,
+    remoteAddress: entry.remoteAddress,
+    tags: entry.tags,
+  });
 }
 
 function decodeEntry(json: string): PresenceEntry | undefined {
@@ -76,10 +83,14 @@ function decodeEntry(json: string): PresenceEntry | undefined {
     return undefined;
   }
   if (!isObject(v)) return undefined;
-  const { node, clientId, connector, connectedAt } = v;
+  const { node, clientId, connector, connectedAt, remoteAddress, tags } = v;
   if (typeof node !== 'string' || typeof clientId !== 'string' || !isConnector(connector)) return undefined;
   if (typeof connectedAt !== 'number' || !Number.isSafeInteger(connectedAt)) return undefined;
-  return { clientId: asClientId(clientId), node, connector, connectedAt };
+  const entry: PresenceEntry = { clientId: asClientId(clientId), node, connector, connectedAt };
+  // Optional fields written by newer nodes; ignored when malformed rather than dropping the entry.
+  const address = typeof remoteAddress === 'string' ? { remoteAddress } : {};
+  const tagList = Array.isArray(tags) && tags.every((t) => typeof t === 'string') ? { tags: tags as string[] } : {};
+  return { ...entry, ...address, ...tagList };
 }
 
 /** What a node's set holds for an entry. */

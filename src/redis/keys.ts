@@ -5,7 +5,7 @@
 import type { ApiKey, ClientId } from '../ids.js';
 
 export interface AppKeys {
-  /** HASH: secret, name, ttl, token, created, last (the id counter). */
+  /** HASH: secret, name, ttl, token, created, last (the id counter), prev and prevUntil (a rotated secret in its grace period). */
   readonly hash: string;
   /** Prefix of every other key of the app, with its trailing colon. */
   readonly sub: string;

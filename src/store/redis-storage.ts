@@ -17,7 +17,7 @@ import {
   isUnavailableError,
   unlinkByPrefix,
   type RedisConnectionOptions,
-  type RedisScript,
+  RedisScript,
 } from '../redis/client.js';
 import { storageKeys, type StorageKeys } from '../redis/keys.js';
 import {
@@ -47,7 +47,7 @@ import {
   UPDATE_APP,
 } from '../redis/storage-lua.js';
 import { addTagsTo, invalid, requireCount, requireTime } from './validate.js';
-import { generateApiKey, generateSecret, hashPassword, verifyNoPassword, verifyPassword } from './secrets.js';
+import { generateApiKey, generateSecret, graceUntil, hashPassword, verifyNoPassword, verifyPassword } from './secrets.js';
 import { CLIENT_RETENTION_MS, DEFAULT_MESSAGE_TTL_SECONDS } from './sqlite-storage.js';
 import { MAX_CLIENT_TAGS, StoreError, StoreErrorCode } from './validate.js';
 import type {
@@ -67,6 +67,7 @@ import type {
   Receipt,
   ReceiptUpdate,
   RecipientState,
+  RotateOptions,
   Storage,
   StoredMessage,
 } from './store.js';
@@ -169,6 +170,21 @@ function toApp(apikey: ApiKey, v: unknown): App | undefined {
 
 const APP_FIELDS = ['secret', 'name', 'ttl', 'token', 'created'] as const;
 
+/**
+ * Moves the secret to `prev` with its grace end `prevUntil` (ms) and sets the new one;
+ * returns the app (APP_FIELDS order), nil when there is no such app.
+ * KEYS: app hash. ARGV: new secret, grace end.
+ */
+const ROTATE_SECRET = new RedisScript(
+  'rotate-secret',
+  String.raw`
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local old = redis.call('HGET', KEYS[1], 'secret')
+redis.call('HSET', KEYS[1], 'secret', ARGV[1], 'prev', old, 'prevUntil', ARGV[2])
+return redis.call('HMGET', KEYS[1], ${APP_FIELDS.map((f) => `'${f}'`).join(', ')})
+`,
+);
+
 /** A script's {cursor, entries} page reply. */
 function toPage(apikey: ApiKey, v: unknown): { readonly cursor: string; readonly messages: StoredMessage[] } {
   const [cursor, entries] = replyArray(v, 'page');
@@ -256,10 +272,21 @@ export class RedisAppStore implements AppStore {
     });
   }
 
-  async rotateSecret(apikey: ApiKey): Promise<App | undefined> {
-    return attempt('rotate secret', async () =>
-      toApp(apikey, await this.#c.run(UPDATE_APP, [this.#c.keys.app(apikey).hash], ['secret', generateSecret()])),
-    );
+  async rotateSecret(apikey: ApiKey, opts: RotateOptions = {}): Promise<App | undefined> {
+    return attempt('rotate secret', async () => {
+      const until = graceUntil(opts);
+      return toApp(apikey, await this.#c.run(ROTATE_SECRET, [this.#c.keys.app(apikey).hash], [generateSecret(), until]));
+    });
+  }
+
+  async previousSecret(apikey: ApiKey, now: number): Promise<string | undefined> {
+    return attempt('previous secret', async () => {
+      const [prev, until] = replyArray(await this.#c.redis.hmget(this.#c.keys.app(apikey).hash, 'prev', 'prevUntil'), 'previous secret');
+      const secret = replyOptionalString(prev, 'previous secret');
+      const end = replyOptionalString(until, 'previous secret until');
+      if (secret === undefined || end === undefined || !(Number(end) > now)) return undefined;
+      return secret;
+    });
   }
 
   /**

@@ -3,6 +3,8 @@
 // one store (or by hand) looks the same as one created by another.
 import { randomBytes, randomUUID, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { asApiKey, type ApiKey } from '../ids.js';
+import type { RotateOptions } from './store.js';
+import { invalid, requireTime } from './validate.js';
 
 /** A public app key: a random v4 UUID (122 random bits; public, so only uniqueness matters). */
 export function generateApiKey(): ApiKey {
@@ -12,6 +14,22 @@ export function generateApiKey(): ApiKey {
 /** A private app secret: 32 random bytes (256 bits) as base64url, 43 characters. */
 export function generateSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/** The longest a rotated secret may keep working, seconds (30 days). */
+export const MAX_SECRET_GRACE_SECONDS = 30 * 86400;
+
+/**
+ * Until when (ms since the epoch) a secret replaced now stays valid. With no grace it
+ * is `now`, already over: the old secret stops working at once.
+ */
+export function graceUntil(opts: RotateOptions): number {
+  const now = requireTime('rotate secret: now', opts.now ?? Date.now());
+  const grace = opts.graceSeconds ?? 0;
+  if (!Number.isSafeInteger(grace) || grace < 0 || grace > MAX_SECRET_GRACE_SECONDS) {
+    throw invalid(`rotate secret: graceSeconds must be a whole number from 0 to ${MAX_SECRET_GRACE_SECONDS}, got ${String(grace)}`);
+  }
+  return now + grace * 1000;
 }
 
 // scrypt with N=2^14, r=8, p=1 (Node's defaults, and the interactive-login setting

@@ -24,11 +24,12 @@ import type {
   Receipt,
   ReceiptUpdate,
   RecipientState,
+  RotateOptions,
   Storage,
   StoredMessage,
   Target,
 } from './store.js';
-import { generateApiKey, generateSecret, hashPassword, verifyNoPassword, verifyPassword } from './secrets.js';
+import { generateApiKey, generateSecret, graceUntil, hashPassword, verifyNoPassword, verifyPassword } from './secrets.js';
 import { MAX_CLIENT_TAGS, MAX_TAG_LENGTH, StoreError, StoreErrorCode, addTagsTo, invalid, requireCount, requireTime } from './validate.js';
 
 export { MAX_CLIENT_TAGS, MAX_TAG_LENGTH, StoreError, StoreErrorCode };
@@ -173,6 +174,12 @@ const MIGRATIONS: readonly string[] = [
     UNION ALL
     SELECT old.apikey, old.id, 't', j.value FROM old, json_each(old.target, '$.tags') AS j
     WHERE json_type(old.target, '$.tags') = 'array' AND j.type = 'text';
+  `,
+  `
+  -- Secret rotation with a grace period (docs/security.md): the replaced secret and
+  -- until when (ms since the epoch) it is still accepted.
+  ALTER TABLE apps ADD COLUMN previous_secret TEXT;
+  ALTER TABLE apps ADD COLUMN previous_secret_until INTEGER NOT NULL DEFAULT 0;
   `,
 ];
 
@@ -341,6 +348,7 @@ export class SqliteAppStore implements AppStore {
   readonly #list;
   readonly #update;
   readonly #rotate;
+  readonly #previous;
   readonly #delete;
 
   constructor(db: Database.Database) {
@@ -371,7 +379,14 @@ export class SqliteAppStore implements AppStore {
        WHERE apikey = @apikey
        RETURNING ${APP_COLUMNS}`,
     );
-    this.#rotate = db.prepare<[string, string]>(`UPDATE apps SET secret = ? WHERE apikey = ? RETURNING ${APP_COLUMNS}`);
+    // SET expressions read the row as it was before the UPDATE: the old secret moves over.
+    this.#rotate = db.prepare<{ apikey: string; secret: string; until: number }>(
+      `UPDATE apps SET previous_secret = secret, previous_secret_until = @until, secret = @secret
+       WHERE apikey = @apikey RETURNING ${APP_COLUMNS}`,
+    );
+    this.#previous = db.prepare<[string, number]>(
+      'SELECT previous_secret FROM apps WHERE apikey = ? AND previous_secret IS NOT NULL AND previous_secret_until > ?',
+    );
     // Its messages (with their targets and recipients) and clients go with it (ON DELETE
     // CASCADE; foreign keys are on in every handle).
     this.#delete = db.prepare<[string]>('DELETE FROM apps WHERE apikey = ?');
@@ -414,10 +429,18 @@ export class SqliteAppStore implements AppStore {
     });
   }
 
-  async rotateSecret(apikey: ApiKey): Promise<App | undefined> {
+  async rotateSecret(apikey: ApiKey, opts: RotateOptions = {}): Promise<App | undefined> {
     return attempt('rotate secret', () => {
-      const row = this.#rotate.get(generateSecret(), apikey);
+      const until = graceUntil(opts);
+      const row = this.#rotate.get({ apikey, secret: generateSecret(), until });
       return row === undefined ? undefined : toApp(row);
+    });
+  }
+
+  async previousSecret(apikey: ApiKey, now: number): Promise<string | undefined> {
+    return attempt('previous secret', () => {
+      const row = this.#previous.get(apikey, now);
+      return row === undefined ? undefined : text('apps', asRow('apps', row), 'previous_secret');
     });
   }
 

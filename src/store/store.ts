@@ -19,6 +19,13 @@ export interface AppSettings {
   readonly requireClientToken?: boolean;
 }
 
+export interface RotateOptions {
+  /** How long the replaced secret keeps working, seconds. @default 0 */
+  readonly graceSeconds?: number;
+  /** Milliseconds since the epoch. @default Date.now() */
+  readonly now?: number;
+}
+
 export interface NewApp {
   readonly name: string;
   readonly messageTtlSeconds?: number;
@@ -31,8 +38,15 @@ export interface AppStore {
   getApp(apikey: ApiKey): Promise<App | undefined>;
   listApps(): Promise<readonly App[]>;
   updateApp(apikey: ApiKey, settings: AppSettings): Promise<App | undefined>;
-  /** Replaces the secret with a fresh one; old secret stops working at once. */
-  rotateSecret(apikey: ApiKey): Promise<App | undefined>;
+  /**
+   * Replaces the secret with a fresh one. The replaced secret stays valid for
+   * `graceSeconds` after `now` (default 0: it stops working at once), so that back ends
+   * and client tokens can move over; it is then returned by `previousSecret`. A second
+   * rotation replaces the previous secret: only the last replaced one has a grace period.
+   */
+  rotateSecret(apikey: ApiKey, opts?: RotateOptions): Promise<App | undefined>;
+  /** The secret replaced by the last rotation while its grace period lasts (it ends after `now`, ms). */
+  previousSecret(apikey: ApiKey, now: number): Promise<string | undefined>;
   /** Deletes the app and its messages. Returns false when there was no such app. */
   deleteApp(apikey: ApiKey): Promise<boolean>;
 }

@@ -67,7 +67,7 @@ void describe('RedisBus', () => {
       const atB = collect(b);
       const fromA: BusEvent[] = [
         message(1, { text: '你好 🍊', nested: [1, null, { ok: true }] }),
-        { kind: 'presence', change: 'entered', apikey: app, clientId: asClientId('c1'), node: 'a', connector: 'mqtt' },
+        { kind: 'presence', change: 'entered', apikey: app, clientId: asClientId('c1'), node: 'a', connector: 'mqtt', at: 1700000000000 },
         { kind: 'kick', apikey: app, clientId: asClientId('c1'), exceptNode: 'a', reason: 'replaced' },
         { kind: 'kick', apikey: app, exceptNode: 'a', reason: 'app deleted' },
         ...Array.from({ length: 100 }, (_, i) => message(i + 2)),

@@ -116,6 +116,43 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         assert.ok(rotated.secret.length >= 43);
         assert.deepEqual({ ...rotated, secret: app.secret }, app);
         assert.equal((await s.apps.getApp(app.apikey))?.secret, rotated.secret);
+        // No grace period: the old secret is not kept as a valid previous one.
+        assert.equal(await s.apps.previousSecret(app.apikey, Date.now()), undefined);
+      });
+
+      void it('keeps the replaced secret valid for the grace period, then not', async () => {
+        const app = await s.apps.createApp({ name: 'graceful' });
+        const now = 1_800_000_000_000;
+        const rotated = await s.apps.rotateSecret(app.apikey, { graceSeconds: 60, now });
+        assert.ok(rotated);
+        assert.notEqual(rotated.secret, app.secret);
+        assert.deepEqual({ ...rotated, secret: app.secret }, app);
+        assert.equal(await s.apps.previousSecret(app.apikey, now), app.secret);
+        assert.equal(await s.apps.previousSecret(app.apikey, now + 59_999), app.secret);
+        assert.equal(await s.apps.previousSecret(app.apikey, now + 60_000), undefined, 'the grace period ends at now + graceSeconds');
+        assert.equal(await s.apps.previousSecret(app.apikey, now + 3_600_000), undefined);
+        // The app itself is unchanged by the grace bookkeeping.
+        assert.deepEqual(await s.apps.getApp(app.apikey), rotated);
+      });
+
+      void it('a second rotation replaces the previous secret; without grace it ends the first grace at once', async () => {
+        const app = await s.apps.createApp({ name: 'twice' });
+        const now = 1_800_000_000_000;
+        const first = await s.apps.rotateSecret(app.apikey, { graceSeconds: 3600, now });
+        const second = await s.apps.rotateSecret(app.apikey, { graceSeconds: 3600, now: now + 1000 });
+        assert.ok(first && second);
+        assert.equal(await s.apps.previousSecret(app.apikey, now + 2000), first.secret, 'only the last replaced secret has grace');
+        await s.apps.rotateSecret(app.apikey, { now: now + 3000 });
+        assert.equal(await s.apps.previousSecret(app.apikey, now + 3000), undefined);
+      });
+
+      void it('refuses a bad grace period with STORE_INVALID and rotates nothing', async () => {
+        const app = await s.apps.createApp({ name: 'strict' });
+        for (const graceSeconds of [-1, 1.5, Number.NaN, 31 * 86400]) {
+          await assert.rejects(s.apps.rotateSecret(app.apikey, { graceSeconds }), { name: 'StoreError', code: 'STORE_INVALID' }, String(graceSeconds));
+        }
+        assert.equal((await s.apps.getApp(app.apikey))?.secret, app.secret);
+        assert.equal(await s.apps.previousSecret(asApiKey('no-such-app'), Date.now()), undefined);
       });
 
       void it('deletes an app', async () => {

@@ -16,9 +16,13 @@ import {
   parseHandshakeRequest,
 } from '../../protocol/pomelo/handshake.js';
 import { ProtocolError, isProtocolError } from '../../protocol/errors.js';
-import { CLOSE_REASONS, allocateConnectionId, type Connection, type ConnectorName } from '../../hub/connection.js';
+import { PEER_CLOSED } from '../../hub/observer.js';
+import { CLOSE_REASONS, allocateConnectionId, type Connection, type ConnectorName, type PushEncoder } from '../../hub/connection.js';
 import type { WheelItem } from '../deadline-wheel.js';
-import { handlePomeloRoute } from '../pomelo-routes.js';
+import { sendPreframed } from '../ws-frames.js';
+import { corkForTurn } from '../write-coalescer.js';
+import { ROUTES, handlePomeloRoute } from '../pomelo-routes.js';
+import { LimitError, type AdmissionTicket } from '../admission.js';
 import type { HybridContext } from './hybrid-context.js';
 
 /** How long a closing connection may take to finish before it is dropped, ms. */
@@ -27,6 +31,9 @@ const CLOSE_GRACE_MS = 2000;
 /** spec §4.1 */
 const State = { INITED: 0, WAIT_ACK: 1, WORKING: 2, CLOSED: 3 } as const;
 type State = (typeof State)[keyof typeof State];
+
+/** Handshake replies of each listener, by (sendDictionary ? 2 : 0) | (sendProtos ? 1 : 0). */
+const HANDSHAKE_REPLIES = new WeakMap<HybridContext, Buffer[]>();
 
 /** WebSocket close codes (RFC 6455 §7.4.1) by why we close. */
 const WS_CLOSE = {
@@ -45,7 +52,13 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   abstract readonly connector: ConnectorName;
   readonly connectedAt = Date.now();
   wheelSlot = -1;
+  /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
+  admission: AdmissionTicket | undefined;
   #state: State = State.INITED;
+  /** Entered the hub as a client or manager: the enter deadline no longer applies. */
+  #entered = false;
+  /** Why the server closed it, for the close report; unset: the peer went first. */
+  #closeReason: string | undefined;
   readonly ctx: HybridContext;
 
   constructor(ctx: HybridContext) {
@@ -53,7 +66,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     ctx.wheel.arm(this, ctx.handshakeTimeoutMs);
   }
 
-  get encoder(): HybridContext['encoder'] {
+  get encoder(): PushEncoder<Buffer> {
     return this.ctx.encoder;
   }
 
@@ -64,7 +77,11 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   abstract readonly remoteAddress: string;
   abstract get bufferedBytes(): number;
   write(bytes: Buffer): void {
-    if (this.#state === State.WORKING) this.writeRaw(bytes);
+    if (this.#state === State.WORKING) this.writeEncoded(bytes);
+  }
+  /** Writes what `encoder` produced (the WebSocket side gets whole frames). */
+  protected writeEncoded(bytes: Buffer): void {
+    this.writeRaw(bytes);
   }
   protected abstract writeRaw(bytes: Buffer): void;
   /** Ends the transport; `wsCode` for WebSocket, `hard` drops what is buffered. */
@@ -73,7 +90,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   /** The wheel says a deadline passed: no handshake in time, no heartbeat, or a close that did not finish. */
   expire(): void {
     if (this.#state === State.CLOSED) this.destroyTransport();
-    else if (this.#state === State.WORKING) this.close(CLOSE_REASONS.heartbeatTimeout);
+    else if (this.#state === State.WORKING && this.#entered) this.close(CLOSE_REASONS.heartbeatTimeout);
     else this.close(CLOSE_REASONS.handshakeTimeout);
   }
 
@@ -92,12 +109,14 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   /** Bad input: the protocol's own "no" with a reason, then close (STYLE §4). */
   reject(err: unknown): void {
     if (this.#state === State.CLOSED) return;
-    const code = isProtocolError(err) ? err.code : 'PROTO_BAD_MESSAGE';
+    const code = isProtocolError(err) || err instanceof LimitError ? err.code : 'PROTO_BAD_MESSAGE';
     const message = err instanceof Error ? err.message : String(err);
     const reason = `${code}: ${message}`.slice(0, 120);
     this.ctx.log.debug({ conn: this.id, code, reason }, 'connection rejected');
+    this.ctx.hub.observer.refused(this.connector, code, message, this);
     this.writeRaw(encodeKick(reason));
-    this.#finish(code === 'LIMIT_PAYLOAD' ? WS_CLOSE.tooBig : WS_CLOSE.protocol, reason, false);
+    const wsCode = code === 'LIMIT_PAYLOAD' ? WS_CLOSE.tooBig : err instanceof LimitError ? WS_CLOSE.policy : WS_CLOSE.protocol;
+    this.#finish(wsCode, reason, false);
   }
 
   /** The transport closed, from either side. */
@@ -106,10 +125,12 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.ctx.wheel.disarm(this);
     this.ctx.connections.delete(this);
     this.ctx.hub.leave(this);
+    this.ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
   #finish(wsCode: number, reason: string, hard: boolean): void {
     this.#state = State.CLOSED;
+    this.#closeReason ??= reason;
     // A peer that never reads would keep a half-closed socket: the wheel drops it after a grace period.
     if (hard) this.ctx.wheel.disarm(this);
     else this.ctx.wheel.arm(this, CLOSE_GRACE_MS);
@@ -151,25 +172,46 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     } catch (err) {
       // spec §4.4: code 500, then close.
       this.ctx.log.debug({ conn: this.id, err: (err as Error).message }, 'handshake refused');
+      this.ctx.hub.observer.refused(this.connector, 'PROTO_BAD_HANDSHAKE', (err as Error).message, this);
+      this.#closeReason = 'PROTO_BAD_HANDSHAKE: bad handshake';
       this.writeRaw(encodeHandshakeFailure(500));
       this.#finish(WS_CLOSE.protocol, 'bad handshake', false);
       return;
     }
     const { dictionary, protos } = this.ctx;
-    const reply = encodeHandshakeReply({
+    const sendDictionary = dictionary !== undefined && request.sys.dictVersion !== dictionary.version;
+    const sendProtos = protos !== undefined && request.sys.protoVersion !== protos.version;
+    // The reply depends on the listener and these two flags only: encoded once each, not
+    // per connection (it carries the whole dictionary and protos; a connect-storm profile
+    // had it at ~30 µs a handshake). Shared Buffers: never written into.
+    let replies = HANDSHAKE_REPLIES.get(this.ctx);
+    if (!replies) HANDSHAKE_REPLIES.set(this.ctx, (replies = []));
+    const key = (sendDictionary ? 2 : 0) | (sendProtos ? 1 : 0);
+    const reply = (replies[key] ??= encodeHandshakeReply({
       heartbeatSeconds: this.ctx.heartbeatSeconds,
       ...(dictionary ? { dictionary } : {}),
-      sendDictionary: dictionary !== undefined && request.sys.dictVersion !== dictionary.version,
+      sendDictionary,
       ...(protos ? { protos } : {}),
-      sendProtos: protos !== undefined && request.sys.protoVersion !== protos.version,
-    });
+      sendProtos,
+    }));
     this.writeRaw(reply);
     this.#state = State.WAIT_ACK;
   }
 
-  // spec §5: answer at once, then expect the next heartbeat within the timeout.
+  // spec §5: answer at once, then expect the next heartbeat within the timeout. Until
+  // the connection has entered, the handshake deadline (counted from connect) still
+  // holds: heartbeats alone do not keep an unauthenticated connection open.
   #heartbeat(): void {
     this.writeRaw(HEARTBEAT_PACKAGE);
+    const enterLeft = this.connectedAt + this.ctx.handshakeTimeoutMs - Date.now();
+    this.ctx.wheel.arm(this, this.#entered ? this.ctx.heartbeatTimeoutMs : Math.max(0, Math.min(this.ctx.heartbeatTimeoutMs, enterLeft)));
+  }
+
+  /** After a route: once the hub knows the connection, it is no longer pending. */
+  #checkEntered(): void {
+    if (this.#entered || this.#state !== State.WORKING || this.ctx.hub.identity(this) === undefined) return;
+    this.#entered = true;
+    this.admission?.entered();
     this.ctx.wheel.arm(this, this.ctx.heartbeatTimeoutMs);
   }
 
@@ -179,6 +221,10 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       throw new ProtocolError('PROTO_BAD_MESSAGE', `clients send requests and notifies, not message type ${msg.type}`);
     }
     const route = this.#route(msg);
+    // Acks answer what we sent, so they do not count as requests.
+    if (route !== ROUTES.ack && this.admission !== undefined && !this.admission.request()) {
+      throw new LimitError('LIMIT_REQUEST_RATE');
+    }
     if (route === undefined) {
       this.#answer(msg, '', { code: 500, msg: `unknown route code ${String(msg.route)}` });
       return;
@@ -191,7 +237,10 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       this.#answer(msg, route, { code: 500, msg: `bad request body: ${why}` });
       return;
     }
-    void handlePomeloRoute(this.ctx.hub, this, route, decoded, this.ctx.log).then((resp) => this.#answer(msg, route, resp));
+    void handlePomeloRoute(this.ctx.hub, this, route, decoded, this.ctx.log).then((resp) => {
+      this.#checkEntered();
+      this.#answer(msg, route, resp);
+    });
   }
 
   #route(msg: Message): string | undefined {
@@ -234,9 +283,13 @@ export class TcpHybridConnection extends HybridConnection {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.#reader = new PackageReader({ maxPackage: ctx.maxPackageBytes });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => socket.destroy());
-    socket.once('close', () => this.onTransportClosed());
+    // Listeners shared by every socket, which find their connection on the socket: no
+    // closures, context or once-wrapper per idle connection (bench/micro/heap-summary.ts).
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on('data', onOwnedData);
+    if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+    socket.on('close', onOwnedClose); // 'close' comes once
+    ctx.hub.observer.opened(this);
   }
 
   get bufferedBytes(): number {
@@ -264,7 +317,17 @@ export class TcpHybridConnection extends HybridConnection {
   }
 
   protected writeRaw(bytes: Buffer): void {
-    if (!this.#socket.destroyed) this.#socket.write(bytes);
+    if (this.#socket.destroyed) return;
+    this.#socket.write(bytes);
+    this.ctx.hub.observer.wrote(this.connector, bytes.length);
+  }
+
+  /** A push from the hub: coalesced with the other pushes of this turn into one writev (write-coalescer.ts). */
+  protected override writeEncoded(bytes: Buffer): void {
+    if (this.#socket.destroyed) return;
+    corkForTurn(this.#socket);
+    this.#socket.write(bytes);
+    this.ctx.hub.observer.wrote(this.connector, bytes.length);
   }
 
   protected endTransport(_wsCode: number, _reason: string, hard: boolean): void {
@@ -280,6 +343,40 @@ export class TcpHybridConnection extends HybridConnection {
   }
 }
 
+/** A TCP socket or WebSocket with the hybrid connection it carries. */
+const OWNER = Symbol('hybrid connection');
+interface OwnedSocket extends Socket {
+  [OWNER]?: TcpHybridConnection;
+}
+
+function onOwnedData(this: OwnedSocket, chunk: Buffer): void {
+  this[OWNER]?.onData(chunk);
+}
+
+function onOwnedClose(this: OwnedSocket): void {
+  this[OWNER]?.onTransportClosed();
+}
+
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
+
+interface OwnedWebSocket extends WebSocket {
+  [OWNER]?: WsHybridConnection;
+}
+
+function onOwnedMessage(this: OwnedWebSocket, data: Buffer): void {
+  this[OWNER]?.onMessage(data);
+}
+
+function onOwnedWsClose(this: OwnedWebSocket): void {
+  this[OWNER]?.onTransportClosed();
+}
+
+function terminateOnError(this: WebSocket): void {
+  this.terminate();
+}
+
 /** WebSocket: one package per message (spec §2.3), binary frames out. */
 export class WsHybridConnection extends HybridConnection {
   readonly connector = 'hybrid-ws' as const;
@@ -290,9 +387,16 @@ export class WsHybridConnection extends HybridConnection {
     super(ctx);
     this.#ws = ws;
     this.remoteAddress = remoteAddress;
-    ws.on('message', (data: Buffer) => this.onMessage(data));
-    ws.on('error', () => ws.terminate());
-    ws.once('close', () => this.onTransportClosed());
+    // Shared listeners that find their connection on the WebSocket (as for TCP above).
+    (ws as OwnedWebSocket)[OWNER] = this;
+    ws.on('message', onOwnedMessage);
+    ws.on('error', terminateOnError);
+    ws.on('close', onOwnedWsClose); // 'close' comes once
+    ctx.hub.observer.opened(this);
+  }
+
+  override get encoder(): PushEncoder<Buffer> {
+    return this.ctx.encoder.ws;
   }
 
   get bufferedBytes(): number {
@@ -309,7 +413,15 @@ export class WsHybridConnection extends HybridConnection {
   }
 
   protected writeRaw(bytes: Buffer): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(bytes, { binary: true });
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    this.#ws.send(bytes, { binary: true });
+    this.ctx.hub.observer.wrote(this.connector, bytes.length);
+  }
+
+  /** A push from the hub: a whole binary frame built once for every socket (ws-frames.ts). */
+  protected override writeEncoded(frame: Buffer): void {
+    sendPreframed(this.#ws, frame);
+    this.ctx.hub.observer.wrote(this.connector, frame.length);
   }
 
   protected destroyTransport(): void {

@@ -1,5 +1,5 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
@@ -9,7 +9,9 @@ import { protosVersion } from '../../protocol/pomelo/handshake.js';
 import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
 import { DeadlineWheel, type ExpiringItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
-import { listen, closeServer } from '../listen.js';
+import { listen, closeServer, createSocketServer, type TlsListenOptions } from '../listen.js';
+import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
+import { encodeKick } from '../../protocol/pomelo/package.js';
 import { HybridEncoder } from './hybrid-encoder.js';
 import { HybridConnection, TcpHybridConnection, WsHybridConnection } from './hybrid-connection.js';
 import type { HybridContext } from './hybrid-context.js';
@@ -30,7 +32,17 @@ export interface HybridConnectorOptions {
   readonly dictionaryRoutes: readonly string[];
   /** Pomelo protobuf protos, already parsed; JSON bodies when absent. */
   readonly protos?: { readonly server: ParsedProtos; readonly client: ParsedProtos };
+  /**
+   * Serve TLS only (docs/tls.md): raw TCP becomes TLS and WebSocket becomes wss://, still
+   * told apart by the first decrypted bytes.
+   */
+  readonly tls?: TlsListenOptions | undefined;
+  /** Connection limits shared by every connector (docs/security.md#limits); none when absent. */
+  readonly admission?: Admission;
 }
+
+/** A refused socket has this long to show whether it speaks TCP or WebSocket before it is dropped, ms. */
+const REFUSAL_WAIT_MS = 1000;
 
 /**
  * Pomelo's hybrid connector: raw TCP and WebSocket on one port, told apart by the
@@ -42,6 +54,9 @@ export class HybridConnector {
   readonly #wss: WebSocketServer;
   readonly #ctx: HybridContext;
   readonly #opts: HybridConnectorOptions;
+  /** Admission of sockets whose protocol (TCP or WebSocket) is not known yet. */
+  readonly #tickets = new WeakMap<Socket, AdmissionTicket>();
+  readonly #refusals = new WeakMap<Socket, LimitError>();
   #port = 0;
 
   constructor(opts: HybridConnectorOptions) {
@@ -70,13 +85,21 @@ export class HybridConnector {
       res.end('This is the Pomelo hybrid connector: connect with WebSocket or raw TCP.\n');
     });
     this.#http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const refusal = this.#refusals.get(socket);
+      if (refusal) {
+        opts.hub.observer.refused('hybrid-ws', refusal.code, refusal.message, undefined, socket.remoteAddress);
+        refuseUpgrade(socket, refusal);
+        return;
+      }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const conn = new WsHybridConnection(this.#ctx, ws, req.socket.remoteAddress ?? '');
+        conn.admission = this.#tickets.get(socket);
         connections.add(conn);
       });
     });
     this.#http.on('clientError', (_err, socket: Socket) => socket.destroy());
-    this.#net = createNetServer((socket) => this.#accept(socket));
+    // With TLS, #accept sees the socket after its handshake, and sniffs the cleartext.
+    this.#net = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'hybrid' });
   }
 
   get port(): number {
@@ -106,13 +129,31 @@ export class HybridConnector {
   // The first chunk decides: an HTTP method means WebSocket, anything else is
   // Pomelo's package framing (whose first byte is a package type, 1 to 5).
   #accept(socket: Socket): void {
-    socket.on('error', () => socket.destroy());
+    // A shared function, not a closure: a closure here would keep this call's context
+    // (the pending state below) alive for the connection's life.
+    socket.on('error', destroyOnError);
+    let ticket: AdmissionTicket | undefined;
+    let refusal: LimitError | undefined;
+    try {
+      ticket = this.#opts.admission?.admit(socket.remoteAddress ?? '');
+    } catch (err) {
+      if (!(err instanceof LimitError)) throw err;
+      refusal = err;
+    }
+    if (ticket) {
+      this.#tickets.set(socket, ticket);
+      releaseOnClose(socket, ticket); // its own closure context: this one holds the pending state
+    }
+    if (refusal) this.#refusals.set(socket, refusal);
     // A socket that sends nothing at all is dropped at the handshake deadline.
     const pending = new PendingSocket(socket);
-    this.#ctx.wheel.arm(pending, this.#ctx.handshakeTimeoutMs);
-    socket.once('close', () => this.#ctx.wheel.disarm(pending));
+    this.#ctx.wheel.arm(pending, refusal ? REFUSAL_WAIT_MS : this.#ctx.handshakeTimeoutMs);
+    const disarm = (): void => this.#ctx.wheel.disarm(pending);
+    socket.once('close', disarm);
     socket.once('data', (chunk: Buffer) => {
-      this.#ctx.wheel.disarm(pending);
+      // Not kept for the connection's life: the listener held the PendingSocket and two closures per idle connection.
+      socket.off('close', disarm);
+      disarm();
       const first = chunk[0];
       if (first === 0x47 /* G */ || first === 0x50 /* P */ || first === 0x48 /* H */) {
         socket.pause();
@@ -121,11 +162,28 @@ export class HybridConnector {
         process.nextTick(() => socket.resume());
         return;
       }
+      if (refusal) {
+        // Pomelo's way to say why: a kick with the reason (spec §7), then close.
+        this.#opts.log.debug({ remote: socket.remoteAddress, code: refusal.code }, 'hybrid connection refused');
+        this.#opts.hub.observer.refused('hybrid-tcp', refusal.code, refusal.message, undefined, socket.remoteAddress);
+        socket.end(encodeKick(refusal.reason));
+        return;
+      }
       const conn = new TcpHybridConnection(this.#ctx, socket);
+      conn.admission = ticket;
       this.#ctx.connections.add(conn);
       conn.onData(chunk);
     });
   }
+}
+
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
+
+/** Releases the admission ticket when the socket closes (a closure that holds nothing else). */
+function releaseOnClose(socket: Socket, ticket: AdmissionTicket): void {
+  socket.on('close', () => ticket.release());
 }
 
 /** A socket that has not sent its first bytes yet (we do not know TCP from WebSocket). */

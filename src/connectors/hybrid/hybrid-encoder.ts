@@ -3,23 +3,37 @@ import { encodeProtobuf, hasProto, type ParsedProtos } from '../../protocol/pome
 import type { RouteDictionary } from '../../protocol/pomelo/dictionary.js';
 import type { PushEncoder } from '../../hub/connection.js';
 import type { StoredMessage } from '../../store/store.js';
+import { WS_OPCODE, encodeServerFrame } from '../ws-frames.js';
 
 /**
- * Pomelo's hybrid wire format: a whole DATA package per push, shared by TCP and
- * WebSocket connections (both carry the same package bytes).
+ * Pomelo's hybrid wire format: a whole DATA package per push, written as is to TCP
+ * connections. WebSocket connections get the same package inside a binary frame,
+ * from the sibling encoder `ws` (its own hub group, so the frame too is built once).
  */
 export class HybridEncoder implements PushEncoder<Buffer> {
   readonly #dictionary: RouteDictionary | undefined;
   readonly #serverProtos: ParsedProtos | undefined;
+  /** The package inside a WebSocket frame (spec §2.3: one package per binary message). */
+  readonly ws: HybridWsEncoder;
+  // The hub encodes a broadcast once per encoder, TCP then WebSocket (or the other way):
+  // the last message's package is kept so the WebSocket frame reuses it instead of
+  // serialising the body a second time. Messages are immutable, so identity is enough.
+  #lastMsg: StoredMessage | undefined;
+  #lastPackage: Buffer | undefined;
 
   constructor(dictionary: RouteDictionary | undefined, serverProtos: ParsedProtos | undefined) {
     this.#dictionary = dictionary;
     this.#serverProtos = serverProtos;
+    this.ws = new HybridWsEncoder(this);
   }
 
   /** Seed clients read `body.msg`; `id` lets them ack and resume (docs/pomelo.md). */
   encodeMessage(msg: StoredMessage): Buffer {
-    return this.encodeEvent(msg.event, { msg: msg.data, id: msg.id });
+    if (msg === this.#lastMsg) return this.#lastPackage!;
+    const pkg = this.encodeEvent(msg.event, { msg: msg.data, id: msg.id });
+    this.#lastMsg = msg;
+    this.#lastPackage = pkg;
+    return pkg;
   }
 
   encodeEvent(event: string, body: unknown): Buffer {
@@ -35,5 +49,25 @@ export class HybridEncoder implements PushEncoder<Buffer> {
       return encodeProtobuf(this.#serverProtos, route, body) ?? Buffer.alloc(0);
     }
     return Buffer.from(JSON.stringify(body));
+  }
+}
+
+/**
+ * Hybrid over WebSocket: the package as a whole binary WebSocket frame (RFC 6455
+ * §5.2, unmasked), written to every socket as the same Buffer (ws-frames.ts).
+ */
+export class HybridWsEncoder implements PushEncoder<Buffer> {
+  readonly #packages: HybridEncoder;
+
+  constructor(packages: HybridEncoder) {
+    this.#packages = packages;
+  }
+
+  encodeMessage(msg: StoredMessage): Buffer {
+    return encodeServerFrame(this.#packages.encodeMessage(msg), WS_OPCODE.binary);
+  }
+
+  encodeEvent(event: string, body: unknown): Buffer {
+    return encodeServerFrame(this.#packages.encodeEvent(event, body), WS_OPCODE.binary);
   }
 }

@@ -2,6 +2,7 @@
 // and how MQTT 3.1.1 and MQTT 5 say it.
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import type { HubErrorCode } from '../../hub/hub.js';
+import type { LimitCode } from '../admission.js';
 
 /**
  * Why a CONNECT is refused: MQTT 3.1.1 §3.2.2.3 return codes and MQTT 5 §3.2.2.2
@@ -14,6 +15,10 @@ export const CONNECT_REFUSALS = {
   badCredentials: { v3: 0x04, v5: 0x86 },
   notAuthorized: { v3: 0x05, v5: 0x87 },
   badAuthMethod: { v3: 0x05, v5: 0x8c },
+  // Limits (docs/security.md#limits): MQTT 3.1.1 has only "server unavailable" for these.
+  serverBusy: { v3: 0x03, v5: 0x89 },
+  quotaExceeded: { v3: 0x03, v5: 0x97 },
+  connectionRateExceeded: { v3: 0x03, v5: 0x9f },
 } as const;
 export type ConnectRefusal = keyof typeof CONNECT_REFUSALS;
 
@@ -24,7 +29,17 @@ export const CONNECT_REFUSAL_BY_HUB_ERROR = {
   BAD_REQUEST: 'identifierRejected',
   NOT_ENTERED: 'notAuthorized',
   FORBIDDEN: 'notAuthorized',
+  LIMIT_APP_CONNECTIONS: 'quotaExceeded',
+  LIMIT_LOGIN_RATE: 'connectionRateExceeded',
 } as const satisfies Record<HubErrorCode, ConnectRefusal>;
+
+/** How an admission refusal (src/connectors/admission.ts) becomes a CONNACK. */
+export const CONNECT_REFUSAL_BY_LIMIT = {
+  LIMIT_CONNECTIONS_PER_IP: 'quotaExceeded',
+  LIMIT_CONNECT_RATE: 'connectionRateExceeded',
+  LIMIT_PENDING: 'serverBusy',
+  LIMIT_REQUEST_RATE: 'quotaExceeded',
+} as const satisfies Record<LimitCode, ConnectRefusal>;
 
 /** MQTT 5 §3.14.2.1 DISCONNECT reason codes the server sends. */
 export const DISCONNECT_CODES = {
@@ -37,6 +52,7 @@ export const DISCONNECT_CODES = {
   sessionTakenOver: 0x8e,
   topicNameInvalid: 0x90,
   receiveMaximumExceeded: 0x93,
+  messageRateTooHigh: 0x96,
   topicAliasInvalid: 0x94,
   packetTooLarge: 0x95,
   quotaExceeded: 0x97,
@@ -67,6 +83,7 @@ export const PUBACK_CODES = {
   unspecified: 0x80,
   notAuthorized: 0x87,
   topicNameInvalid: 0x90,
+  quotaExceeded: 0x97,
   payloadFormatInvalid: 0x99,
 } as const;
 export type PubackName = keyof typeof PUBACK_CODES;
@@ -78,6 +95,8 @@ export const PUBACK_BY_HUB_ERROR = {
   BAD_REQUEST: 'payloadFormatInvalid',
   NOT_ENTERED: 'notAuthorized',
   FORBIDDEN: 'notAuthorized',
+  LIMIT_APP_CONNECTIONS: 'quotaExceeded',
+  LIMIT_LOGIN_RATE: 'quotaExceeded',
 } as const satisfies Record<HubErrorCode, PubackName>;
 
 /**

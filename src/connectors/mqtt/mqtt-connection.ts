@@ -13,12 +13,14 @@ import {
 import type { ApiKey } from '../../ids.js';
 import type { App } from '../../store/store.js';
 import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import { PEER_CLOSED, codeOf, leadingCode } from '../../hub/observer.js';
 import { HubError, type Role } from '../../hub/hub.js';
 import { isProtocolError } from '../../protocol/errors.js';
 import type { WheelItem } from '../deadline-wheel.js';
 import {
   CONNECT_REFUSALS,
   CONNECT_REFUSAL_BY_HUB_ERROR,
+  CONNECT_REFUSAL_BY_LIMIT,
   DISCONNECT_BY_CLOSE_REASON,
   DISCONNECT_CODES,
   PACKET_ID_NOT_FOUND,
@@ -35,6 +37,8 @@ import { MqttPacketReader, UnsupportedVersionError } from './mqtt-reader.js';
 import { allTopic, classifyFilter, clientTopic, presenceTopic, pushTopic, tagTopic } from './mqtt-topics.js';
 import { parsePushRequest, type PushRequest } from './push-request.js';
 import type { MqttContext } from './mqtt-context.js';
+import { LimitError, type AdmissionTicket } from '../admission.js';
+import { corkForTurn } from '../write-coalescer.js';
 
 const Phase = {
   /** Socket accepted; the first packet must be CONNECT (MQTT-3.1.0-1). */
@@ -68,8 +72,12 @@ const MAX_BACKLOG = 4096;
 const QUEUED_OVERHEAD = 64;
 /** How long a closing socket may take to flush what it has before it is dropped, ms. */
 export const CLOSE_GRACE_MS = 2000;
+/** How long a socket refused by a limit has to send its CONNECT (to hear why), ms. */
+const REFUSAL_WAIT_MS = 1000;
 /** Reason strings go to the peer: keep them short. */
 const MAX_REASON_CHARS = 120;
+
+const NOT_REQUESTS: ReadonlySet<Packet['cmd']> = new Set(['puback', 'pubrec', 'pubrel', 'pubcomp', 'pingreq']);
 
 const DISCONNECT_REASONS: ReadonlyMap<string, DisconnectName> = new Map(Object.entries(DISCONNECT_BY_CLOSE_REASON));
 
@@ -97,12 +105,18 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   readonly connectedAt = Date.now();
   readonly remoteAddress: string;
   wheelSlot = -1;
+  /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
+  admission: AdmissionTicket | undefined;
+  /** Over a connection limit: CONNECT gets this refusal. */
+  #refusal: LimitError | undefined;
 
   readonly #ctx: MqttContext;
   readonly #socket: Socket;
   readonly #reader: MqttPacketReader;
   #phase: Phase = Phase.awaitingConnect;
   #left = false;
+  /** Why the server closed it, for the close report; unset: the peer went first. */
+  #closeReason: string | undefined;
 
   // From CONNECT.
   #version: 3 | 4 | 5 = 4;
@@ -162,6 +176,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     socket.once('close', () => this.#onTransportClosed());
     // A socket that never sends its CONNECT is dropped at the deadline.
     ctx.wheel.arm(this, ctx.connectTimeoutMs);
+    ctx.hub.observer.opened(this);
   }
 
   get encoder(): MqttContext['encoder'] {
@@ -190,6 +205,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   close(reason: CloseReason): void {
     if (this.#phase >= Phase.closing) return;
     this.#ctx.log.debug({ conn: this.id, reason }, 'mqtt connection closed by the server');
+    this.#closeReason ??= reason;
     if (this.#phase === Phase.ready && this.#v5) this.#disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
     this.#end();
   }
@@ -200,12 +216,23 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#socket.destroy();
   }
 
+  /**
+   * Over a connection limit: the CONNECT is answered with a CONNACK refusal (its code
+   * depends on the protocol version the CONNECT names). A peer that sends no CONNECT
+   * soon is dropped.
+   */
+  refuseAtConnect(err: LimitError): void {
+    this.#refusal = err;
+    this.#ctx.wheel.arm(this, Math.min(this.#ctx.connectTimeoutMs, REFUSAL_WAIT_MS));
+  }
+
   /** The wheel says a deadline passed: no CONNECT in time, keep-alive, or close grace. */
   expire(): void {
     switch (this.#phase) {
       case Phase.awaitingConnect:
       case Phase.entering:
         this.#ctx.log.debug({ conn: this.id }, 'mqtt connect timeout');
+        this.#closeReason ??= CLOSE_REASONS.handshakeTimeout;
         this.destroy();
         return;
       case Phase.ready:
@@ -272,12 +299,13 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.#inflight.set(packetId, msg.id);
     }
     if (!this.#socket.writable) return true;
-    // Cork around the two parts: one writev, and writableLength stays the real backlog
-    // (a cork held across a burst would count everything as buffered until the flush).
-    this.#socket.cork();
+    // Corked until the end of this turn, with the other pushes of the turn: one writev
+    // for all of them (write-coalescer.ts). writableLength counts the held bytes too,
+    // for at most one turn, far under the slow-consumer cap.
+    corkForTurn(this.#socket);
     this.#socket.write(header);
     this.#socket.write(push.payload);
-    this.#socket.uncork();
+    this.#ctx.hub.observer.wrote('mqtt', header.length + push.payload.length);
     // QoS 0 has no acknowledgement: what was written counts as acked.
     if (msg !== undefined && qos === 0) this.#autoAck(msg.id);
     return true;
@@ -335,7 +363,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const opts = Number.isFinite(this.#clientMaxPacket)
       ? { protocolVersion: this.#version, maximumPacketSize: this.#clientMaxPacket }
       : { protocolVersion: this.#version };
-    this.#socket.write(generate(packet, opts));
+    const bytes = generate(packet, opts);
+    this.#socket.write(bytes);
+    this.#ctx.hub.observer.wrote('mqtt', bytes.length);
   }
 
   #disconnect(name: DisconnectName, why: string): void {
@@ -365,6 +395,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.#left = true;
       this.#ctx.hub.leave(this);
     }
+    this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
   // ---- Inbound -----------------------------------------------------------------------
@@ -385,6 +416,11 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   #receive(p: Packet): void {
+    // Acks and pings answer or keep up what we do: not counted as requests.
+    if (!NOT_REQUESTS.has(p.cmd) && this.admission !== undefined && !this.admission.request()) {
+      this.#reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
+      return;
+    }
     if (this.#phase === Phase.ready && this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
     if (this.#busy) {
       if (this.#backlog.length - this.#backlogHead >= MAX_BACKLOG) {
@@ -438,6 +474,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (err instanceof UnsupportedVersionError && this.#phase === Phase.awaitingConnect) {
       // MQTT-3.1.2-2: CONNACK 0x01 (unacceptable protocol level), then close.
       this.#ctx.log.debug({ conn: this.id, reason: err.message }, 'mqtt connect refused');
+      this.#closeReason = `MQTT_UNSUPPORTED_PROTOCOL_VERSION: ${err.message}`;
+      this.#ctx.hub.observer.refused('mqtt', 'MQTT_UNSUPPORTED_PROTOCOL_VERSION', err.message, this);
       this.#control({ cmd: 'connack', sessionPresent: false, returnCode: CONNECT_REFUSALS.badProtocolVersion.v3 });
       this.#end();
       return;
@@ -456,6 +494,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.#ctx.log.warn({ err, conn: this.id }, 'mqtt packet handler failed');
     }
     this.#ctx.log.debug({ conn: this.id, code: name, reason: message }, 'mqtt connection rejected');
+    const code = isProtocolError(err) ? err.code : (leadingCode(message) ?? codeOf('MQTT', name));
+    this.#closeReason ??= `${code}: ${message}`;
+    this.#ctx.hub.observer.refused('mqtt', code, message, this);
     if (this.#phase === Phase.ready && this.#v5) this.#disconnect(name, message);
     this.#end();
   }
@@ -513,6 +554,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#v5 = this.#version === 5;
     this.#phase = Phase.entering;
     this.#keepaliveMs = (p.keepalive ?? 0) * 1000 * KEEPALIVE_FACTOR;
+    if (this.#refusal) return this.#refuse(CONNECT_REFUSAL_BY_LIMIT[this.#refusal.code], this.#refusal.reason);
     const props = p.properties;
     if (this.#v5 && props !== undefined) {
       if (props.authenticationMethod !== undefined) return this.#refuse('badAuthMethod', 'enhanced authentication is not supported');
@@ -541,7 +583,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         return;
       }
       if (err instanceof HubError) {
-        this.#refuse(CONNECT_REFUSAL_BY_HUB_ERROR[err.code], err.message);
+        this.#refuse(CONNECT_REFUSAL_BY_HUB_ERROR[err.code], err.message, err.code);
         return;
       }
       this.#ctx.log.warn({ err, conn: this.id }, 'mqtt connect failed');
@@ -597,6 +639,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#topicPresence = presenceTopic(app.apikey);
     this.#topicPush = pushTopic(app.apikey);
     this.#phase = Phase.ready;
+    this.admission?.entered();
     // sessionPresent: true whenever the client asked to resume (docs: the store, not the
     // broker, keeps its position); MQTT-3.2.2-1/-4: false for a clean session. MQTT 3.1
     // has no such flag (the bit is reserved).
@@ -623,10 +666,12 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#drainQueue();
   }
 
-  #refuse(refusal: ConnectRefusal, why: string): undefined {
+  #refuse(refusal: ConnectRefusal, why: string, stableCode: string = leadingCode(why) ?? codeOf('MQTT', refusal)): undefined {
     if (this.#phase >= Phase.closing) return undefined;
     const code = CONNECT_REFUSALS[refusal];
     this.#ctx.log.debug({ conn: this.id, refusal, reason: why }, 'mqtt connect refused');
+    this.#closeReason ??= `${stableCode}: ${why}`;
+    this.#ctx.hub.observer.refused('mqtt', stableCode, why, this);
     this.#control(
       this.#v5
         ? { cmd: 'connack', sessionPresent: false, reasonCode: code.v5, properties: { reasonString: short(why) } }
@@ -699,7 +744,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    */
   #refusePublish(p: IPublishPacket, refusal: PublishRefusal, why: string): undefined {
     this.#ctx.log.debug({ conn: this.id, role: this.#role, topic: short(p.topic), reason: why }, 'mqtt publish refused');
+    // Refusals that end the connection are reported once, by #reject.
     if (!this.#v5 || (p.qos === 0 && this.#role === 'manager')) throw new MqttViolation(refusal, why);
+    this.#ctx.hub.observer.refused('mqtt', codeOf('MQTT', refusal), why, this);
     const id = p.messageId ?? 0;
     const reasonCode = PUBACK_CODES[refusal];
     const properties = this.#problemInfo ? { properties: { reasonString: short(why) } } : {};

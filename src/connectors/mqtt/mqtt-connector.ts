@@ -1,12 +1,13 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
-import { closeServer, listen } from '../listen.js';
+import { closeServer, createSocketServer, listen, type TlsListenOptions } from '../listen.js';
 import { MqttEncoder } from './mqtt-encoder.js';
 import { CLOSE_GRACE_MS, MqttConnection } from './mqtt-connection.js';
 import type { MqttContext } from './mqtt-context.js';
+import { LimitError, type Admission } from '../admission.js';
 
 export interface MqttConnectorOptions {
   readonly hub: Hub;
@@ -19,8 +20,12 @@ export interface MqttConnectorOptions {
    * MQTT 5 clients are told it in CONNACK (Maximum Packet Size).
    */
   readonly maxPacketBytes: number;
-  /** Time a new socket has to send CONNECT, ms. @default 10000 */
+  /** Time a new socket has to send CONNECT, and to be let in, ms. @default 10000 */
   readonly connectTimeoutMs?: number;
+  /** Serve MQTT over TLS only (mqtts, docs/tls.md); the CONNECT deadline starts after the TLS handshake. */
+  readonly tls?: TlsListenOptions | undefined;
+  /** Connection limits shared by every connector (docs/security.md#limits); none when absent. */
+  readonly admission?: Admission;
 }
 
 /**
@@ -31,7 +36,7 @@ const WHEEL_RESOLUTION_MS = 250;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * MQTT 3.1.1 and 5 over plain TCP (docs/connectors.md). The hub decides who gets
+ * MQTT 3.1.1 and 5 over TCP or TLS (docs/connectors.md, docs/tls.md). The hub decides who gets
  * what; MQTT topics tell clients why (all, clients/{id}, tags/{tag}).
  */
 export class MqttConnector {
@@ -58,7 +63,7 @@ export class MqttConnector {
       maxPacketBytes: opts.maxPacketBytes,
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     };
-    this.#server = createServer((socket) => this.#accept(socket));
+    this.#server = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'mqtt' });
   }
 
   get port(): number {
@@ -101,6 +106,18 @@ export class MqttConnector {
   }
 
   #accept(socket: Socket): void {
-    this.#connections.add(new MqttConnection(this.#ctx, socket));
+    const conn = new MqttConnection(this.#ctx, socket);
+    this.#connections.add(conn);
+    try {
+      const ticket = this.#opts.admission?.admit(socket.remoteAddress ?? '');
+      if (ticket) {
+        conn.admission = ticket;
+        socket.once('close', () => ticket.release());
+      }
+    } catch (err) {
+      if (!(err instanceof LimitError)) throw err;
+      // Refused with a CONNACK, which needs the client's protocol version from its CONNECT.
+      conn.refuseAtConnect(err);
+    }
   }
 }

@@ -8,9 +8,10 @@ import {
   type Connection,
   type PushEncoder,
 } from '../../hub/connection.js';
+import { PEER_CLOSED } from '../../hub/observer.js';
 import { asClientId, type ClientId } from '../../ids.js';
 import type { WheelItem } from '../deadline-wheel.js';
-import { handlePomeloRoute } from '../pomelo-routes.js';
+import { ROUTES, handlePomeloRoute } from '../pomelo-routes.js';
 import {
   decodePomeloSioRequest,
   encodePomeloSioKick,
@@ -19,8 +20,10 @@ import {
   type PomeloSioRequest,
 } from './pomelo-sio-frame.js';
 import type { SioPush } from './sio-encoders.js';
-import { pendingAckCallbacks, settlePendingPollingClose, wsBufferedAmount } from './sio-internals.js';
+import { pendingAckCallbacks, settlePendingPollingClose, writeAckedEvent, writePreframedPacket, wsBufferedAmount, wsTransportSocket } from './sio-internals.js';
+import { corkForTurn } from '../write-coalescer.js';
 import type { SioContext } from './sio-context.js';
+import { LimitError, type AdmissionTicket } from '../admission.js';
 
 /** Bounds on what one socket may do (STYLE §4, §5). */
 export const SIO_LIMITS = {
@@ -93,6 +96,8 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   readonly connectedAt = Date.now();
   readonly remoteAddress: string;
   wheelSlot = -1;
+  /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
+  admission: AdmissionTicket | undefined;
   readonly #ctx: SioContext;
   readonly #socket: Socket;
   readonly #acks: Map<unknown, unknown> | undefined;
@@ -104,6 +109,8 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   #inFlight = 0;
   /** Characters in engine.io packets created and not yet flushed to the transport. */
   #queuedChars = 0;
+  /** Why the server closed it, for the close report; unset: the peer went first. */
+  #closeReason: string | undefined;
 
   constructor(ctx: SioContext, socket: Socket) {
     this.#ctx = ctx;
@@ -121,6 +128,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     socket.conn.on('packetCreate', this.#onPacketCreate);
     socket.conn.on('flush', this.#onFlush);
     socket.conn.once('close', () => settlePendingPollingClose(socket.conn));
+    ctx.hub.observer.opened(this);
   }
 
   get encoder(): PushEncoder<SioPush> {
@@ -155,13 +163,12 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
 
   write(push: SioPush): void {
     if (this.#closed) return;
-    if (push.api === 'pomelo') {
-      // Encoded once for every recipient; written as socket.io would write it.
-      this.#socket.conn.write(push.packet);
-    } else if (push.ack === undefined) {
-      this.#socket.emit(push.event, push.payload);
+    if (push.kind === 'packet') {
+      // Encoded and framed once for every recipient; written as socket.io's broadcasts write.
+      writePreframedPacket(this.#socket, push.packet, push.options);
     } else {
-      this.#socket.emit(push.event, push.payload, push.ack);
+      // The shared JSON behind a per-socket ack id; socket.emit only if socket.io's internals moved.
+      if (!writeAckedEvent(this.#socket, push.json, push.jsonBytes, push.ack)) this.#socket.emit(push.event, push.payload, push.ack);
       const acks = this.#acks;
       if (acks !== undefined && acks.size > SIO_LIMITS.pendingAckCallbacks) {
         const oldest = acks.keys().next();
@@ -174,6 +181,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   close(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closeReason = reason;
     this.#ctx.wheel.disarm(this);
     const slow = reason === CLOSE_REASONS.slowConsumer;
     this.#ctx.log.debug({ conn: this.id, reason }, 'closing sio connection');
@@ -188,10 +196,11 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   /** Input that is not the protocol: the reason as a kick, then close (STYLE §4). */
   reject(err: unknown): void {
     if (this.#closed) return;
-    const code = isProtocolError(err) ? err.code : 'PROTO_BAD_MESSAGE';
+    const code = isProtocolError(err) || err instanceof LimitError ? err.code : 'PROTO_BAD_MESSAGE';
     const message = err instanceof Error ? err.message : String(err);
     const reason = `${code}: ${message}`.slice(0, 160);
     this.#ctx.log.debug({ conn: this.id, code, reason }, 'sio connection rejected');
+    this.#ctx.hub.observer.refused('sio', code, message, this);
     this.close(reason);
   }
 
@@ -211,13 +220,18 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
 
   readonly #onPacketCreate = (packet: { readonly data?: unknown }): void => {
     const data = packet.data;
-    if (typeof data === 'string') this.#queuedChars += data.length;
-    else if (Buffer.isBuffer(data)) this.#queuedChars += data.length;
+    const size = typeof data === 'string' || Buffer.isBuffer(data) ? data.length : 0;
+    this.#queuedChars += size;
+    this.#ctx.hub.observer.wrote('sio', size);
   };
 
   // engine.io flushes its whole queue to the transport at once.
   readonly #onFlush = (): void => {
     this.#queuedChars = 0;
+    // engine.io writes each packet of a flush separately: held together with the rest of
+    // this turn's writes to the socket, they go out as one writev (write-coalescer.ts).
+    const raw = wsTransportSocket(this.#socket);
+    if (raw !== undefined) corkForTurn(raw);
   };
 
   #onDisconnect(reason: string): void {
@@ -231,6 +245,8 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     this.#ctx.connections.delete(this.#socket);
     this.#ctx.log.debug({ conn: this.id, reason }, 'sio connection gone');
     this.#ctx.hub.leave(this);
+    // socket.io's own reasons: 'ping timeout' is ours to report; the rest mean the client went.
+    this.#ctx.hub.observer.closed(this, this.#closeReason ?? (reason === 'ping timeout' ? CLOSE_REASONS.heartbeatTimeout : PEER_CLOSED));
   }
 
   #kick(reason: string): void {
@@ -262,6 +278,8 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
       this.reject(new ProtocolError('PROTO_BAD_MESSAGE', `more than ${SIO_LIMITS.eventsBeforeEnter} events before entering`));
       return;
     }
+    // Acks (native `ack`, or Pomelo's ack route, checked once decoded) answer what we sent: not counted.
+    if (event !== 'ack' && event !== POMELO_EVENT && !this.#takeRequest()) return;
     try {
       if (event === POMELO_EVENT) this.#onPomelo(args, ack);
       else this.#onNative(String(event), args, ack);
@@ -297,6 +315,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
       return;
     }
     const { id, route, body } = req;
+    if (route !== ROUTES.ack && !this.#takeRequest()) return;
     if (id !== 0 && this.#inFlight >= SIO_LIMITS.requestsInFlight) {
       this.#respond(id, tooManyInFlight());
       return;
@@ -448,7 +467,15 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   #checkEntered(): void {
     if (this.#entered || this.#closed || this.#ctx.hub.identity(this) === undefined) return;
     this.#entered = true;
+    this.admission?.entered();
     this.#ctx.wheel.disarm(this);
+  }
+
+  /** Counts a request; over the rate, the socket is kicked with LIMIT_REQUEST_RATE and false returned. */
+  #takeRequest(): boolean {
+    if (this.admission === undefined || this.admission.request()) return true;
+    this.reject(new LimitError('LIMIT_REQUEST_RATE'));
+    return false;
   }
 
   #respond(id: number, body: unknown): void {
@@ -463,11 +490,15 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   }
 
   #fail(ack: Ack | undefined, code: string, msg: string): void {
+    this.#ctx.hub.observer.refused('sio', code, msg, this);
     this.#reply(ack, { code: 500, msg, error: code });
   }
 
   #errorAnswer(err: unknown): Answer {
-    if (err instanceof HubError) return { code: 500, msg: err.message, error: err.code };
+    if (err instanceof HubError) {
+      this.#ctx.hub.observer.refused('sio', err.code, err.message, this);
+      return { code: 500, msg: err.message, error: err.code };
+    }
     const errorId = crypto.randomUUID();
     this.#ctx.log.error({ err, conn: this.id, errorId }, 'sio request failed');
     return { code: 500, msg: `internal error (id ${errorId})` };

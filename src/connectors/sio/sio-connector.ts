@@ -1,15 +1,17 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket as NetSocket } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
-import { listen } from '../listen.js';
+import { closeFailedHandshakes, listen, tlsServerOptions, type TlsListenOptions } from '../listen.js';
 import { NativeSioEncoder, PomeloSioEncoder } from './sio-encoders.js';
 import { SioConnection } from './sio-connection.js';
 import { settlePendingPollingClose } from './sio-internals.js';
 import type { SioContext } from './sio-context.js';
+import { LimitError, type Admission } from '../admission.js';
 
 export interface SioConnectorOptions {
   readonly hub: Hub;
@@ -25,6 +27,10 @@ export interface SioConnectorOptions {
   readonly pingTimeoutMs?: number;
   /** A socket that has not entered (client or manager) by then is kicked, milliseconds. @default 10000 */
   readonly enterTimeoutMs?: number;
+  /** Serve HTTPS/WSS only (docs/tls.md); the TLS handshake has `tls.handshakeTimeoutMs`. */
+  readonly tls?: TlsListenOptions | undefined;
+  /** Connection limits shared by every connector (docs/security.md#limits); none when absent. */
+  readonly admission?: Admission;
 }
 
 /** The path the seed's sioconnector served (spec §11.1). */
@@ -41,7 +47,7 @@ const SHUTDOWN_GRACE_MS = 1000;
  */
 export class SioConnector {
   readonly #opts: SioConnectorOptions;
-  readonly #http: HttpServer;
+  readonly #http: HttpServer | HttpsServer;
   readonly #io: Server;
   readonly #ctx: SioContext;
   #port = 0;
@@ -63,10 +69,17 @@ export class SioConnector {
       connections,
       enterTimeoutMs,
     };
-    this.#http = createHttpServer((_req, res) => {
+    const notSocketIo = (_req: IncomingMessage, res: ServerResponse): void => {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end(`This is the socket.io connector: connect with a socket.io client (v2 to v4) on path ${SIO_PATH}.\n`);
-    });
+    };
+    if (opts.tls) {
+      const https = createHttpsServer(tlsServerOptions(opts.tls), notSocketIo);
+      closeFailedHandshakes(https, opts.log, 'sio');
+      this.#http = https;
+    } else {
+      this.#http = createHttpServer(notSocketIo);
+    }
     this.#http.on('clientError', (_err, socket: NetSocket) => socket.destroy());
     this.#io = new Server(this.#http, {
       path: SIO_PATH,
@@ -144,6 +157,20 @@ export class SioConnector {
   #accept(socket: Socket): void {
     const conn = new SioConnection(this.#ctx, socket);
     this.#ctx.connections.set(socket, conn);
-    if (this.#closing !== undefined) conn.close(CLOSE_REASONS.shutdown);
+    if (this.#closing !== undefined) {
+      conn.close(CLOSE_REASONS.shutdown);
+      return;
+    }
+    try {
+      const ticket = this.#opts.admission?.admit(socket.handshake.address);
+      if (ticket) {
+        conn.admission = ticket;
+        socket.once('disconnect', () => ticket.release());
+      }
+    } catch (err) {
+      if (!(err instanceof LimitError)) throw err;
+      // The socket.io way to say no: a kick with the reason in both APIs, then DISCONNECT.
+      conn.reject(err);
+    }
   }
 }

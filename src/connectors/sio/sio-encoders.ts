@@ -1,34 +1,44 @@
 import type { PushEncoder } from '../../hub/connection.js';
 import type { StoredMessage } from '../../store/store.js';
 import { encodePomeloSioPush } from './pomelo-sio-frame.js';
-import { encodeEventPacket } from './sio-internals.js';
+import { encodeEventPacket, preframedOptions, type PreframedOptions } from './sio-internals.js';
 
 /**
  * What the two socket.io encoders produce. The hub encodes a broadcast once per
  * encoder and writes the same value to every socket of that format; values are
  * shared and never mutated.
  */
-export type SioPush = PomeloSioPush | NativeSioPush;
+export type SioPush = SioPacketPush | SioAckedPush;
 
-/** A push in the Pomelo sioconnector framing: the whole socket.io packet, encoded once. */
-export interface PomeloSioPush {
-  readonly api: 'pomelo';
-  /** `2["message","{\"route\":…,\"body\":…}"]`, written to engine.io as is. */
+/**
+ * A whole socket.io packet, the same for every recipient: Pomelo-framed pushes, and
+ * native events without an ack (presence to managers). Encoded once, with its
+ * WebSocket frame built once (sio-internals.ts `preframedOptions`).
+ */
+export interface SioPacketPush {
+  readonly kind: 'packet';
+  /** E.g. `2["message","{\"route\":…,\"body\":…}"]`, handed to engine.io as is. */
   readonly packet: string;
+  readonly options: PreframedOptions;
 }
 
 /**
- * A push on the native API: a socket.io event. socket.io gives every `emit` with a
- * callback its own per-socket ack id, so the packet cannot be encoded once for all
- * sockets without reaching into socket.io's ack bookkeeping; the payload object and
- * the ack function are built once per message, and socket.io serialises per socket.
+ * A native push: the event named after the message, `{id, data}`, with an ack
+ * callback. socket.io gives every such packet its own per-socket ack id, so the
+ * packet differs per socket only in that id: the `[event, payload]` JSON is encoded
+ * once (string and UTF-8 bytes) and each socket gets a few bytes of head before it
+ * (sio-internals.ts `writeAckedEvent`). `event` and `payload` are kept for
+ * `socket.emit`, should socket.io's internals ever be missing.
  */
-export interface NativeSioPush {
-  readonly api: 'native';
+export interface SioAckedPush {
+  readonly kind: 'acked';
   readonly event: string;
   readonly payload: unknown;
+  /** `JSON.stringify([event, payload])`, as socket.io's parser writes it. */
+  readonly json: string;
+  readonly jsonBytes: Buffer;
   /** Called by socket.io with `this` = the server-side socket when the client acks. */
-  readonly ack: NativeAck | undefined;
+  readonly ack: NativeAck;
 }
 
 export type NativeAck = (this: unknown, ...args: unknown[]) => void;
@@ -41,7 +51,8 @@ export class PomeloSioEncoder implements PushEncoder<SioPush> {
   }
 
   encodeEvent(event: string, body: unknown): SioPush {
-    return { api: 'pomelo', packet: encodeEventPacket('message', encodePomeloSioPush(event, body)) };
+    const packet = encodeEventPacket('message', encodePomeloSioPush(event, body));
+    return { kind: 'packet', packet, options: preframedOptions(packet) };
   }
 }
 
@@ -82,13 +93,17 @@ export class NativeSioEncoder implements PushEncoder<SioPush> {
     const ack: NativeAck = function (this: unknown) {
       onAck(this, id);
     };
-    if (SIO_RESERVED_EVENTS.has(msg.event)) {
-      return { api: 'native', event: RESERVED_FALLBACK_EVENT, payload: { id, data: msg.data, event: msg.event }, ack };
-    }
-    return { api: 'native', event: msg.event, payload: { id, data: msg.data }, ack };
+    const reserved = SIO_RESERVED_EVENTS.has(msg.event);
+    const event = reserved ? RESERVED_FALLBACK_EVENT : msg.event;
+    const payload = reserved ? { id, data: msg.data, event: msg.event } : { id, data: msg.data };
+    const json = JSON.stringify([event, payload]);
+    return { kind: 'acked', event, payload, json, jsonBytes: Buffer.from(json, 'utf8'), ack };
   }
 
   encodeEvent(event: string, body: unknown): SioPush {
-    return { api: 'native', event: SIO_RESERVED_EVENTS.has(event) ? RESERVED_FALLBACK_EVENT : event, payload: body, ack: undefined };
+    const name = SIO_RESERVED_EVENTS.has(event) ? RESERVED_FALLBACK_EVENT : event;
+    // socket.io-parser: the type digit, then JSON.stringify of [event, ...args] (main namespace, no ack id).
+    const packet = `2${JSON.stringify([name, body])}`;
+    return { kind: 'packet', packet, options: preframedOptions(packet) };
   }
 }

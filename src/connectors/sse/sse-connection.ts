@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import { PEER_CLOSED } from '../../hub/observer.js';
 import { SSE_KEEPALIVE, encodeSseEvent } from '../../protocol/json/sse.js';
 import { SSE_ENCODER, type SseEncoder, type SseFrame } from './sse-encoder.js';
 
@@ -41,6 +42,8 @@ export class SseConnection implements Connection<SseFrame> {
   /** Hub writes that arrive before the stream started (resume during enter). */
   #pending: SseFrame[] | undefined;
   #pendingBytes = 0;
+  /** Why the server closed it, for the close report; unset: the peer went first. */
+  #closeReason: string | undefined;
 
   constructor(ctx: SseContext, req: IncomingMessage, res: ServerResponse) {
     this.#ctx = ctx;
@@ -49,6 +52,7 @@ export class SseConnection implements Connection<SseFrame> {
     // 'close' comes when the response ends or the client goes away, whichever is first.
     res.once('close', () => this.#onTransportClosed());
     res.on('error', (err) => ctx.log.debug({ conn: this.id, err: err.message }, 'sse response error'));
+    ctx.hub.observer.opened(this);
   }
 
   get encoder(): SseEncoder {
@@ -71,7 +75,11 @@ export class SseConnection implements Connection<SseFrame> {
   write(frame: SseFrame): void {
     if (this.#state === State.STREAMING) {
       this.#res.write(frame.bytes);
-      if (frame.id !== undefined) this.#ctx.hub.ack(this, frame.id);
+      this.#ctx.hub.observer.wrote('sse', frame.bytes.length);
+      // After the hub's write returns: it records the id as sent only then, and an ack
+      // above what was sent is clamped away.
+      const id = frame.id;
+      if (id !== undefined) queueMicrotask(() => this.#ctx.hub.ack(this, id));
     } else if (this.#state === State.ENTERING) {
       (this.#pending ??= []).push(frame);
       this.#pendingBytes += frame.bytes.length;
@@ -90,14 +98,16 @@ export class SseConnection implements Connection<SseFrame> {
     if (pending) for (const frame of pending) this.write(frame);
   }
 
-  /** The hub refused the client: an HTTP error with `{code, message}`, no stream. */
-  refuse(status: number, code: string, message: string): void {
+  /** The hub (or a limit) refused the client: an HTTP error with `{code, message}`, no stream. */
+  refuse(status: number, code: string, message: string, headers: Readonly<Record<string, string>> = {}): void {
     if (this.#state !== State.ENTERING) return;
     this.#state = State.CLOSED;
     this.#pending = undefined;
     this.#pendingBytes = 0;
+    this.#closeReason = `${code}: ${message}`;
+    this.#ctx.hub.observer.refused('sse', code, message, this);
     const body = JSON.stringify({ code, message });
-    this.#res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    this.#res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     this.#res.end(body);
     this.#leave();
   }
@@ -117,6 +127,7 @@ export class SseConnection implements Connection<SseFrame> {
     this.#state = State.CLOSED;
     this.#pending = undefined;
     this.#pendingBytes = 0;
+    this.#closeReason ??= reason;
     this.#ctx.log.debug({ conn: this.id, reason }, 'sse connection closing');
     if (reason === CLOSE_REASONS.slowConsumer) {
       this.#res.destroy();
@@ -133,6 +144,7 @@ export class SseConnection implements Connection<SseFrame> {
   /** Drops the response (shutdown grace period over). */
   terminate(): void {
     this.#state = State.CLOSED;
+    this.#closeReason ??= CLOSE_REASONS.shutdown;
     this.#res.destroy();
     this.#leave();
   }
@@ -143,6 +155,7 @@ export class SseConnection implements Connection<SseFrame> {
     this.#pendingBytes = 0;
     this.#leave();
     this.#ctx.removed(this);
+    this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
   #leave(): void {

@@ -5,6 +5,7 @@ import { CLOSE_REASONS } from '../../hub/connection.js';
 import { encodeSseRetry } from '../../protocol/json/sse.js';
 import { SseConnection, type SseContext } from './sse-connection.js';
 import { readSseParams } from './sse-request.js';
+import { LimitError, httpRefusal, type Admission, type AdmissionTicket } from '../admission.js';
 
 export interface SseConnectorOptions {
   readonly hub: Hub;
@@ -15,6 +16,8 @@ export interface SseConnectorOptions {
   readonly retryMs?: number;
   /** Milliseconds `close()` waits for streams to end before dropping them. @default 2000 */
   readonly closeGraceMs?: number;
+  /** Connection limits shared by every connector (docs/security.md#limits); none when absent. */
+  readonly admission?: Admission;
 }
 
 /** How a hub refusal reads over HTTP, before the stream starts. */
@@ -24,6 +27,8 @@ const STATUS_BY_CODE: Readonly<Record<HubErrorCode, number>> = {
   BAD_REQUEST: 400,
   NOT_ENTERED: 403,
   FORBIDDEN: 403,
+  LIMIT_APP_CONNECTIONS: 503,
+  LIMIT_LOGIN_RATE: 429,
 };
 
 /**
@@ -36,11 +41,13 @@ export class SseConnector {
   readonly #connections = new Set<SseConnection>();
   readonly #closeGraceMs: number;
   readonly #keepAliveTimer: NodeJS.Timeout;
+  readonly #admission: Admission | undefined;
   #closing = false;
   #drained: (() => void) | undefined;
 
   constructor(opts: SseConnectorOptions) {
     this.#closeGraceMs = opts.closeGraceMs ?? 2000;
+    this.#admission = opts.admission;
     this.#ctx = {
       hub: opts.hub,
       log: opts.log,
@@ -68,7 +75,19 @@ export class SseConnector {
       conn.refuse(503, 'UNAVAILABLE', 'the server is shutting down');
       return;
     }
-    void this.#enter(conn, req, apikey, clientId);
+    let ticket: AdmissionTicket | undefined;
+    try {
+      ticket = this.#admission?.admit(conn.remoteAddress);
+    } catch (err) {
+      if (!(err instanceof LimitError)) throw err;
+      // HTTP says no before the stream starts: 429 or 503, Retry-After, {code, message}.
+      this.#ctx.log.debug({ conn: conn.id, code: err.code }, 'sse client refused');
+      const { status, headers } = httpRefusal(err);
+      conn.refuse(status, err.code, err.message, { 'retry-after': headers['retry-after'] ?? '1' });
+      return;
+    }
+    if (ticket) res.once('close', () => ticket.release());
+    void this.#enter(conn, req, apikey, clientId, ticket);
   }
 
   /** Stops accepting, kicks every stream with `reason` and waits until they are gone. */
@@ -88,10 +107,11 @@ export class SseConnector {
   }
 
   /** Never rejects: every failure becomes an HTTP answer. */
-  async #enter(conn: SseConnection, req: IncomingMessage, apikey: string, clientId: string): Promise<void> {
+  async #enter(conn: SseConnection, req: IncomingMessage, apikey: string, clientId: string, ticket: AdmissionTicket | undefined): Promise<void> {
     try {
       const params = readSseParams(req);
       await this.#ctx.hub.enterClient(conn, { apikey, clientId, ...params });
+      ticket?.entered();
       // A client that went away meanwhile was not registered (or has left): start() does nothing.
       conn.start();
     } catch (err) {

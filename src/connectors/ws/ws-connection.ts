@@ -3,6 +3,7 @@ import type { Logger } from '../../log.js';
 import { asClientId, type ApiKey } from '../../ids.js';
 import { HubError, type Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import { PEER_CLOSED } from '../../hub/observer.js';
 import type { Target } from '../../store/store.js';
 import { isProtocolError } from '../../protocol/errors.js';
 import {
@@ -20,6 +21,8 @@ import {
 } from '../../protocol/json/frames.js';
 import type { DeadlineWheel, WheelItem } from '../deadline-wheel.js';
 import { WS_ENCODER, type WsEncoder } from './ws-encoder.js';
+import { sendPreframed } from '../ws-frames.js';
+import { LimitError, type AdmissionTicket } from '../admission.js';
 
 /** What every connection of one WsConnector shares (one object, not one per connection). */
 export interface WsContext {
@@ -32,6 +35,12 @@ export interface WsContext {
   readonly enterTimeoutMs: number;
   /** The transport of `conn` closed: forget it. */
   readonly removed: (conn: WsConnection) => void;
+}
+
+/** A server-side WebSocket with the connection it carries. */
+const OWNER = Symbol('ws connection');
+interface OwnedWebSocket extends WebSocket {
+  [OWNER]?: WsConnection;
 }
 
 /** WebSocket close codes (RFC 6455 §7.4.1) by why we close. */
@@ -80,10 +89,14 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   wheelSlot = -1;
   /** Set by every pong and frame; the keep-alive sweep clears it, then pings. */
   alive = true;
+  /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
+  admission: AdmissionTicket | undefined;
   readonly #ws: WebSocket;
   readonly #ctx: WsContext;
   #state: State = State.NEW;
   #badFrames = 0;
+  /** Why the server closed it, for the close report; unset: the peer went first. */
+  #closeReason: string | undefined;
   #left = false;
   /** Hub writes that arrive while an enter is in flight wait here, so `entered` goes first. */
   #pending: Buffer[] | undefined;
@@ -94,15 +107,34 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     this.#ws = ws;
     this.remoteAddress = remoteAddress;
     ctx.wheel.arm(this, ctx.enterTimeoutMs);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
-    ws.on('pong', () => {
-      this.alive = true;
-    });
+    // Listeners shared by every connection, which find theirs on the WebSocket: no
+    // closures or once-wrapper per idle connection (bench/micro/heap-summary.ts).
+    (ws as OwnedWebSocket)[OWNER] = this;
+    ws.on('message', WsConnection.#onOwnedMessage);
+    ws.on('pong', WsConnection.#onOwnedPong);
     // ws closes the socket itself after a protocol error (1002, 1007, 1009 for a frame
     // above maxPayload); 'close' follows. We only need to keep the error from throwing.
-    ws.on('error', (err) => ctx.log.debug({ conn: this.id, err: err.message }, 'ws error'));
-    ws.once('close', () => this.#onTransportClosed());
+    ws.on('error', WsConnection.#onOwnedError);
+    ws.on('close', WsConnection.#onOwnedClose); // 'close' comes once
+    ctx.hub.observer.opened(this);
   }
+
+  static readonly #onOwnedMessage = function (this: OwnedWebSocket, data: RawData, isBinary: boolean): void {
+    const conn = this[OWNER];
+    if (conn) conn.#onMessage(data, isBinary);
+  };
+  static readonly #onOwnedPong = function (this: OwnedWebSocket): void {
+    const conn = this[OWNER];
+    if (conn) conn.alive = true;
+  };
+  static readonly #onOwnedError = function (this: OwnedWebSocket, err: Error): void {
+    const conn = this[OWNER];
+    if (conn) conn.#ctx.log.debug({ conn: conn.id, err: err.message }, 'ws error');
+  };
+  static readonly #onOwnedClose = function (this: OwnedWebSocket): void {
+    const conn = this[OWNER];
+    if (conn) conn.#onTransportClosed();
+  };
 
   get encoder(): WsEncoder {
     return WS_ENCODER;
@@ -116,12 +148,14 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     return this.#ws.bufferedAmount + this.#pendingBytes;
   }
 
-  write(bytes: Buffer): void {
+  /** `frame`: a whole WebSocket frame from WS_ENCODER, shared by every recipient. */
+  write(frame: Buffer): void {
     if (this.#state === State.ENTERED) {
-      this.#send(bytes);
+      sendPreframed(this.#ws, frame);
+      this.#ctx.hub.observer.wrote('ws', frame.length);
     } else if (this.#state === State.ENTERING) {
-      (this.#pending ??= []).push(bytes);
-      this.#pendingBytes += bytes.length;
+      (this.#pending ??= []).push(frame);
+      this.#pendingBytes += frame.length;
     }
   }
 
@@ -164,6 +198,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     this.alive = true;
     if (isBinary) {
       const message = 'binary frames are not accepted: send JSON in text frames';
+      this.#ctx.hub.observer.refused('ws', 'PROTO_BAD_MESSAGE', message, this);
       this.#reply({ type: 'error', code: 'PROTO_BAD_MESSAGE', message });
       this.#end('binary frames are not accepted', WS_CLOSE.unsupported);
       return;
@@ -175,6 +210,14 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
       frame = toClientFrame(value);
     } catch (err) {
       this.#refuse(err, readRef(value));
+      return;
+    }
+    // Acks answer what we sent: not counted as requests.
+    if (frame.type !== 'ack' && this.admission !== undefined && !this.admission.request()) {
+      const limit = new LimitError('LIMIT_REQUEST_RATE');
+      this.#ctx.hub.observer.refused('ws', limit.code, limit.message, this);
+      this.#reply({ type: 'error', ref: frame.ref, code: limit.code, message: limit.message });
+      this.#end(limit.reason, WS_CLOSE.policy);
       return;
     }
     void this.#dispatch(frame);
@@ -242,12 +285,13 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     // Closed while the hub awaited the store: the hub registered nothing, or leave() undid it.
     if (this.#state !== State.ENTERING) return;
     this.#state = State.ENTERED;
+    this.admission?.entered();
     this.#ctx.wheel.disarm(this);
     this.#send(encodeServerFrameBytes(reply));
     const pending = this.#pending;
     this.#pending = undefined;
     this.#pendingBytes = 0;
-    if (pending) for (const bytes of pending) this.#send(bytes);
+    if (pending) for (const frame of pending) sendPreframed(this.#ws, frame);
   }
 
   async #push(frame: PushFrame): Promise<void> {
@@ -280,6 +324,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     if (this.#state === State.CLOSED) return;
     if (isProtocolError(err) || err instanceof HubError) {
       this.#ctx.log.debug({ conn: this.id, code: err.code, err: err.message }, 'ws frame refused');
+      this.#ctx.hub.observer.refused('ws', err.code, err.message, this);
       this.#reply({ type: 'error', ref, code: err.code, message: err.message });
       if (++this.#badFrames >= this.#ctx.maxBadFrames) this.#end(TOO_MANY_BAD_FRAMES, WS_CLOSE.policy);
       return;
@@ -294,12 +339,15 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
 
   #send(bytes: Buffer): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(bytes, TEXT);
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    this.#ws.send(bytes, TEXT);
+    this.#ctx.hub.observer.wrote('ws', bytes.length);
   }
 
   #end(reason: string, how: number | 'terminate'): void {
     if (this.#state === State.CLOSED) return;
     this.#state = State.CLOSED;
+    this.#closeReason ??= reason;
     this.#pending = undefined;
     this.#pendingBytes = 0;
     this.#ctx.wheel.disarm(this);
@@ -318,6 +366,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     this.#ctx.wheel.disarm(this);
     this.#leave();
     this.#ctx.removed(this);
+    this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
   #leave(): void {

@@ -6,6 +6,7 @@ import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
 import { WsConnection, type WsContext } from './ws-connection.js';
+import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
 
 export interface WsConnectorOptions {
   readonly hub: Hub;
@@ -22,6 +23,8 @@ export interface WsConnectorOptions {
   readonly path?: string;
   /** Milliseconds `close()` waits for close handshakes before dropping sockets. @default 2000 */
   readonly closeGraceMs?: number;
+  /** Connection limits shared by every connector (docs/security.md#limits); none when absent. */
+  readonly admission?: Admission;
 }
 
 /**
@@ -35,12 +38,16 @@ export class WsConnector {
   readonly #path: string;
   readonly #closeGraceMs: number;
   readonly #pingTimer: NodeJS.Timeout;
+  readonly #admission: Admission | undefined;
+  readonly #log: Logger;
   #closing = false;
   #drained: (() => void) | undefined;
 
   constructor(opts: WsConnectorOptions) {
     this.#path = opts.path ?? '/ws';
     this.#closeGraceMs = opts.closeGraceMs ?? 2000;
+    this.#admission = opts.admission;
+    this.#log = opts.log;
     const enterTimeoutMs = opts.enterTimeoutMs ?? 10_000;
     // Deadlines are coarse by design (deadline-wheel.ts); a short test timeout gets finer slots.
     const wheel = new DeadlineWheel<WsConnection>((c) => c.expire(), Math.min(1000, Math.max(25, enterTimeoutMs / 4)));
@@ -84,7 +91,21 @@ export class WsConnector {
       abortUpgrade(socket, 404, 'Not Found');
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req));
+    let ticket: AdmissionTicket | undefined;
+    try {
+      ticket = this.#admission?.admit(req.socket.remoteAddress ?? '');
+    } catch (err) {
+      if (!(err instanceof LimitError)) throw err;
+      // Before the upgrade, HTTP says no: 429 or 503 with Retry-After and {code, message}.
+      this.#log.debug({ remote: req.socket.remoteAddress, code: err.code }, 'ws upgrade refused');
+      this.#ctx.hub.observer.refused('ws', err.code, err.message, undefined, req.socket.remoteAddress);
+      refuseUpgrade(socket, err);
+      return;
+    }
+    // Not an arrow here: it would share this call's closure context with the one below,
+    // which holds `req`, and keep the whole request alive as long as the socket (~1 KB each).
+    if (ticket) releaseOnClose(socket, ticket);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, ticket));
   }
 
   /** Stops accepting, kicks every connection with `reason` and waits until they are gone. */
@@ -107,17 +128,24 @@ export class WsConnector {
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
   }
 
-  #accept(ws: WebSocket, req: IncomingMessage): void {
+  #accept(ws: WebSocket, req: IncomingMessage, ticket: AdmissionTicket | undefined): void {
     if (this.#closing) {
       ws.close(1001, CLOSE_REASONS.shutdown);
       return;
     }
-    this.#connections.add(new WsConnection(this.#ctx, ws, req.socket.remoteAddress ?? ''));
+    const conn = new WsConnection(this.#ctx, ws, req.socket.remoteAddress ?? '');
+    conn.admission = ticket;
+    this.#connections.add(conn);
   }
 
   #sweep(): void {
     for (const conn of this.#connections) conn.heartbeat();
   }
+}
+
+/** Releases the admission ticket when the socket closes (a closure that holds nothing else). */
+function releaseOnClose(socket: Duplex, ticket: AdmissionTicket): void {
+  socket.once('close', () => ticket.release());
 }
 
 function pathOf(url: string | undefined): string {

@@ -4,14 +4,19 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server as HttpServer } from 'node:http';
+import { Socket as NetSocket } from 'node:net';
 import { createRequire } from 'node:module';
 import { Server, type Socket } from 'socket.io';
 import { io as ioV4, type Socket as V4Socket } from 'socket.io-client';
 import {
   encodeEventPacket,
   pendingAckCallbacks,
+  preframedOptions,
   settlePendingPollingClose,
+  writeAckedEvent,
+  writePreframedPacket,
   wsBufferedAmount,
+  wsTransportSocket,
 } from '../../../src/connectors/sio/sio-internals.js';
 import { vectorById } from '../../protocol/vectors.js';
 import { waitFor, withTimeout } from '../../fixtures/wait.js';
@@ -126,5 +131,86 @@ describe('socket.io internals the sio connector uses', () => {
     assert.equal(Reflect.get(engine.transport, 'shouldClose'), null);
     assert.equal(engine.transport.readyState, 'closed');
     client.close();
+  });
+
+  it('wsTransportSocket: the net.Socket under the websocket transport (ws#_socket); none for polling', async () => {
+    const ws = await v4(['websocket']);
+    const polling = await v4(['polling']);
+    try {
+      const raw = wsTransportSocket(ws.server);
+      assert.ok(raw instanceof NetSocket, 'engine.io transport.socket._socket is no longer the net.Socket');
+      assert.equal(raw, Reflect.get(Reflect.get(ws.server.conn.transport, 'socket') as object, '_socket'));
+      assert.equal(wsTransportSocket(polling.server), undefined);
+    } finally {
+      ws.client.close();
+      polling.client.close();
+    }
+  });
+
+  it('preframedOptions: the engine.io MESSAGE frame socket.io-adapter would pre-compute', () => {
+    const wsOfEngine = createRequire(require.resolve('engine.io'))('ws') as { Sender: { frame(d: Buffer, o: Record<string, unknown>): Buffer[] } };
+    for (const packet of ['2["onAdd",{"users":[]}]', `2${JSON.stringify(['message', 'x'.repeat(300)])}`, '2["推送",null]']) {
+      const reference = Buffer.concat(wsOfEngine.Sender.frame(Buffer.from(`4${packet}`), { readOnly: false, mask: false, rsv1: false, opcode: 1, fin: true }));
+      const options = preframedOptions(packet);
+      assert.deepEqual(Buffer.concat(options.wsPreEncodedFrame), reference);
+      assert.equal(options.compress, true, 'set already: engine.io writes it on the shared object');
+    }
+  });
+
+  for (const [name, connect] of [
+    ['v4 websocket', () => v4(['websocket'])],
+    ['v4 polling', () => v4(['polling'])],
+  ] as const) {
+    it(`writeAckedEvent and writePreframedPacket (${name}): the events arrive, the ack callbacks fire once, ids shared with emit`, async () => {
+      const { client, server } = await connect();
+      try {
+        const got: unknown[] = [];
+        client.on('onMsg', (payload: unknown, cb: (...a: unknown[]) => void) => {
+          got.push(payload);
+          cb('done', got.length);
+        });
+        client.on('plain', (payload: unknown, cb: unknown) => got.push(['plain', payload, typeof cb]));
+        const calls: unknown[][] = [];
+        const ack = function (this: unknown, ...args: unknown[]): void {
+          calls.push([this === server, ...args]);
+        };
+        const before = Reflect.get(server.nsp, '_ids') as number;
+        server.emit('onMsg', { id: 1, data: 'a' }, ack);
+        const json = JSON.stringify(['onMsg', { id: 2, data: { t: '推送 ✓' } }]);
+        assert.equal(writeAckedEvent(server, json, Buffer.from(json), ack), true);
+        const packet = `2${JSON.stringify(['plain', { users: ['x'] }])}`;
+        writePreframedPacket(server, packet, preframedOptions(packet));
+        server.emit('onMsg', { id: 3, data: 'c' }, ack);
+        assert.equal(Reflect.get(server.nsp, '_ids'), before + 3, 'Namespace#_ids: one id per acked packet, ours included');
+        await waitFor(() => calls.length === 3, { timeoutMs: 3000, message: 'three acks' });
+        assert.deepEqual(got, [{ id: 1, data: 'a' }, { id: 2, data: { t: '推送 ✓' } }, ['plain', { users: ['x'] }, 'undefined'], { id: 3, data: 'c' }]);
+        assert.deepEqual(calls, [[true, 'done', 1], [true, 'done', 2], [true, 'done', 4]]);
+        assert.equal(pendingAckCallbacks(server)?.size, 0);
+      } finally {
+        client.close();
+      }
+    });
+  }
+
+  it('writeAckedEvent reaches socket.io 2 clients (EIO3) with a working callback', async () => {
+    const before = sockets.length;
+    const client = ioV2(url, { path: '/socket.io', transports: ['websocket'], forceNew: true, reconnection: false });
+    try {
+      await waitFor(() => sockets.length > before, { timeoutMs: 3000, message: 'server socket' });
+      const server = sockets.at(-1)!;
+      const got: unknown[] = [];
+      client.on('onMsg', (payload: unknown, cb: unknown) => {
+        got.push(payload);
+        if (typeof cb === 'function') (cb as () => void)();
+      });
+      let acked = 0;
+      const json = JSON.stringify(['onMsg', { id: 5, data: 'v2' }]);
+      await waitFor(() => server.conn.transport.name === 'websocket', { timeoutMs: 3000, message: 'websocket transport' });
+      assert.equal(writeAckedEvent(server, json, Buffer.from(json), () => acked++), true);
+      await waitFor(() => acked === 1, { timeoutMs: 3000, message: 'the v2 ack' });
+      assert.deepEqual(got, [{ id: 5, data: 'v2' }]);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -1,0 +1,297 @@
+// Admission control for every connector (docs/security.md#limits): who may open a
+// connection, how fast, how many may sit unauthenticated, and how fast one connection
+// may send requests. One instance per node, shared by all connectors, so the numbers
+// are per node across every port and protocol.
+//
+// Bookkeeping: connectors ask, then say no in their own protocol. For the HTTP-based
+// ones the answer is shared: `httpRefusal` gives status, headers and body, and
+// `refuseUpgrade` writes it on a WebSocket upgrade's socket.
+import type { Duplex } from 'node:stream';
+
+/** Why a connection or request was refused; stable codes, the reason goes to the peer. */
+export const LIMIT_REFUSALS = {
+  LIMIT_CONNECTIONS_PER_IP: 'too many connections from this address',
+  LIMIT_CONNECT_RATE: 'connecting too often from this address; retry later',
+  LIMIT_PENDING: 'too many connections waiting to enter; retry later',
+  LIMIT_REQUEST_RATE: 'too many requests on this connection',
+} as const;
+export type LimitCode = keyof typeof LIMIT_REFUSALS;
+
+export class LimitError extends Error {
+  override readonly name = 'LimitError';
+  constructor(
+    readonly code: LimitCode,
+    /** Seconds after which trying again can succeed (rate limits), when known. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(LIMIT_REFUSALS[code]);
+  }
+
+  /** `CODE: reason`, what connectors send as a kick or close reason. */
+  get reason(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+export interface AdmissionLimits {
+  /** Open connections from one address; 0: no limit. */
+  readonly maxConnectionsPerIp: number;
+  /** New connections per second from one address (bucket of twice that); 0: no limit. */
+  readonly connectsPerSecondPerIp: number;
+  /** Connections admitted and not yet entered, on this node; 0: no limit. */
+  readonly maxPendingConnections: number;
+  /** Requests per second on one connection (bucket of twice that); 0: no limit. */
+  readonly requestsPerSecond: number;
+  /** Addresses that skip the per-address and per-connection rate limits (not the pending limit). */
+  readonly exemptIps?: readonly string[];
+}
+
+/** A token bucket's capacity, in seconds of its rate: bursts of twice the rate pass. */
+const BURST_SECONDS = 2;
+/** How often idle per-address entries are dropped, ms. */
+const SWEEP_MS = 10_000;
+
+interface AddressState {
+  open: number;
+  tokens: number;
+  /** When `tokens` was last brought up to date, ms. */
+  at: number;
+}
+
+/**
+ * Per-address connection counts and connect-rate buckets, the node's count of
+ * connections that have not entered, and per-connection request buckets (in each
+ * connection's ticket).
+ */
+export class Admission {
+  readonly #limits: AdmissionLimits;
+  readonly #now: () => number;
+  readonly #exempt: ReadonlySet<string>;
+  readonly #addresses = new Map<string, AddressState>();
+  readonly #sweep: NodeJS.Timeout;
+  #pending = 0;
+
+  constructor(limits: AdmissionLimits, now: () => number = Date.now) {
+    this.#limits = limits;
+    this.#now = now;
+    this.#exempt = new Set((limits.exemptIps ?? []).map(addressKey));
+    this.#sweep = setInterval(() => this.sweep(), SWEEP_MS);
+    this.#sweep.unref();
+  }
+
+  get limits(): AdmissionLimits {
+    return this.#limits;
+  }
+
+  /** Connections admitted that have not entered (or closed) yet. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Open connections counted for this address. */
+  openFrom(address: string): number {
+    return this.#addresses.get(addressKey(address))?.open ?? 0;
+  }
+
+  /**
+   * A new connection from `address`: its ticket, or a LimitError. The caller must
+   * `release()` the ticket when the connection closes, and call `entered()` once it has.
+   */
+  admit(address: string): AdmissionTicket {
+    const key = addressKey(address);
+    const limits = this.#limits;
+    if (limits.maxPendingConnections > 0 && this.#pending >= limits.maxPendingConnections) {
+      throw new LimitError('LIMIT_PENDING', 1);
+    }
+    const exempt = this.#exempt.has(key);
+    let state: AddressState | undefined;
+    if (!exempt) {
+      const now = this.#now();
+      state = this.#addresses.get(key);
+      if (state === undefined) {
+        state = { open: 0, tokens: capacity(limits.connectsPerSecondPerIp), at: now };
+        this.#addresses.set(key, state);
+      }
+      if (limits.maxConnectionsPerIp > 0 && state.open >= limits.maxConnectionsPerIp) {
+        throw new LimitError('LIMIT_CONNECTIONS_PER_IP');
+      }
+      if (limits.connectsPerSecondPerIp > 0) {
+        refill(state, limits.connectsPerSecondPerIp, now);
+        if (state.tokens < 1) {
+          throw new LimitError('LIMIT_CONNECT_RATE', Math.max(1, Math.ceil((1 - state.tokens) / limits.connectsPerSecondPerIp)));
+        }
+        state.tokens -= 1;
+      }
+      state.open++;
+    }
+    this.#pending++;
+    return new AdmissionTicket(this, state, new RequestBucket(exempt ? 0 : limits.requestsPerSecond, this.#now));
+  }
+
+  /**
+   * A request bucket for a connection that is not admitted here (an HTTP keep-alive
+   * connection pushing messages); undefined when `address` is exempt or the limit is off.
+   */
+  requestBucket(address: string): RequestBucket | undefined {
+    if (this.#limits.requestsPerSecond <= 0 || this.#exempt.has(addressKey(address))) return undefined;
+    return new RequestBucket(this.#limits.requestsPerSecond, this.#now);
+  }
+
+  /** Drops per-address entries with no open connection and a full bucket. Runs on a timer; public for tests. */
+  sweep(): void {
+    const now = this.#now();
+    const rate = this.#limits.connectsPerSecondPerIp;
+    for (const [key, state] of this.#addresses) {
+      if (state.open > 0) continue;
+      if (rate > 0) refill(state, rate, now);
+      if (rate <= 0 || state.tokens >= capacity(rate)) this.#addresses.delete(key);
+    }
+  }
+
+  /** Stops the sweep timer. */
+  close(): void {
+    clearInterval(this.#sweep);
+  }
+
+  /** @internal for AdmissionTicket */
+  settle(state: AddressState | undefined, wasPending: boolean): void {
+    if (wasPending) this.#pending--;
+    if (state !== undefined) state.open--;
+  }
+
+  /** @internal for AdmissionTicket */
+  enteredOne(): void {
+    this.#pending--;
+  }
+}
+
+/** One connection's request rate: a token bucket of two numbers, refilled lazily (no timer). */
+export class RequestBucket {
+  readonly #rate: number;
+  readonly #now: () => number;
+  #tokens: number;
+  #at: number;
+
+  /** @param requestsPerSecond 0: no limit. */
+  constructor(requestsPerSecond: number, now: () => number) {
+    this.#rate = requestsPerSecond;
+    this.#now = now;
+    this.#tokens = capacity(requestsPerSecond);
+    this.#at = now();
+  }
+
+  /** Counts one request; false when the connection is over its rate. */
+  request(): boolean {
+    if (this.#rate <= 0) return true;
+    const now = this.#now();
+    this.#tokens = Math.min(capacity(this.#rate), this.#tokens + ((now - this.#at) / 1000) * this.#rate);
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+/**
+ * One admitted connection's share of the bookkeeping: whether it still counts as
+ * pending, and its request bucket.
+ */
+export class AdmissionTicket {
+  readonly #admission: Admission;
+  readonly #state: AddressState | undefined;
+  readonly #bucket: RequestBucket;
+  #pending = true;
+  #released = false;
+
+  constructor(admission: Admission, state: AddressState | undefined, bucket: RequestBucket) {
+    this.#admission = admission;
+    this.#state = state;
+    this.#bucket = bucket;
+  }
+
+  /** The connection entered (as a client or manager): it no longer counts as pending. */
+  entered(): void {
+    if (!this.#pending || this.#released) return;
+    this.#pending = false;
+    this.#admission.enteredOne();
+  }
+
+  /** The connection closed. Idempotent. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#admission.settle(this.#state, this.#pending);
+    this.#pending = false;
+  }
+
+  /** Counts one request; false when the connection is over its request rate. */
+  request(): boolean {
+    return this.#bucket.request();
+  }
+}
+
+/** A bucket holds two seconds of its rate, and always at least one token (slow rates still let one through). */
+function capacity(rate: number): number {
+  return Math.max(1, rate * BURST_SECONDS);
+}
+
+function refill(state: AddressState, rate: number, now: number): void {
+  state.tokens = Math.min(capacity(rate), state.tokens + ((now - state.at) / 1000) * rate);
+  state.at = now;
+}
+
+/**
+ * The key an address is counted under: IPv4 (also IPv4-mapped IPv6) as is, IPv6 by
+ * its /64, the smallest block one subscriber usually gets (RFC 6177), so that one host
+ * cannot slip past per-address limits by using many of its addresses.
+ */
+export function addressKey(address: string): string {
+  const a = address.trim().toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (mapped) return mapped[1]!;
+  if (!a.includes(':')) return a;
+  const zoneless = a.split('%')[0]!;
+  const [head = '', tail] = zoneless.split('::') as [string, string | undefined];
+  const headGroups = head === '' ? [] : head.split(':');
+  let groups = headGroups;
+  if (tail !== undefined) {
+    const tailGroups = tail === '' ? [] : tail.split(':');
+    groups = [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups];
+  }
+  // ::1 and other addresses whose first 64 bits are zero are single hosts (loopback): keep them whole.
+  const prefix = groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, ''));
+  if (prefix.every((g) => g === '0')) return zoneless;
+  return `${prefix.join(':')}::/64`;
+}
+
+/** HTTP status of a refusal: 429 when the client should slow down, 503 when the server is full. */
+export const HTTP_STATUS_BY_LIMIT = {
+  LIMIT_CONNECTIONS_PER_IP: 429,
+  LIMIT_CONNECT_RATE: 429,
+  LIMIT_PENDING: 503,
+  LIMIT_REQUEST_RATE: 429,
+} as const satisfies Record<LimitCode, number>;
+
+/** A refusal as an HTTP answer: status, headers (with Retry-After) and a `{code, message}` body. */
+export function httpRefusal(err: LimitError): { status: number; headers: Record<string, string>; body: string } {
+  const body = JSON.stringify({ code: err.code, message: err.message });
+  return {
+    status: HTTP_STATUS_BY_LIMIT[err.code],
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      'retry-after': String(err.retryAfterSeconds ?? 1),
+    },
+    body,
+  };
+}
+
+/** Refuses a WebSocket upgrade (RFC 6455 §4.2.2: any status but 101) with the limit's HTTP answer, then closes. */
+export function refuseUpgrade(socket: Duplex, err: LimitError): void {
+  const { status, headers, body } = httpRefusal(err);
+  const text = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.once('finish', () => socket.destroy());
+  socket.on('error', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\n${lines}\r\n${body}`);
+}
