@@ -123,6 +123,8 @@ export interface HubOptions {
   readonly now?: () => number;
   /** How often receipts and client positions are written, ms. @default 250 */
   readonly receiptFlushMs?: number;
+  /** How often the positions of connected clients are written, ms. @default 2000 */
+  readonly positionFlushMs?: number;
   /** Absent: a single node (what this hub sees is all there is). */
   readonly cluster?: HubCluster;
   /** Client connections one app may hold on this node; 0 or absent: no limit (docs/security.md). */
@@ -203,7 +205,7 @@ export class Hub {
     this.#maxTags = opts.maxTagsPerClient ?? MAX_TAGS_PER_CLIENT;
     this.#loginGate = opts.loginGate;
     this.#now = opts.now ?? Date.now;
-    this.#receipts = new ReceiptBuffer(opts.storage, opts.logger, this.#now, opts.receiptFlushMs);
+    this.#receipts = new ReceiptBuffer(opts.storage, opts.logger, this.#now, opts.receiptFlushMs, opts.positionFlushMs);
     this.#cluster = opts.cluster;
     this.#nodeId = opts.cluster?.nodeId ?? 'local';
     this.#bus.subscribe((event) => this.#onBus(event));

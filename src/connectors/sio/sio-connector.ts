@@ -98,6 +98,9 @@ export class SioConnector {
       cors: { origin: '*' },
     });
     this.#io.on('connection', (socket: Socket) => this.#accept(socket));
+    // Every engine.io session, also one that never reached socket.io (a bad POST kills
+    // it first): a polling close left pending holds a 30 s timer, and the process with it.
+    this.#io.engine.on('connection', (engine: Socket['conn']) => engine.once('close', () => settlePendingPollingClose(engine)));
     this.#io.engine.on('connection_error', (err: { code?: unknown; message?: unknown }) => {
       opts.log.debug({ code: err.code, message: err.message }, 'engine.io connection refused');
     });
