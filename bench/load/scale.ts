@@ -46,6 +46,7 @@ import {
   type MachineInfo,
 } from './proc.js';
 import { Progress } from './progress.js';
+import { BENCH_LIMITS_OFF } from './targets.js';
 import { payloadMaker, type FromWorker, type ToWorker, type WorkerReport, type WorkerStats } from './protocol.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -248,17 +249,6 @@ export interface ScaleResult {
 }
 
 // ---------------------------------------------------------------- nodes
-
-/**
- * Shaddock's abuse limits are off, as in targets.ts (BENCH_LIMITS_OFF): the load comes
- * from a few loopback addresses at thousands of connects per second.
- */
-const LIMITS_OFF = {
-  SHADDOCK_MAX_CONNECTIONS_PER_IP: '0',
-  SHADDOCK_CONNECTS_PER_SECOND_PER_IP: '0',
-  SHADDOCK_REQUESTS_PER_SECOND: '0',
-  SHADDOCK_MAX_PENDING_CONNECTIONS: '0',
-} as const;
 
 interface App {
   readonly apikey: string;
@@ -660,7 +650,7 @@ export async function runScale(input: ScaleInput, hooks: ScaleHooks = {}): Promi
   try {
     // ---- nodes: the first alone (its first start creates the admin and the demo app), then the rest.
     const cmd = nodeCommand(p.entry, warnings);
-    const env = { ...process.env, NODE_ENV: 'production', SHADDOCK_CONFIG: '', ...LIMITS_OFF };
+    const env = { ...process.env, NODE_ENV: 'production', SHADDOCK_CONFIG: '', ...BENCH_LIMITS_OFF };
     const startNode = (i: number): NodeProc => {
       const name = `node-${i + 1}`;
       const data = mkdtempSync(join(tmpdir(), 'shaddock-scale-'));

@@ -267,7 +267,7 @@ function baseTarget(kind: TargetKind, version: string, proc: Proc, cleanup: () =
  * the per-address defaults rightly refuse, and the peers have no such limits. 0 turns
  * a limit off; variables for limits this build does not have are ignored.
  */
-const BENCH_LIMITS_OFF = {
+export const BENCH_LIMITS_OFF = {
   SHADDOCK_MAX_CONNECTIONS_PER_IP: '0',
   SHADDOCK_CONNECTS_PER_SECOND_PER_IP: '0',
   SHADDOCK_REQUESTS_PER_SECOND: '0',
