@@ -6,7 +6,7 @@ import mqtt from 'mqtt';
 import { WebSocket } from 'ws';
 import { once } from 'node:events';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
-import { startTestServer, adminAuth, type TestServer } from '../fixtures/test-server.js';
+import { requireClientTokens, startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const run = promisify(execFile);
@@ -16,12 +16,7 @@ describe('apps that require client tokens', () => {
   let t: TestServer;
   before(async () => {
     t = await startTestServer();
-    const res = await fetch(`${t.httpUrl}/api/v1/apps/${t.app.apikey}`, {
-      method: 'PATCH',
-      headers: { authorization: adminAuth(), 'content-type': 'application/json' },
-      body: JSON.stringify({ requireClientToken: true }),
-    });
-    assert.equal(res.status, 200);
+    await requireClientTokens(t);
   });
   after(async () => {
     await t.close();

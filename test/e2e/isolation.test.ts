@@ -19,6 +19,7 @@ import { WebSocket } from 'ws';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { adminAuth, startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { waitFor } from '../fixtures/wait.js';
+import { readSseEvents } from '../fixtures/sse-events.js';
 
 const KINDS = ['hybrid-tcp', 'hybrid-ws', 'sio-v2', 'sio-v4', 'mqtt', 'ws', 'sse'] as const;
 type Kind = (typeof KINDS)[number];
@@ -301,33 +302,12 @@ async function openPeer(t: TestServer, kind: Kind, who: Who): Promise<Peer> {
         return refusedPeer(kind, `${res.status} ${text}`);
       }
       const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = '';
-      const pump = (async () => {
-        try {
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            buffer += decoder.decode(value, { stream: true });
-            let end: number;
-            while ((end = buffer.indexOf('\n\n')) >= 0) {
-              const block = buffer.slice(0, end);
-              buffer = buffer.slice(end + 2);
-              const fields: Record<string, string> = {};
-              for (const line of block.split('\n')) {
-                const colon = line.indexOf(':');
-                if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
-              }
-              if (fields['event'] === 'kick') kicked = String(asRecord(JSON.parse(fields['data'] ?? '{}'))['reason']);
-              else if (fields['data'] !== undefined) {
-                msgs.push({ event: fields['event'] ?? 'message', id: fields['id'] !== undefined ? Number(fields['id']) : undefined, data: JSON.parse(fields['data']) as unknown });
-              }
-            }
-          }
-        } catch {
-          // aborted by close()
+      const pump = readSseEvents(reader, (fields) => {
+        if (fields['event'] === 'kick') kicked = String(asRecord(JSON.parse(fields['data'] ?? '{}'))['reason']);
+        else if (fields['data'] !== undefined) {
+          msgs.push({ event: fields['event'] ?? 'message', id: fields['id'] !== undefined ? Number(fields['id']) : undefined, data: JSON.parse(fields['data']) as unknown });
         }
-      })();
+      });
       const apikey = who.apikey;
       await waitFor(() => t.server.hub.onlineClients(apikey as never).some((c) => c.clientId === who.clientId && c.connector === 'sse'), {
         timeoutMs: 10_000,

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { WebSocket } from 'ws';
 import { signClientToken } from '../../src/hub/client-tokens.js';
-import { adminAuth, startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { adminAuth, requireClientTokens, startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const run = promisify(execFile);
@@ -41,12 +41,7 @@ describe('secret rotation with a grace period', () => {
   let t: TestServer;
   before(async () => {
     t = await startTestServer();
-    const res = await fetch(`${t.httpUrl}/api/v1/apps/${t.app.apikey}`, {
-      method: 'PATCH',
-      headers: { authorization: adminAuth(), 'content-type': 'application/json' },
-      body: JSON.stringify({ requireClientToken: true }),
-    });
-    assert.equal(res.status, 200);
+    await requireClientTokens(t);
   });
   after(async () => {
     await t.close();
