@@ -9,7 +9,6 @@
  *           duplicated messages.
  *   storm   N connections all at once; connect latency, rate, server CPU per connection.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,12 +26,11 @@ import {
   processCpuUs,
   processRssKB,
   sourceAddresses,
-  trackChild,
-  wrapCommand,
   type MachineInfo,
 } from './proc.js';
-import type { FromWorker, ToWorker, WorkerReport, WorkerStats } from './protocol.js';
+import type { WorkerReport, WorkerStats } from './protocol.js';
 import { publish } from './publisher.js';
+import { WorkerPool } from './worker-pool.js';
 import { startTarget, TARGET_CONNECTORS, TARGETS, type StartOptions, type Target, type TargetKind } from './targets.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -244,163 +242,12 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-// ---------------------------------------------------------------- workers
-
-interface WorkerHandle {
-  readonly child: ChildProcess;
-  stats: WorkerStats | undefined;
-  connected: boolean;
-  readonly ready: Promise<void>;
-}
-
-class WorkerPool {
-  readonly #workers: WorkerHandle[] = [];
-  readonly #pending = new Map<number, { need: number; replies: (FromWorker & { t: 'reply' })[]; resolve: (r: (FromWorker & { t: 'reply' })[]) => void }>();
-  #nextId = 1;
-
-  constructor(count: number, core: number | undefined) {
-    const workerFile = fileURLToPath(new URL('./worker.ts', import.meta.url));
-    for (let k = 0; k < count; k++) {
-      // BENCH_WORKER_PROF=DIR: a V8 CPU profile of every worker, written to DIR.
-      const prof = process.env['BENCH_WORKER_PROF'];
-      const profArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
-      const cmd = wrapCommand(process.execPath, [...profArgs, '--import', 'tsx', workerFile], core);
-      const child = spawn(cmd.file, cmd.args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      trackChild(child);
-      let onReady: () => void = () => undefined;
-      const handle: WorkerHandle = {
-        child,
-        stats: undefined,
-        connected: false,
-        ready: new Promise<void>((resolve, reject) => {
-          onReady = resolve;
-          child.once('exit', (code) => reject(new Error(`load worker exited (code ${code}) before it was ready`)));
-          child.once('error', reject);
-        }),
-      };
-      child.on('message', (raw: unknown) => this.#onMessage(handle, raw as FromWorker, onReady));
-      this.#workers.push(handle);
-    }
-  }
-
-  get size(): number {
-    return this.#workers.length;
-  }
-
-  #onMessage(h: WorkerHandle, msg: FromWorker, onReady: () => void): void {
-    switch (msg.t) {
-      case 'ready':
-        onReady();
-        return;
-      case 'progress': {
-        const { t: _t, ...stats } = msg;
-        h.stats = stats;
-        return;
-      }
-      case 'connected':
-        h.stats = msg.stats;
-        h.connected = true;
-        return;
-      case 'reply': {
-        h.stats = msg.stats;
-        const p = this.#pending.get(msg.id);
-        if (p === undefined) return;
-        p.replies.push(msg);
-        if (p.replies.length === p.need) {
-          this.#pending.delete(msg.id);
-          p.resolve(p.replies);
-        }
-        return;
-      }
-    }
-  }
-
-  async ready(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => w.ready));
-  }
-
-  send(k: number, msg: ToWorker): void {
-    this.#workers[k]!.child.send(msg);
-  }
-
-  broadcast(msg: ToWorker): void {
-    for (const w of this.#workers) w.child.send(msg);
-  }
-
-  /** Asks every worker and waits for all replies (or `timeoutMs`). */
-  async ask(t: 'stats' | 'report' | 'close', timeoutMs = 15_000): Promise<(FromWorker & { t: 'reply' })[]> {
-    const id = this.#nextId++;
-    const live = this.#workers.filter((w) => w.child.connected);
-    if (live.length === 0) return [];
-    const result = new Promise<(FromWorker & { t: 'reply' })[]>((resolve) => this.#pending.set(id, { need: live.length, replies: [], resolve }));
-    for (const w of live) w.child.send({ t, id });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`load workers did not answer "${t}" within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([result, timeout]);
-    } finally {
-      clearTimeout(timer);
-      this.#pending.delete(id);
-    }
-  }
-
-  get allConnected(): boolean {
-    return this.#workers.every((w) => w.connected);
-  }
-
-  /** The latest stats of every worker, summed. */
-  totals(): WorkerStats {
-    const t = { entered: 0, failed: 0, dropped: 0, received: 0, unique: 0, cpuUs: 0, rssKB: 0, lastMessageUs: 0 };
-    for (const w of this.#workers) {
-      const s = w.stats;
-      if (s === undefined) continue;
-      t.entered += s.entered;
-      t.failed += s.failed;
-      t.dropped += s.dropped;
-      t.received += s.received;
-      t.unique += s.unique;
-      t.cpuUs += s.cpuUs;
-      t.rssKB = Math.max(t.rssKB, s.rssKB);
-      t.lastMessageUs = Math.max(t.lastMessageUs, s.lastMessageUs);
-    }
-    return t;
-  }
-
-  async close(): Promise<void> {
-    try {
-      await this.ask('close', 10_000);
-    } catch {
-      // killed below
-    }
-    await Promise.all(
-      this.#workers.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            if (w.child.exitCode !== null || w.child.signalCode !== null) {
-              resolve();
-              return;
-            }
-            const timer = setTimeout(() => w.child.kill('SIGKILL'), 3000);
-            w.child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-          }),
-      ),
-    );
-  }
-
-  kill(): void {
-    for (const w of this.#workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
-  }
-}
-
 // ---------------------------------------------------------------- the run
 
-function sumStats(replies: readonly { stats: WorkerStats }[]): { cpuUs: number } {
-  return { cpuUs: replies.reduce((a, r) => a + r.stats.cpuUs, 0) };
+function sumStats(replies: ReadonlyMap<unknown, { readonly stats: WorkerStats }>): { cpuUs: number } {
+  let cpuUs = 0;
+  for (const r of replies.values()) cpuUs += r.stats.cpuUs;
+  return { cpuUs };
 }
 
 function ownCpuUs(): number {
@@ -474,14 +321,16 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
 
     // Workers first: starting them costs the load core only.
     progress.phase('workers');
-    pool = new WorkerPool(p.workers, pinning ? LOAD_CORE : undefined);
-    await pool.ready();
+    const workers = new WorkerPool();
+    pool = workers;
+    for (let k = 0; k < p.workers; k++) workers.add(pinning ? LOAD_CORE : undefined, undefined);
+    await workers.ready();
     const per = Math.ceil(p.connections / p.workers);
     const concurrency = p.scenario === 'storm' ? 0 : Math.max(1, Math.ceil(p.connectConcurrency / p.workers));
     for (let k = 0; k < p.workers; k++) {
       const first = k * per;
       const count = Math.max(0, Math.min(per, p.connections - first));
-      pool.send(k, { t: 'init', cfg, first, count, concurrency, connectTimeoutMs: p.connectTimeoutMs });
+      pool.send(pool.slots[k]!, { t: 'init', cfg, first, count, concurrency, connectTimeoutMs: p.connectTimeoutMs });
     }
 
     // Baseline: the server before any client.
@@ -582,7 +431,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
       const replies = await pool.ask('report');
       workerCpuUs = sumStats(replies).cpuUs - w0;
       coordinatorCpuUs = ownCpuUs() - co0;
-      const reports = replies.map((r) => r.report).filter((r): r is WorkerReport => r !== undefined);
+      const reports = [...replies.values()].map((r) => r.report).filter((r): r is WorkerReport => r !== undefined);
       const latency = new Histogram();
       let delivered = 0;
       let unique = 0;
@@ -635,7 +484,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
 
     // Connect metrics (every scenario).
     const final = await pool.ask('report');
-    const reports = final.map((r) => r.report).filter((r): r is WorkerReport => r !== undefined);
+    const reports = [...final.values()].map((r) => r.report).filter((r): r is WorkerReport => r !== undefined);
     const connectLatency = new Histogram();
     const errors: Record<string, number> = {};
     let lastEnteredUs = 0;

@@ -47,7 +47,8 @@ import {
 } from './proc.js';
 import { Progress } from './progress.js';
 import { BENCH_LIMITS_OFF } from './targets.js';
-import { payloadMaker, type FromWorker, type ToWorker, type WorkerReport, type WorkerStats } from './protocol.js';
+import { WorkerPool } from './worker-pool.js';
+import { payloadMaker, type WorkerReport } from './protocol.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** A node holds at most this many connections: 20,000 open files, less its own (Redis, listeners, files). */
@@ -360,146 +361,11 @@ function nodeCommand(entry: ScaleParams['entry'], warnings: string[]): { args: s
 
 // ---------------------------------------------------------------- load workers
 
-interface WorkerSlot {
-  readonly child: ChildProcess;
+/** Each load worker holds a share of one node's connections. */
+interface NodeShare {
   /** Index of the node its connections go to. */
   readonly node: number;
   readonly count: number;
-  stats: WorkerStats | undefined;
-  connected: boolean;
-  readonly ready: Promise<void>;
-}
-
-type Reply = FromWorker & { t: 'reply' };
-
-/** The load workers (worker.ts, unchanged): each holds a share of one node's connections. */
-class WorkerPool {
-  readonly slots: WorkerSlot[] = [];
-  readonly #pending = new Map<number, { need: number; replies: Map<WorkerSlot, Reply>; resolve: (r: Map<WorkerSlot, Reply>) => void }>();
-  #nextId = 1;
-
-  add(node: number, count: number, core: number | undefined): WorkerSlot {
-    const file = fileURLToPath(new URL('./worker.ts', import.meta.url));
-    const cmd = wrapCommand(process.execPath, ['--import', 'tsx', file], core);
-    const child = spawn(cmd.file, cmd.args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    trackChild(child);
-    let onReady: () => void = () => undefined;
-    const slot: WorkerSlot = {
-      child,
-      node,
-      count,
-      stats: undefined,
-      connected: false,
-      ready: new Promise<void>((resolve, reject) => {
-        onReady = resolve;
-        child.once('exit', (code) => reject(new Error(`load worker exited (code ${code}) before it was ready`)));
-        child.once('error', reject);
-      }),
-    };
-    // A worker that exits later must not leave an unhandled rejection behind.
-    slot.ready.catch(() => undefined);
-    child.on('message', (raw: unknown) => {
-      const msg = raw as FromWorker;
-      switch (msg.t) {
-        case 'ready':
-          onReady();
-          return;
-        case 'progress': {
-          const { t: _t, ...stats } = msg;
-          slot.stats = stats;
-          return;
-        }
-        case 'connected':
-          slot.stats = msg.stats;
-          slot.connected = true;
-          return;
-        case 'reply': {
-          slot.stats = msg.stats;
-          const p = this.#pending.get(msg.id);
-          if (p === undefined) return;
-          p.replies.set(slot, msg);
-          if (p.replies.size === p.need) {
-            this.#pending.delete(msg.id);
-            p.resolve(p.replies);
-          }
-          return;
-        }
-      }
-    });
-    this.slots.push(slot);
-    return slot;
-  }
-
-  send(slot: WorkerSlot, msg: ToWorker): void {
-    slot.child.send(msg);
-  }
-
-  broadcast(msg: ToWorker): void {
-    for (const s of this.slots) if (s.child.connected) s.child.send(msg);
-  }
-
-  /** Asks every live worker; resolves with each one's reply (or rejects after `timeoutMs`). */
-  async ask(t: 'stats' | 'report' | 'close', timeoutMs = 15_000): Promise<Map<WorkerSlot, Reply>> {
-    const live = this.slots.filter((s) => s.child.connected);
-    if (live.length === 0) return new Map();
-    const id = this.#nextId++;
-    const result = new Promise<Map<WorkerSlot, Reply>>((resolve) => this.#pending.set(id, { need: live.length, replies: new Map(), resolve }));
-    for (const s of live) s.child.send({ t, id });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`load workers did not answer "${t}" within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([result, timeout]);
-    } finally {
-      clearTimeout(timer);
-      this.#pending.delete(id);
-    }
-  }
-
-  get allConnected(): boolean {
-    return this.slots.every((s) => s.connected);
-  }
-
-  totals(): { entered: number; failed: number; dropped: number; unique: number; received: number; cpuUs: number; rssKB: number } {
-    const t = { entered: 0, failed: 0, dropped: 0, unique: 0, received: 0, cpuUs: 0, rssKB: 0 };
-    for (const s of this.slots) {
-      const x = s.stats;
-      if (x === undefined) continue;
-      t.entered += x.entered;
-      t.failed += x.failed;
-      t.dropped += x.dropped;
-      t.unique += x.unique;
-      t.received += x.received;
-      t.cpuUs += x.cpuUs;
-      t.rssKB = Math.max(t.rssKB, x.rssKB);
-    }
-    return t;
-  }
-
-  async close(): Promise<void> {
-    try {
-      await this.ask('close', 10_000);
-    } catch {
-      // killed below
-    }
-    await Promise.all(
-      this.slots.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            if (s.child.exitCode !== null || s.child.signalCode !== null) {
-              resolve();
-              return;
-            }
-            const timer = setTimeout(() => s.child.kill('SIGKILL'), 3000);
-            s.child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-          }),
-      ),
-    );
-  }
 }
 
 // ---------------------------------------------------------------- the run
@@ -507,7 +373,7 @@ class WorkerPool {
 /** What a run started, so that a stop (the end, an error, Ctrl-C, the time limit) takes it all down once. */
 class Cluster {
   readonly nodes: NodeProc[] = [];
-  readonly pool = new WorkerPool();
+  readonly pool = new WorkerPool<NodeShare>();
   #stopped: Promise<number> | undefined;
 
   constructor(
@@ -643,7 +509,7 @@ export async function runScale(input: ScaleInput, hooks: ScaleHooks = {}): Promi
   };
   const checkNodes = (): void => {
     for (const n of cluster.nodes) if (n.exited || !processAlive(n.pid)) throw new Error(`${n.name} (pid ${n.pid}) is gone:\n${n.stderrTail()}`);
-    for (const s of cluster.pool.slots) if (s.child.exitCode !== null || s.child.signalCode !== null) throw new Error(`a load worker of node-${s.node + 1} exited (${s.child.signalCode ?? `code ${s.child.exitCode}`})`);
+    for (const s of cluster.pool.slots) if (s.child.exitCode !== null || s.child.signalCode !== null) throw new Error(`a load worker of node-${s.tag.node + 1} exited (${s.child.signalCode ?? `code ${s.child.exitCode}`})`);
   };
 
   let keysDeleted = -1;
@@ -690,8 +556,8 @@ export async function runScale(input: ScaleInput, hooks: ScaleHooks = {}): Promi
       }
     });
     const pool = cluster.pool;
-    for (const w of plan) pool.add(w.node, w.count, workerCores);
-    await Promise.all(pool.slots.map((s) => s.ready));
+    for (const w of plan) pool.add(workerCores, { node: w.node, count: w.count });
+    await pool.ready();
     const concurrency = Math.max(1, Math.ceil(p.connectConcurrency / plan.length));
     plan.forEach((w, k) => {
       const node = nodes[w.node]!;
@@ -804,7 +670,7 @@ export async function runScale(input: ScaleInput, hooks: ScaleHooks = {}): Promi
       const perNodeUs = nodes.map(() => 0);
       let delivered = 0;
       for (const [slot, r] of replies) {
-        perNodeUs[slot.node] = Math.max(perNodeUs[slot.node]!, r.stats.lastMessageUs);
+        perNodeUs[slot.tag.node] = Math.max(perNodeUs[slot.tag.node]!, r.stats.lastMessageUs);
         delivered += r.stats.unique - (before.get(slot)?.stats.unique ?? 0);
       }
       const lastUs = Math.max(...perNodeUs);
@@ -854,7 +720,7 @@ export async function runScale(input: ScaleInput, hooks: ScaleHooks = {}): Promi
     const lgCpuUs = [...final.values()].reduce((a, r) => a + r.stats.cpuUs, 0) - lgCpu0;
 
     const entered = afterConnect.entered;
-    const enteredPerNode = nodes.map((_, k) => pool.slots.filter((s) => s.node === k).reduce((a, s) => a + (s.stats?.entered ?? 0), 0));
+    const enteredPerNode = nodes.map((_, k) => pool.slots.filter((s) => s.tag.node === k).reduce((a, s) => a + (s.stats?.entered ?? 0), 0));
     const nodeResults: NodeResult[] = nodes.map((n, k) => ({
       name: n.name,
       pid: n.pid,
