@@ -8,9 +8,9 @@ import { Redis } from 'ioredis';
 import { connectAny, type AnyClient, type ConnectorKind } from '../fixtures/any-client.js';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { deletePrefix, pushVia, startNode, TEST_REDIS, type NodeProcess } from '../fixtures/cluster-nodes.js';
-import { waitFor } from '../fixtures/wait.js';
+import { waitFor, withTimeout } from '../fixtures/wait.js';
 
-describe('a cluster of three node processes', () => {
+describe('a cluster of three node processes', { timeout: 180_000 }, () => {
   const prefix = `shaddock-test:${randomUUID()}:`;
   let nodes: NodeProcess[] = [];
   const clients: AnyClient[] = [];
@@ -88,7 +88,7 @@ describe('a cluster of three node processes', () => {
     const first = await connectAny(node(0), 'hybrid-tcp', 'moves');
     const second = await connectAny(node(1), 'ws', 'moves');
     clients.push(first, second);
-    assert.equal(await first.closedReason, 'replaced');
+    assert.equal(await withTimeout(first.closedReason, 10_000, 'the kick of the first connection'), 'replaced');
     const id = await pushVia(node(2), { data: 'after the move', to: { clientIds: ['moves'] } });
     await waitFor(() => second.received.some((r) => r.id === id), { timeoutMs: 5000, message: 'push to the new connection' });
     assert.ok(!first.received.some((r) => r.id === id));
