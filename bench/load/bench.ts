@@ -142,6 +142,12 @@ export interface ServerMetrics {
   readonly rssConnectedKB: number;
   /** (RSS with the connections − RSS before) / connections entered. */
   readonly rssPerConnectionKB: number;
+  /**
+   * idle, Node servers: the same after a full GC at both ends (inspector), so garbage the
+   * connect phase left is not counted as what a connection holds. Undefined for
+   * Mosquitto (no GC) and other scenarios.
+   */
+  readonly rssPerConnectionAfterGcKB: number | undefined;
   readonly rssEndKB: number;
   readonly cpuConnectUs: number;
   readonly cpuPerConnectionUs: number;
@@ -302,6 +308,8 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
         peersDir: p.peersDir,
         heartbeatSeconds: p.heartbeatSeconds,
         startTimeoutMs: 30_000,
+        // Idle memory is also read after a full GC (through the inspector), for every Node server alike.
+        gcProbe: p.scenario === 'idle',
       });
     }
     const push = p.push === 'auto' ? target.defaultPush : p.push;
@@ -337,6 +345,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
     await sleep(p.quick ? 200 : 1000);
     const pid = target.pid;
     const rssBaselineKB = processRssKB(pid);
+    const rssBaselineGcKB = p.scenario === 'idle' ? await rssAfterGc(target, pid) : undefined;
     const cpuBeforeConnect = processCpuUs(pid);
     const wBefore = sumStats(await pool.ask('stats')).cpuUs;
     const cBefore = ownCpuUs();
@@ -360,6 +369,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
     // Settle, then memory.
     await sleep(p.settleMs);
     const rssConnectedKB = processRssKB(pid);
+    const rssConnectedGcKB = rssBaselineGcKB !== undefined ? await rssAfterGc(target, pid) : undefined;
 
     let idleCpuPercent: number | undefined;
     let fanout: FanoutMetrics | undefined;
@@ -529,6 +539,8 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
       rssBaselineKB,
       rssConnectedKB,
       rssPerConnectionKB: round((rssConnectedKB - rssBaselineKB) / entered, 2),
+      rssPerConnectionAfterGcKB:
+        rssBaselineGcKB !== undefined && rssConnectedGcKB !== undefined ? round((rssConnectedGcKB - rssBaselineGcKB) / entered, 2) : undefined,
       rssEndKB: processRssKB(pid),
       cpuConnectUs: Math.round(cpuAfterConnect - cpuBeforeConnect),
       cpuPerConnectionUs: round((cpuAfterConnect - cpuBeforeConnect) / entered, 1),
@@ -588,6 +600,7 @@ export const CSV_COLUMNS = [
   'loadgenCpuPct',
   'node',
   'ok',
+  'rssPerConnGcKB',
 ] as const;
 
 export function csvRow(r: BenchResult): string {
@@ -619,6 +632,7 @@ export function csvRow(r: BenchResult): string {
     loadgenCpuPct: r.metrics.loadgen.cpuPercent,
     node: r.machine.node,
     ok: r.ok,
+    rssPerConnGcKB: r.metrics.server.rssPerConnectionAfterGcKB ?? '',
   };
   return CSV_COLUMNS.map((c) => {
     const v = String(values[c]);
@@ -634,13 +648,23 @@ export function appendCsv(path: string, r: BenchResult): void {
 
 export const DEFAULT_CSV = join(REPO_ROOT, 'bench/results/results.csv');
 
+/** The server's RSS after a full GC, or undefined when it has no inspector to ask (Mosquitto). */
+async function rssAfterGc(target: Target, pid: number): Promise<number | undefined> {
+  if (!(await target.collectGarbage())) return undefined;
+  // Let the GC's freed pages go back to the OS before reading.
+  await sleep(500);
+  return processRssKB(pid);
+}
+
 /** A few human lines about a result (stderr). */
 export function summarize(r: BenchResult): string {
   const m = r.metrics;
   const lines = [
     `${r.target.version} · ${r.params.connector} · ${r.params.scenario} · ${r.params.connections} connections${r.ok ? '' : '  (NOT OK)'}`,
     `  connect   ${m.connect.entered} entered, ${m.connect.failed} failed in ${m.connect.durationMs} ms (${m.connect.perSecond}/s), p50 ${ms(m.connect.latencyUs.p50Us)} p99 ${ms(m.connect.latencyUs.p99Us)}`,
-    `  server    ${m.server.rssPerConnectionKB} KB RSS/connection, ${m.server.cpuPerConnectionUs} µs CPU/connection` +
+    `  server    ${m.server.rssPerConnectionKB} KB RSS/connection` +
+      (m.server.rssPerConnectionAfterGcKB !== undefined ? ` (${m.server.rssPerConnectionAfterGcKB} KB after a full GC)` : '') +
+      `, ${m.server.cpuPerConnectionUs} µs CPU/connection` +
       (m.server.idleCpuPercent !== undefined ? `, idle CPU ${m.server.idleCpuPercent}%` : ''),
   ];
   const f = m.fanout;

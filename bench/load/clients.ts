@@ -11,7 +11,7 @@ import { encodePackage, encodeRequest, HANDSHAKE_ACK_PACKAGE, HEARTBEAT_PACKAGE,
 import { monoUs } from './histogram.js';
 import { mqttPacketLength, pomeloPackageLength, Splitter, wsFrameLength } from './splitter.js';
 
-export const CONNECTORS = ['hybrid-tcp', 'hybrid-ws', 'sio', 'sio-pomelo', 'mqtt', 'ws'] as const;
+export const CONNECTORS = ['hybrid-tcp', 'hybrid-ws', 'sio', 'sio-pomelo', 'mqtt', 'ws', 'tcp'] as const;
 export type ConnectorKind = (typeof CONNECTORS)[number];
 
 /** Where and how the clients of one run connect; the same for every worker. */
@@ -680,6 +680,17 @@ export class MqttClient extends Client {
   }
 }
 
+// ---------------------------------------------------------------- bare TCP
+
+/** A socket and nothing else, for the bare `net` peer (idle only): entered once connected. */
+export class RawTcpClient extends Client {
+  protected onConnect(): void {
+    this.enter();
+  }
+
+  protected onData(): void {}
+}
+
 export function createClient(sink: Sink, i: number, g: number): Client {
   switch (sink.cfg.kind) {
     case 'hybrid-tcp':
@@ -693,5 +704,7 @@ export function createClient(sink: Sink, i: number, g: number): Client {
       return new MqttClient(sink, i, g);
     case 'ws':
       return new JsonWsClient(sink, i, g);
+    case 'tcp':
+      return new RawTcpClient(sink, i, g);
   }
 }

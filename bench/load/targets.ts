@@ -9,6 +9,12 @@
  * | socketio  | bench/peers/sio-broadcast.cjs (socket.io 4 room)   | sio                  | HTTP POST /push              |
  * | ws        | bench/peers/ws-broadcast.cjs (pre-framed ws 8)     | ws                   | HTTP POST /push              |
  * | pomelo    | bench/peers/pomelo/app.cjs (Pomelo 2.2.7 hybrid)   | hybrid-ws            | HTTP POST /push (channel)    |
+ * | net       | bench/peers/net-idle.cjs (bare `net`, idle only)   | tcp                  | — (idle scenario only)       |
+ *
+ * With `gcProbe`, every Node server starts with its inspector on a free loopback port,
+ * and `collectGarbage()` runs a full GC in it (HeapProfiler.collectGarbage) — so memory
+ * is read without the garbage a connect phase leaves behind, the same way for every
+ * Node server, with no hook in any of them. Mosquitto (C) has no GC: it returns false.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,10 +23,11 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocket } from 'ws';
 import type { ClientConfig, ConnectorKind } from './clients.js';
 import { processAlive, trackChild, trackCleanup, wrapCommand } from './proc.js';
 
-export const TARGETS = ['shaddock', 'mosquitto', 'socketio', 'ws', 'pomelo'] as const;
+export const TARGETS = ['shaddock', 'mosquitto', 'socketio', 'ws', 'pomelo', 'net'] as const;
 export type TargetKind = (typeof TARGETS)[number];
 
 /** What each target serves; the first is its default connector. */
@@ -31,6 +38,7 @@ export const TARGET_CONNECTORS: Readonly<Record<TargetKind, readonly ConnectorKi
   ws: ['ws'],
   // Pomelo 2.2.7's TCP write path breaks on Node 20: its hybrid connector is measured over WebSocket.
   pomelo: ['hybrid-ws'],
+  net: ['tcp'],
 };
 
 export type PushEndpoint =
@@ -68,6 +76,8 @@ export interface Target {
   readonly defaultPush: 'http' | 'mqtt';
   /** The last lines it wrote to stderr (for error messages). */
   stderrTail(): string;
+  /** A full GC in the server through its inspector (`gcProbe`); false when it has none. */
+  collectGarbage(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -82,6 +92,8 @@ export interface StartOptions {
   /** Shaddock's Pomelo heartbeat, seconds. */
   readonly heartbeatSeconds: number;
   readonly startTimeoutMs: number;
+  /** Start Node servers with their inspector on a free loopback port, for `collectGarbage()`. */
+  readonly gcProbe?: boolean;
 }
 
 const HOST = '127.0.0.1';
@@ -110,6 +122,8 @@ export function peerUnavailable(kind: TargetKind, opts: Pick<StartOptions, 'repo
       return resolvePeer('socket.io', opts) === undefined ? 'socket.io is not installed (npm i -D socket.io@4, or set BENCH_PEERS_DIR)' : undefined;
     case 'ws':
       return resolvePeer('ws', opts) === undefined ? 'ws is not installed (npm i -D ws@8, or set BENCH_PEERS_DIR)' : undefined;
+    case 'net':
+      return undefined;
     case 'pomelo':
       return resolvePeer('pomelo', opts) === undefined
         ? 'pomelo is not installed (npm i -D pomelo@2.2.7, or install it in a folder named by BENCH_PEERS_DIR)'
@@ -245,7 +259,13 @@ function unsupported(kind: TargetKind, connector: ConnectorKind): Error {
   return new Error(`target ${kind} has no ${connector} connector (it has: ${TARGET_CONNECTORS[kind].join(', ')})`);
 }
 
-function baseTarget(kind: TargetKind, version: string, proc: Proc, cleanup: () => void, core: number | undefined): Pick<Target, 'kind' | 'version' | 'pid' | 'cpus' | 'stderrTail' | 'stop'> {
+function baseTarget(
+  kind: TargetKind,
+  version: string,
+  proc: Proc,
+  cleanup: () => void,
+  core: number | undefined,
+): Pick<Target, 'kind' | 'version' | 'pid' | 'cpus' | 'stderrTail' | 'collectGarbage' | 'stop'> {
   const pid = proc.child.pid;
   if (pid === undefined) throw new Error(`${kind}: no PID`);
   return {
@@ -254,6 +274,7 @@ function baseTarget(kind: TargetKind, version: string, proc: Proc, cleanup: () =
     pid,
     cpus: core === undefined ? 'any' : String(core),
     stderrTail: () => proc.stderr.slice(-2000),
+    collectGarbage: () => inspectorGc(proc.stderr),
     async stop() {
       await proc.stop();
       cleanup();
@@ -287,6 +308,46 @@ export async function startTarget(kind: TargetKind, opts: StartOptions): Promise
       return startNodePeer(kind, opts);
     case 'pomelo':
       return startPomelo(opts);
+    case 'net':
+      return startNetPeer(opts);
+  }
+}
+
+/** Node flags every Node server gets: the inspector when the run reads memory after a GC. */
+function nodeProbeFlags(opts: StartOptions): string[] {
+  return opts.gcProbe === true ? [`--inspect=${HOST}:0`] : [];
+}
+
+/**
+ * Runs a full garbage collection in a Node process through the inspector address it
+ * printed on stderr ("Debugger listening on ws://…"). Twice: the first pass can leave
+ * objects that only a second one frees (weak references, finalizers).
+ */
+async function inspectorGc(stderr: string): Promise<boolean> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr)?.[1];
+  if (url === undefined) return false;
+  const socket = new WebSocket(url);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    for (let id = 1; id <= 2; id++) {
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (data: Buffer): void => {
+          const reply = JSON.parse(data.toString('utf8')) as { id?: number; error?: { message?: string } };
+          if (reply.id !== id) return;
+          socket.off('message', onMessage);
+          if (reply.error !== undefined) reject(new Error(`inspector: ${reply.error.message ?? 'error'}`));
+          else resolve();
+        };
+        socket.on('message', onMessage);
+        socket.send(JSON.stringify({ id, method: 'HeapProfiler.collectGarbage' }));
+      });
+    }
+    return true;
+  } finally {
+    socket.close();
   }
 }
 
@@ -296,7 +357,7 @@ async function startShaddock(opts: StartOptions): Promise<Target> {
   // BENCH_SERVER_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof
   // --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS) to profile it under load.
   const extra = (process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
-  const nodeArgs = [...extra, ...(useDist ? [dist] : ['--import', 'tsx', join(opts.repoRoot, 'src/cli/index.ts')])];
+  const nodeArgs = [...nodeProbeFlags(opts), ...extra, ...(useDist ? [dist] : ['--import', 'tsx', join(opts.repoRoot, 'src/cli/index.ts')])];
   const data = mkdtempSync(join(tmpdir(), 'shaddock-bench-'));
   const args = [
     ...nodeArgs,
@@ -367,6 +428,8 @@ async function startShaddock(opts: StartOptions): Promise<Target> {
             return { ...common, port: mqttPort, path: '' };
           case 'ws':
             return { ...common, port: httpPort, path: '/ws' };
+          case 'tcp':
+            throw unsupported('shaddock', connector);
         }
       },
       push(mode) {
@@ -457,7 +520,7 @@ function httpPush(port: number): PushEndpoint {
 async function startNodePeer(kind: 'socketio' | 'ws', opts: StartOptions): Promise<Target> {
   const script = join(opts.repoRoot, kind === 'ws' ? 'bench/peers/ws-broadcast.cjs' : 'bench/peers/sio-broadcast.cjs');
   const port = await freePort();
-  const cmd = wrapCommand(process.execPath, [script, '--port', String(port), '--host', HOST], opts.core);
+  const cmd = wrapCommand(process.execPath, [...nodeProbeFlags(opts), script, '--port', String(port), '--host', HOST], opts.core);
   const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
   try {
     await proc.waitFor(kind, readyLine, opts.startTimeoutMs);
@@ -485,7 +548,7 @@ async function startNodePeer(kind: 'socketio' | 'ws', opts: StartOptions): Promi
 async function startPomelo(opts: StartOptions): Promise<Target> {
   const script = join(opts.repoRoot, 'bench/peers/pomelo/app.cjs');
   const [port, rpcPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-  const args = [script, '--port', String(port), '--rpc-port', String(rpcPort), '--http-port', String(httpPort), '--heartbeat', String(opts.heartbeatSeconds)];
+  const args = [...nodeProbeFlags(opts), script, '--port', String(port), '--rpc-port', String(rpcPort), '--http-port', String(httpPort), '--heartbeat', String(opts.heartbeatSeconds)];
   const cmd = wrapCommand(process.execPath, args, opts.core);
   const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
   try {
@@ -504,6 +567,30 @@ async function startPomelo(opts: StartOptions): Promise<Target> {
     push(mode) {
       if (mode !== 'http') throw new Error('pomelo takes pushes over HTTP only (--push http)');
       return httpPush(httpPort);
+    },
+  };
+}
+
+async function startNetPeer(opts: StartOptions): Promise<Target> {
+  const script = join(opts.repoRoot, 'bench/peers/net-idle.cjs');
+  const port = await freePort();
+  const cmd = wrapCommand(process.execPath, [...nodeProbeFlags(opts), script, '--port', String(port), '--host', HOST], opts.core);
+  const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
+  try {
+    await proc.waitFor('net', readyLine, opts.startTimeoutMs);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return {
+    ...baseTarget('net', `node ${process.version} net`, proc, () => undefined, opts.core),
+    defaultPush: 'http',
+    endpoint(c) {
+      if (c !== 'tcp') throw unsupported('net', c);
+      return { host: HOST, port, path: '', apikey: 'bench', enterRoute: '', mqttTopic: '', mqttUsername: '' };
+    },
+    push() {
+      throw new Error('the bare net server takes no pushes: it is measured in the idle scenario only');
     },
   };
 }

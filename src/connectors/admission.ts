@@ -125,7 +125,7 @@ export class Admission {
       state.open++;
     }
     this.#pending++;
-    return new AdmissionTicket(this, state, new RequestBucket(exempt ? 0 : limits.requestsPerSecond, this.#now));
+    return new AdmissionTicket(this, state, exempt ? 0 : limits.requestsPerSecond, this.#now);
   }
 
   /**
@@ -194,41 +194,38 @@ export class RequestBucket {
 
 /**
  * One admitted connection's share of the bookkeeping: whether it still counts as
- * pending, and its request bucket.
+ * pending, and its request bucket — inherited, not a second object: this is one per
+ * connection, so its size counts in the memory per connection (BENCHMARKS.md).
  */
-export class AdmissionTicket {
+export class AdmissionTicket extends RequestBucket {
   readonly #admission: Admission;
   readonly #state: AddressState | undefined;
-  readonly #bucket: RequestBucket;
-  #pending = true;
-  #released = false;
+  #phase: TicketPhase = TicketPhase.PENDING;
 
-  constructor(admission: Admission, state: AddressState | undefined, bucket: RequestBucket) {
+  constructor(admission: Admission, state: AddressState | undefined, requestsPerSecond: number, now: () => number) {
+    super(requestsPerSecond, now);
     this.#admission = admission;
     this.#state = state;
-    this.#bucket = bucket;
   }
 
   /** The connection entered (as a client or manager): it no longer counts as pending. */
   entered(): void {
-    if (!this.#pending || this.#released) return;
-    this.#pending = false;
+    if (this.#phase !== TicketPhase.PENDING) return;
+    this.#phase = TicketPhase.ENTERED;
     this.#admission.enteredOne();
   }
 
   /** The connection closed. Idempotent. */
   release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#admission.settle(this.#state, this.#pending);
-    this.#pending = false;
-  }
-
-  /** Counts one request; false when the connection is over its request rate. */
-  request(): boolean {
-    return this.#bucket.request();
+    if (this.#phase === TicketPhase.RELEASED) return;
+    const wasPending = this.#phase === TicketPhase.PENDING;
+    this.#phase = TicketPhase.RELEASED;
+    this.#admission.settle(this.#state, wasPending);
   }
 }
+
+const TicketPhase = { PENDING: 0, ENTERED: 1, RELEASED: 2 } as const;
+type TicketPhase = (typeof TicketPhase)[keyof typeof TicketPhase];
 
 /** A bucket holds two seconds of its rate, and always at least one token (slow rates still let one through). */
 function capacity(rate: number): number {

@@ -60,3 +60,15 @@ export function closeFailedHandshakes(server: TlsServer, log: Logger | undefined
     socket.destroy();
   });
 }
+
+/**
+ * The peer's address of an accepted socket, read once. Node caches it on the socket
+ * (`_peername`: an object and a string held for the socket's life, ~90 bytes a
+ * connection); the connection keeps the string itself, so the cache is let go. Should
+ * Node stop reading `_peername` this way, the only cost is the cache being rebuilt.
+ */
+export function peerAddress(socket: Socket): string {
+  const address = socket.remoteAddress ?? '';
+  (socket as unknown as { _peername?: unknown })._peername = undefined;
+  return address;
+}

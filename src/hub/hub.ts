@@ -291,7 +291,7 @@ export class Hub {
       this.#forget(previous);
       previous.conn.close(CLOSE_REASONS.replaced);
     }
-    const member = new ClientMember(conn, app.apikey, id, this.#now(), {
+    const member = new ClientMember(conn, room.apikey, id, this.#now(), {
       after,
       lastDeliveredId: Math.max(state.lastDeliveredId, previous?.lastDeliveredId ?? 0),
       ackedId,
@@ -395,7 +395,7 @@ export class Hub {
     if (add.length === 0) return;
     const room = this.#room(m.apikey);
     for (const t of add) {
-      m.tags.add(t);
+      m.addTag(t);
       room.indexTag(m, t);
     }
     await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
@@ -408,7 +408,7 @@ export class Hub {
     const room = this.#room(m.apikey);
     let changed = false;
     for (const t of checkTags(tags)) {
-      if (!m.tags.delete(t)) continue;
+      if (!m.deleteTag(t)) continue;
       room.unindexTag(m, t);
       changed = true;
     }
@@ -708,7 +708,7 @@ export class Hub {
   #room(apikey: ApiKey): AppRoom {
     let room = this.#rooms.get(apikey);
     if (!room) {
-      room = new AppRoom();
+      room = new AppRoom(apikey);
       this.#rooms.set(apikey, room);
     }
     return room;
@@ -874,12 +874,12 @@ export class Hub {
    */
   #send(m: ClientMember, msg: StoredMessage, bytes: unknown): WriteOutcome {
     if (m.replaying) {
-      if (m.pending.length >= MAX_PENDING_DURING_REPLAY) {
+      if (m.pending !== undefined && m.pending.length >= MAX_PENDING_DURING_REPLAY) {
         // Everything live is in the store too: drop the queue and let the replay re-read.
-        m.pending = [];
+        m.pending = undefined;
         m.overflow = true;
       }
-      m.pending.push(msg);
+      (m.pending ??= []).push(msg);
       return SKIPPED;
     }
     return this.#write(m, msg, bytes);
@@ -944,14 +944,14 @@ export class Hub {
         }
         if (m.overflow) {
           m.overflow = false;
-          m.pending = [];
+          m.pending = undefined;
           continue;
         }
         break;
       }
       // Caught up: what arrived live meanwhile goes out in order, then delivery is live.
-      const pending = m.pending;
-      m.pending = [];
+      const pending = m.pending ?? [];
+      m.pending = undefined;
       m.replaying = false;
       for (const msg of pending) {
         const outcome = this.#write(m, msg, m.conn.encoder.encodeMessage(msg));

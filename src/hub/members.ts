@@ -43,10 +43,20 @@ export class TagSet implements Iterable<string> {
 
 const NO_TAGS: ReadonlySet<string> = new Set();
 
+/** What readers of a member's tags may do. */
+export type ReadonlyTagSet = Pick<TagSet, 'size' | 'has' | typeof Symbol.iterator>;
+
+/** The tags of every member without tags: one object, never written to. */
+const NO_TAG_SET: ReadonlyTagSet = new TagSet([]);
+
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
-  readonly role = 'manager' as const;
-  readonly clientId = undefined;
+  get role(): 'manager' {
+    return 'manager';
+  }
+  get clientId(): undefined {
+    return undefined;
+  }
   constructor(
     readonly conn: Connection,
     readonly apikey: ApiKey,
@@ -59,8 +69,12 @@ export class ManagerMember {
  * `ackedId ≤ lastSentId`, and a message is written at most once per connection.
  */
 export class ClientMember {
-  readonly role = 'client' as const;
-  readonly tags: TagSet;
+  // A getter, not a field: one less slot in every member (8 bytes × connections).
+  get role(): 'client' {
+    return 'client';
+  }
+  /** Made with the first tag: most clients have none, and this is one object per connection. */
+  #tagSet: TagSet | undefined;
   /** Highest id written to this connection. */
   lastSentId: number;
   /** Highest id ever counted as delivered to this client (across connections). */
@@ -69,11 +83,12 @@ export class ClientMember {
   ackedId: number;
   /** True until the replay from the store has caught up; live messages wait in `pending`. */
   replaying = true;
-  pending: StoredMessage[] = [];
+  /** Live messages held during the replay; undefined when none (an idle member holds no array). */
+  pending: StoredMessage[] | undefined = undefined;
   /** `pending` overflowed and was dropped: the replay reads the store again. */
   overflow = false;
-  /** Sent and not yet acked, in id order, from `unackedHead` on (receipts). */
-  unacked: StoredMessage[] = [];
+  /** Sent and not yet acked, in id order, from `unackedHead` on (receipts); undefined when all are acked. */
+  unacked: StoredMessage[] | undefined = undefined;
   unackedHead = 0;
   /** Positions changed since the last flush to the store. */
   dirty = false;
@@ -88,22 +103,42 @@ export class ClientMember {
     this.lastSentId = start.after;
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
-    this.tags = new TagSet(start.tags);
+    if (start.tags.length > 0) this.#tagSet = new TagSet(start.tags);
+  }
+
+  get tags(): ReadonlyTagSet {
+    return this.#tagSet ?? NO_TAG_SET;
+  }
+
+  addTag(tag: string): void {
+    (this.#tagSet ??= new TagSet([])).add(tag);
+  }
+
+  /** False when the member did not have the tag. */
+  deleteTag(tag: string): boolean {
+    return this.#tagSet?.delete(tag) ?? false;
   }
 
   trackUnacked(msg: StoredMessage): void {
-    if (this.unacked.length - this.unackedHead >= MAX_UNACKED_TRACKED) this.unackedHead++;
-    this.unacked.push(msg);
+    const unacked = (this.unacked ??= []);
+    if (unacked.length - this.unackedHead >= MAX_UNACKED_TRACKED) this.unackedHead++;
+    unacked.push(msg);
   }
 
   /** Removes and returns the tracked messages with id ≤ upTo. */
   takeAcked(upTo: number): StoredMessage[] {
+    const unacked = this.unacked;
+    if (unacked === undefined) return [];
     let end = this.unackedHead;
-    while (end < this.unacked.length && this.unacked[end]!.id <= upTo) end++;
-    const acked = this.unacked.slice(this.unackedHead, end);
+    while (end < unacked.length && unacked[end]!.id <= upTo) end++;
+    const acked = unacked.slice(this.unackedHead, end);
     this.unackedHead = end;
-    if (this.unackedHead > 256 && this.unackedHead * 2 > this.unacked.length) {
-      this.unacked = this.unacked.slice(this.unackedHead);
+    if (end === unacked.length) {
+      // All acked: an idle client holds no array until its next message.
+      this.unacked = undefined;
+      this.unackedHead = 0;
+    } else if (end > 256 && end * 2 > unacked.length) {
+      this.unacked = unacked.slice(end);
       this.unackedHead = 0;
     }
     return acked;
@@ -114,6 +149,12 @@ export type Member = ClientMember | ManagerMember;
 
 /** The connections of one app on this node. */
 export class AppRoom {
+  /**
+   * The app's apikey, one string for every member: an apikey read per enter (from the
+   * request or the store) is its own copy, ~56 bytes a connection.
+   */
+  constructor(readonly apikey: ApiKey) {}
+
   readonly clients = new Map<ClientId, ClientMember>();
   /** Client members grouped by wire format, so a broadcast is encoded once per format. */
   readonly groups = new Map<PushEncoder<unknown>, Set<ClientMember>>();

@@ -89,6 +89,19 @@ describe('load benchmark, quick mode (correctness only, no timing)', { timeout: 
     checkDelivery(storm, 300, 0);
   });
 
+  for (const [target, connector] of [
+    ['net', 'tcp'],
+    ['shaddock', 'hybrid-tcp'],
+  ] as const) {
+    it(`${target} idle: memory is also read after a full GC in the server (inspector)`, { timeout: 40_000 }, async () => {
+      const r = await runBenchmark({ ...QUICK, target, connector, scenario: 'idle', connections: 200 });
+      checkDelivery(r, 200, 0);
+      const gc = r.metrics.server.rssPerConnectionAfterGcKB;
+      assert.equal(typeof gc, 'number', 'a Node server started by the bench answers the GC probe');
+      assert.ok(Number.isFinite(gc));
+    });
+  }
+
   it('the CLI starts its own server, writes the JSON result and stops everything', { timeout: 40_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-quick-'));
     try {
@@ -127,7 +140,7 @@ describe('load benchmark, quick mode (correctness only, no timing)', { timeout: 
   }
 
   it('the chart renders as a PNG from a comparison result', () => {
-    const sample = { ok: true, entered: 1, connectPerSecond: 1, connectP99Us: 1, rssPerConnectionKB: 3.5, cpuPerConnectionUs: 9, deliveredPerSecond: 10, cpuUsPerDelivery: 4.2, latencyP50Us: 1, latencyP99Us: 2, latencyMaxUs: 3, lost: 0, duplicated: 0, loadgenCpuPercent: 5, serverCpuPercent: 50 };
+    const sample = { ok: true, entered: 1, connectPerSecond: 1, connectP99Us: 1, rssPerConnectionKB: 3.5, rssPerConnectionAfterGcKB: 2.5, cpuPerConnectionUs: 9, deliveredPerSecond: 10, cpuUsPerDelivery: 4.2, latencyP50Us: 1, latencyP99Us: 2, latencyMaxUs: 3, lost: 0, duplicated: 0, loadgenCpuPercent: 5, serverCpuPercent: 50 };
     const result: CompareResult = {
       schema: 1,
       date: new Date().toISOString(),

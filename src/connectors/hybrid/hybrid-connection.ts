@@ -272,15 +272,18 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
 
 /** Raw TCP: a byte stream split into packages (spec §2.1). */
 export class TcpHybridConnection extends HybridConnection {
-  readonly connector = 'hybrid-tcp' as const;
+  // A getter, not a field: one less slot per connection.
+  get connector(): 'hybrid-tcp' {
+    return 'hybrid-tcp';
+  }
   readonly remoteAddress: string;
   readonly #socket: Socket;
   readonly #reader: PackageReader;
 
-  constructor(ctx: HybridContext, socket: Socket) {
+  constructor(ctx: HybridContext, socket: Socket, remoteAddress: string = socket.remoteAddress ?? '') {
     super(ctx);
     this.#socket = socket;
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = remoteAddress;
     this.#reader = new PackageReader({ maxPackage: ctx.maxPackageBytes });
     socket.setNoDelay(true);
     // Listeners shared by every socket, which find their connection on the socket: no
@@ -288,7 +291,8 @@ export class TcpHybridConnection extends HybridConnection {
     (socket as OwnedSocket)[OWNER] = this;
     socket.on('data', onOwnedData);
     if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
-    socket.on('close', onOwnedClose); // 'close' comes once
+    // The connector registered the one 'close' listener when it accepted the socket.
+    if (!socket.listeners('close').includes(onAcceptedSocketClose)) socket.on('close', onAcceptedSocketClose); // 'close' comes once
     ctx.hub.observer.opened(this);
   }
 
@@ -345,16 +349,25 @@ export class TcpHybridConnection extends HybridConnection {
 
 /** A TCP socket or WebSocket with the hybrid connection it carries. */
 const OWNER = Symbol('hybrid connection');
-interface OwnedSocket extends Socket {
+/** An accepted socket's admission ticket, from accept to close. */
+export const TICKET = Symbol('admission ticket');
+export interface OwnedSocket extends Socket {
   [OWNER]?: TcpHybridConnection;
+  [TICKET]?: AdmissionTicket;
 }
 
 function onOwnedData(this: OwnedSocket, chunk: Buffer): void {
   this[OWNER]?.onData(chunk);
 }
 
-function onOwnedClose(this: OwnedSocket): void {
+/**
+ * The one 'close' listener of every accepted socket, shared: the TCP connection's close
+ * once there is one, and the admission ticket's release (idempotent) in any case — a
+ * WebSocket's raw socket, or one that closed before its first bytes, has no OWNER.
+ */
+export function onAcceptedSocketClose(this: OwnedSocket): void {
   this[OWNER]?.onTransportClosed();
+  this[TICKET]?.release();
 }
 
 function destroyOnError(this: Socket): void {
@@ -379,7 +392,10 @@ function terminateOnError(this: WebSocket): void {
 
 /** WebSocket: one package per message (spec §2.3), binary frames out. */
 export class WsHybridConnection extends HybridConnection {
-  readonly connector = 'hybrid-ws' as const;
+  // A getter, not a field: one less slot per connection.
+  get connector(): 'hybrid-ws' {
+    return 'hybrid-ws';
+  }
   readonly remoteAddress: string;
   readonly #ws: WebSocket;
 

@@ -9,11 +9,11 @@ import { protosVersion } from '../../protocol/pomelo/handshake.js';
 import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
 import { DeadlineWheel, type ExpiringItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
-import { listen, closeServer, createSocketServer, type TlsListenOptions } from '../listen.js';
+import { listen, closeServer, createSocketServer, peerAddress, type TlsListenOptions } from '../listen.js';
 import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
 import { encodeKick } from '../../protocol/pomelo/package.js';
 import { HybridEncoder } from './hybrid-encoder.js';
-import { HybridConnection, TcpHybridConnection, WsHybridConnection } from './hybrid-connection.js';
+import { HybridConnection, TcpHybridConnection, WsHybridConnection, TICKET, onAcceptedSocketClose, type OwnedSocket } from './hybrid-connection.js';
 import type { HybridContext } from './hybrid-context.js';
 
 export interface HybridConnectorOptions {
@@ -54,8 +54,6 @@ export class HybridConnector {
   readonly #wss: WebSocketServer;
   readonly #ctx: HybridContext;
   readonly #opts: HybridConnectorOptions;
-  /** Admission of sockets whose protocol (TCP or WebSocket) is not known yet. */
-  readonly #tickets = new WeakMap<Socket, AdmissionTicket>();
   readonly #refusals = new WeakMap<Socket, LimitError>();
   #port = 0;
 
@@ -92,8 +90,8 @@ export class HybridConnector {
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        const conn = new WsHybridConnection(this.#ctx, ws, req.socket.remoteAddress ?? '');
-        conn.admission = this.#tickets.get(socket);
+        const conn = new WsHybridConnection(this.#ctx, ws, peerAddress(req.socket));
+        conn.admission = (socket as OwnedSocket)[TICKET];
         connections.add(conn);
       });
     });
@@ -132,18 +130,19 @@ export class HybridConnector {
     // A shared function, not a closure: a closure here would keep this call's context
     // (the pending state below) alive for the connection's life.
     socket.on('error', destroyOnError);
+    // One shared 'close' listener for the socket's whole life (hybrid-connection.ts):
+    // the ticket rides on the socket, so no closure or map entry per connection.
+    socket.on('close', onAcceptedSocketClose);
+    const remoteAddress = peerAddress(socket);
     let ticket: AdmissionTicket | undefined;
     let refusal: LimitError | undefined;
     try {
-      ticket = this.#opts.admission?.admit(socket.remoteAddress ?? '');
+      ticket = this.#opts.admission?.admit(remoteAddress);
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       refusal = err;
     }
-    if (ticket) {
-      this.#tickets.set(socket, ticket);
-      releaseOnClose(socket, ticket); // its own closure context: this one holds the pending state
-    }
+    if (ticket) (socket as OwnedSocket)[TICKET] = ticket;
     if (refusal) this.#refusals.set(socket, refusal);
     // A socket that sends nothing at all is dropped at the handshake deadline.
     const pending = new PendingSocket(socket);
@@ -164,12 +163,12 @@ export class HybridConnector {
       }
       if (refusal) {
         // Pomelo's way to say why: a kick with the reason (spec §7), then close.
-        this.#opts.log.debug({ remote: socket.remoteAddress, code: refusal.code }, 'hybrid connection refused');
-        this.#opts.hub.observer.refused('hybrid-tcp', refusal.code, refusal.message, undefined, socket.remoteAddress);
+        this.#opts.log.debug({ remote: remoteAddress, code: refusal.code }, 'hybrid connection refused');
+        this.#opts.hub.observer.refused('hybrid-tcp', refusal.code, refusal.message, undefined, remoteAddress);
         socket.end(encodeKick(refusal.reason));
         return;
       }
-      const conn = new TcpHybridConnection(this.#ctx, socket);
+      const conn = new TcpHybridConnection(this.#ctx, socket, remoteAddress);
       conn.admission = ticket;
       this.#ctx.connections.add(conn);
       conn.onData(chunk);
@@ -181,10 +180,6 @@ function destroyOnError(this: Socket): void {
   this.destroy();
 }
 
-/** Releases the admission ticket when the socket closes (a closure that holds nothing else). */
-function releaseOnClose(socket: Socket, ticket: AdmissionTicket): void {
-  socket.on('close', () => ticket.release());
-}
 
 /** A socket that has not sent its first bytes yet (we do not know TCP from WebSocket). */
 class PendingSocket implements ExpiringItem {

@@ -92,7 +92,10 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
  */
 export class SioConnection implements Connection<SioPush>, WheelItem {
   readonly id = allocateConnectionId();
-  readonly connector = 'sio' as const;
+  // A getter, not a field: one less slot per connection.
+  get connector(): 'sio' {
+    return 'sio';
+  }
   readonly connectedAt = Date.now();
   readonly remoteAddress: string;
   wheelSlot = -1;

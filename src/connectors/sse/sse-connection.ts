@@ -32,7 +32,10 @@ type State = (typeof State)[keyof typeof State];
  */
 export class SseConnection implements Connection<SseFrame> {
   readonly id = allocateConnectionId();
-  readonly connector = 'sse' as const;
+  // A getter, not a field: one less slot per connection.
+  get connector(): 'sse' {
+    return 'sse';
+  }
   readonly connectedAt = Date.now();
   readonly remoteAddress: string;
   readonly #res: ServerResponse;

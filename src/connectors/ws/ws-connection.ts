@@ -83,7 +83,10 @@ const MAX_CLOSE_REASON_BYTES = 123;
  */
 export class WsConnection implements Connection<Buffer>, WheelItem {
   readonly id = allocateConnectionId();
-  readonly connector = 'ws' as const;
+  // A getter, not a field: one less slot per connection.
+  get connector(): 'ws' {
+    return 'ws';
+  }
   readonly connectedAt = Date.now();
   readonly remoteAddress: string;
   wheelSlot = -1;

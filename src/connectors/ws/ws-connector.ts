@@ -7,6 +7,7 @@ import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
 import { WsConnection, type WsContext } from './ws-connection.js';
 import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
+import { peerAddress } from '../listen.js';
 
 export interface WsConnectorOptions {
   readonly hub: Hub;
@@ -133,7 +134,7 @@ export class WsConnector {
       ws.close(1001, CLOSE_REASONS.shutdown);
       return;
     }
-    const conn = new WsConnection(this.#ctx, ws, req.socket.remoteAddress ?? '');
+    const conn = new WsConnection(this.#ctx, ws, peerAddress(req.socket));
     conn.admission = ticket;
     this.#connections.add(conn);
   }

@@ -93,39 +93,34 @@ export function readPackage(buf: Buffer, limits: PackageLimits): Step<Package> {
  * error. Packages that preceded the bad bytes in the failing chunk are not returned.
  */
 export class PackageReader {
-  readonly #limits: PackageLimits;
-  /** Header bytes of the current package when they arrived split. */
-  readonly #head = Buffer.alloc(HEADER_BYTES);
-  #headFilled = 0;
-  /** Current package once its header is known and its body is incomplete. */
-  #type: PackageType = PackageType.DATA;
-  #bodyLength = -1;
-  #parts: Buffer[] = [];
-  #partsBytes = 0;
-  #failed = false;
-  #failure: unknown = null;
+  readonly #maxPackage: number;
+  /**
+   * The package a chunk ended inside, or undefined between packages. An idle
+   * connection holds nothing else: this reader is one per TCP connection, so its
+   * idle size counts in the memory per connection (BENCHMARKS.md).
+   */
+  #partial: PartialPackage | undefined = undefined;
+  /** The first error, thrown again by every later push; NO_FAILURE while healthy. */
+  #failure: unknown = NO_FAILURE;
 
   constructor(limits: PackageLimits) {
-    this.#limits = limits;
+    this.#maxPackage = limits.maxPackage;
   }
 
   /** Bytes received and held for the package in progress. */
   get bufferedBytes(): number {
-    return this.#headFilled + this.#partsBytes;
+    const p = this.#partial;
+    return p === undefined ? 0 : p.bodyLength >= 0 ? p.partsBytes : p.headFilled;
   }
 
   push(chunk: Buffer): Package[] {
-    if (this.#failed) throw this.#failure;
+    if (this.#failure !== NO_FAILURE) throw this.#failure;
     try {
       return this.#push(chunk);
     } catch (err) {
       // Not wrapped: anything other than a ProtocolError is a bug the fuzzers must see.
-      this.#failed = true;
       this.#failure = err;
-      this.#headFilled = 0;
-      this.#bodyLength = -1;
-      this.#parts = [];
-      this.#partsBytes = 0;
+      this.#partial = undefined;
       throw err;
     }
   }
@@ -135,61 +130,72 @@ export class PackageReader {
     let offset = 0;
     const end = chunk.length;
     while (offset < end) {
-      if (this.#bodyLength >= 0) {
+      const p = this.#partial;
+      if (p !== undefined && p.bodyLength >= 0) {
         // Body in progress: take what this chunk has of it.
-        const want = this.#bodyLength - this.#partsBytes;
-        const take = Math.min(want, end - offset);
-        this.#parts.push(chunk.subarray(offset, offset + take));
-        this.#partsBytes += take;
+        const take = Math.min(p.bodyLength - p.partsBytes, end - offset);
+        p.parts.push(chunk.subarray(offset, offset + take));
+        p.partsBytes += take;
         offset += take;
-        if (this.#partsBytes === this.#bodyLength) {
-          const parts = this.#parts;
-          const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.#bodyLength);
-          out.push({ type: this.#type, body });
-          this.#parts = [];
-          this.#partsBytes = 0;
-          this.#bodyLength = -1;
+        if (p.partsBytes === p.bodyLength) {
+          out.push({ type: p.type, body: p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.bodyLength) });
+          this.#partial = undefined;
         }
         continue;
       }
-      if (this.#headFilled > 0 || end - offset < HEADER_BYTES) {
+      if (p !== undefined || end - offset < HEADER_BYTES) {
         // Header split across chunks: collect it byte by byte (at most 3 bytes carried).
-        while (this.#headFilled < HEADER_BYTES && offset < end) {
+        const q = p ?? (this.#partial = new PartialPackage());
+        while (q.headFilled < HEADER_BYTES && offset < end) {
           const b = chunk[offset++]!;
-          if (this.#headFilled === 0 && !isPackageType(b)) throw badType(b);
-          this.#head[this.#headFilled++] = b;
+          if (q.headFilled === 0 && !isPackageType(b)) throw badType(b);
+          q.head = q.head * 256 + b;
+          q.headFilled++;
         }
-        if (this.#headFilled < HEADER_BYTES) break;
-        this.#headFilled = 0;
-        this.#startBody(this.#head[0]! as PackageType, this.#head.readUIntBE(1, 3), out);
+        if (q.headFilled < HEADER_BYTES) break;
+        const type = Math.floor(q.head / 0x1000000) as PackageType;
+        const length = q.head % 0x1000000;
+        if (length > this.#maxPackage) throw tooBig(length, this.#maxPackage);
+        if (length === 0) {
+          out.push({ type, body: EMPTY });
+          this.#partial = undefined;
+        } else {
+          q.type = type;
+          q.bodyLength = length;
+        }
         continue;
       }
       // Fast path: the whole header is in this chunk.
       const type = chunk[offset]!;
       if (!isPackageType(type)) throw badType(type);
       const length = (chunk[offset + 1]! << 16) | (chunk[offset + 2]! << 8) | chunk[offset + 3]!;
-      if (length > this.#limits.maxPackage) throw tooBig(length, this.#limits.maxPackage);
+      if (length > this.#maxPackage) throw tooBig(length, this.#maxPackage);
       offset += HEADER_BYTES;
       if (end - offset >= length) {
         out.push({ type, body: chunk.subarray(offset, offset + length) });
         offset += length;
       } else {
-        this.#type = type;
-        this.#bodyLength = length;
+        const q = (this.#partial = new PartialPackage());
+        q.type = type;
+        q.bodyLength = length;
       }
     }
     return out;
   }
+}
 
-  #startBody(type: PackageType, length: number, out: Package[]): void {
-    if (length > this.#limits.maxPackage) throw tooBig(length, this.#limits.maxPackage);
-    if (length === 0) {
-      out.push({ type, body: EMPTY });
-      return;
-    }
-    this.#type = type;
-    this.#bodyLength = length;
-  }
+const NO_FAILURE = Symbol('no failure');
+
+/** A package of a TCP stream that arrived in pieces: made for it, dropped when it completes. */
+class PartialPackage {
+  /** Header bytes so far, big-endian (at most 4, so an exact integer). */
+  head = 0;
+  headFilled = 0;
+  type: PackageType = PackageType.DATA;
+  /** Declared body length once the header is complete; -1 before. */
+  bodyLength = -1;
+  parts: Buffer[] = [];
+  partsBytes = 0;
 }
 
 const EMPTY = Buffer.alloc(0);
