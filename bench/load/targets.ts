@@ -315,7 +315,16 @@ export async function startTarget(kind: TargetKind, opts: StartOptions): Promise
 
 /** Node flags every Node server gets: the inspector when the run reads memory after a GC. */
 function nodeProbeFlags(opts: StartOptions): string[] {
-  return opts.gcProbe === true ? [`--inspect=${HOST}:0`] : [];
+  return [...(opts.gcProbe === true ? [`--inspect=${HOST}:0`] : []), ...serverNodeArgs()];
+}
+
+/**
+ * BENCH_SERVER_NODE_ARGS: extra node flags for the server under test only (every Node
+ * server, peers too), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or
+ * "--heapsnapshot-signal=SIGUSR2" (not allowed in NODE_OPTIONS), to profile it under load.
+ */
+function serverNodeArgs(): string[] {
+  return (process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
 }
 
 /**
@@ -354,10 +363,7 @@ async function inspectorGc(stderr: string): Promise<boolean> {
 async function startShaddock(opts: StartOptions): Promise<Target> {
   const dist = join(opts.repoRoot, 'dist/cli/index.js');
   const useDist = opts.entry === 'dist' || (opts.entry === 'auto' && existsSync(dist));
-  // BENCH_SERVER_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof
-  // --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS) to profile it under load.
-  const extra = (process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
-  const nodeArgs = [...nodeProbeFlags(opts), ...extra, ...(useDist ? [dist] : ['--import', 'tsx', join(opts.repoRoot, 'src/cli/index.ts')])];
+  const nodeArgs = [...nodeProbeFlags(opts), ...(useDist ? [dist] : ['--import', 'tsx', join(opts.repoRoot, 'src/cli/index.ts')])];
   const data = mkdtempSync(join(tmpdir(), 'shaddock-bench-'));
   const args = [
     ...nodeArgs,

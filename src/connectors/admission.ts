@@ -292,3 +292,23 @@ export function refuseUpgrade(socket: Duplex, err: LimitError): void {
   socket.on('error', () => socket.destroy());
   socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\n${lines}\r\n${body}`);
 }
+
+/** Where a socket carries its admission ticket (a symbol property: no map entry). */
+export const TICKET = Symbol('admission ticket');
+export interface TicketHolder {
+  [TICKET]?: AdmissionTicket;
+}
+
+/**
+ * Releases the ticket when `emitter` emits `event` (its close): the ticket rides on the
+ * emitter and the listener is one function shared by every connection — a closure or
+ * `once` wrapper here costs ~250 bytes for each connection's whole life.
+ */
+export function releaseTicketOn(emitter: NodeJS.EventEmitter, event: string, ticket: AdmissionTicket): void {
+  (emitter as TicketHolder)[TICKET] = ticket;
+  emitter.on(event, releaseHeldTicket);
+}
+
+function releaseHeldTicket(this: TicketHolder): void {
+  this[TICKET]?.release();
+}

@@ -22,7 +22,7 @@ import type { WheelItem } from '../deadline-wheel.js';
 import { sendPreframed } from '../ws-frames.js';
 import { corkForTurn } from '../write-coalescer.js';
 import { ROUTES, handlePomeloRoute } from '../pomelo-routes.js';
-import { LimitError, type AdmissionTicket } from '../admission.js';
+import { LimitError, TICKET, type AdmissionTicket, type TicketHolder } from '../admission.js';
 import type { HybridContext } from './hybrid-context.js';
 
 /** How long a closing connection may take to finish before it is dropped, ms. */
@@ -349,11 +349,8 @@ export class TcpHybridConnection extends HybridConnection {
 
 /** A TCP socket or WebSocket with the hybrid connection it carries. */
 const OWNER = Symbol('hybrid connection');
-/** An accepted socket's admission ticket, from accept to close. */
-export const TICKET = Symbol('admission ticket');
-export interface OwnedSocket extends Socket {
+export interface OwnedSocket extends Socket, TicketHolder {
   [OWNER]?: TcpHybridConnection;
-  [TICKET]?: AdmissionTicket;
 }
 
 function onOwnedData(this: OwnedSocket, chunk: Buffer): void {

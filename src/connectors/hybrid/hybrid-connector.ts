@@ -10,10 +10,10 @@ import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
 import { DeadlineWheel, type ExpiringItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
 import { listen, closeServer, createSocketServer, peerAddress, type TlsListenOptions } from '../listen.js';
-import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
+import { LimitError, refuseUpgrade, TICKET, type Admission, type AdmissionTicket } from '../admission.js';
 import { encodeKick } from '../../protocol/pomelo/package.js';
 import { HybridEncoder } from './hybrid-encoder.js';
-import { HybridConnection, TcpHybridConnection, WsHybridConnection, TICKET, onAcceptedSocketClose, type OwnedSocket } from './hybrid-connection.js';
+import { HybridConnection, TcpHybridConnection, WsHybridConnection, onAcceptedSocketClose, type OwnedSocket } from './hybrid-connection.js';
 import type { HybridContext } from './hybrid-context.js';
 
 export interface HybridConnectorOptions {

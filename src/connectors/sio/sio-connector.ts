@@ -11,7 +11,7 @@ import { NativeSioEncoder, PomeloSioEncoder } from './sio-encoders.js';
 import { SioConnection } from './sio-connection.js';
 import { settlePendingPollingClose } from './sio-internals.js';
 import type { SioContext } from './sio-context.js';
-import { LimitError, type Admission } from '../admission.js';
+import { LimitError, releaseTicketOn, type Admission } from '../admission.js';
 
 export interface SioConnectorOptions {
   readonly hub: Hub;
@@ -168,7 +168,7 @@ export class SioConnector {
       const ticket = this.#opts.admission?.admit(socket.handshake.address);
       if (ticket) {
         conn.admission = ticket;
-        socket.once('disconnect', () => ticket.release());
+        releaseTicketOn(socket, 'disconnect', ticket);
       }
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;

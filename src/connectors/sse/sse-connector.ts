@@ -5,7 +5,7 @@ import { CLOSE_REASONS } from '../../hub/connection.js';
 import { encodeSseRetry } from '../../protocol/json/sse.js';
 import { SseConnection, type SseContext } from './sse-connection.js';
 import { readSseParams } from './sse-request.js';
-import { LimitError, httpRefusal, type Admission, type AdmissionTicket } from '../admission.js';
+import { LimitError, httpRefusal, releaseTicketOn, type Admission, type AdmissionTicket } from '../admission.js';
 
 export interface SseConnectorOptions {
   readonly hub: Hub;
@@ -86,7 +86,7 @@ export class SseConnector {
       conn.refuse(status, err.code, err.message, { 'retry-after': headers['retry-after'] ?? '1' });
       return;
     }
-    if (ticket) res.once('close', () => ticket.release());
+    if (ticket) releaseTicketOn(res, 'close', ticket);
     void this.#enter(conn, req, apikey, clientId, ticket);
   }
 

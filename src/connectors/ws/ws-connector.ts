@@ -6,7 +6,7 @@ import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
 import { WsConnection, type WsContext } from './ws-connection.js';
-import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
+import { LimitError, refuseUpgrade, releaseTicketOn, type Admission, type AdmissionTicket } from '../admission.js';
 import { peerAddress } from '../listen.js';
 
 export interface WsConnectorOptions {
@@ -105,7 +105,7 @@ export class WsConnector {
     }
     // Not an arrow here: it would share this call's closure context with the one below,
     // which holds `req`, and keep the whole request alive as long as the socket (~1 KB each).
-    if (ticket) releaseOnClose(socket, ticket);
+    if (ticket) releaseTicketOn(socket, 'close', ticket);
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, ticket));
   }
 
@@ -142,11 +142,6 @@ export class WsConnector {
   #sweep(): void {
     for (const conn of this.#connections) conn.heartbeat();
   }
-}
-
-/** Releases the admission ticket when the socket closes (a closure that holds nothing else). */
-function releaseOnClose(socket: Duplex, ticket: AdmissionTicket): void {
-  socket.once('close', () => ticket.release());
 }
 
 function pathOf(url: string | undefined): string {
