@@ -20,6 +20,12 @@ export class DeadlineWheel<T extends WheelItem> {
   readonly #onExpire: (item: T) => void;
   readonly #slots = new Map<number, Set<T>>();
   readonly #now: () => number;
+  /**
+   * Slots count from here, not from 1970: a slot number since the epoch (~1.8e9 at 1 s)
+   * is past V8's small integers on 64-bit Node, so every item's `wheelSlot` would be a
+   * boxed 16-byte number.
+   */
+  readonly #origin: number;
   #timer: NodeJS.Timeout | undefined;
   #lastSwept: number;
 
@@ -30,7 +36,8 @@ export class DeadlineWheel<T extends WheelItem> {
     this.#onExpire = onExpire;
     this.#resolution = resolutionMs;
     this.#now = now;
-    this.#lastSwept = this.#slotOf(now()) - 1;
+    this.#origin = now();
+    this.#lastSwept = this.#slotOf(this.#origin) - 1;
   }
 
   get size(): number {
@@ -53,7 +60,7 @@ export class DeadlineWheel<T extends WheelItem> {
   /** (Re)arms the item's deadline, `afterMs` from now. */
   arm(item: T, afterMs: number): void {
     // Round up: an item never fires early.
-    const slot = Math.max(Math.ceil((this.#now() + afterMs) / this.#resolution), this.#lastSwept + 1);
+    const slot = Math.max(Math.ceil((this.#now() - this.#origin + afterMs) / this.#resolution), this.#lastSwept + 1);
     if (item.wheelSlot === slot) return;
     this.disarm(item);
     let set = this.#slots.get(slot);
@@ -91,6 +98,6 @@ export class DeadlineWheel<T extends WheelItem> {
   }
 
   #slotOf(ms: number): number {
-    return Math.floor(ms / this.#resolution);
+    return Math.floor((ms - this.#origin) / this.#resolution);
   }
 }

@@ -34,7 +34,7 @@ import {
 } from './mqtt-codes.js';
 import { packetIdOffset, type DeliveryQos, type MqttPush } from './mqtt-encoder.js';
 import { MqttPacketReader, UnsupportedVersionError } from './mqtt-reader.js';
-import { allTopic, classifyFilter, clientTopic, presenceTopic, pushTopic, tagTopic } from './mqtt-topics.js';
+import { NO_APP, appTopics, classifyFilter, clientTopic, tagTopic, type AppTopics } from './mqtt-topics.js';
 import { parsePushRequest, type PushRequest } from './push-request.js';
 import type { MqttContext } from './mqtt-context.js';
 import { LimitError, type AdmissionTicket } from '../admission.js';
@@ -83,6 +83,26 @@ const DISCONNECT_REASONS: ReadonlyMap<string, DisconnectName> = new Map(Object.e
 
 type PublishRefusal = Exclude<PubackName, 'success'>;
 
+/** A tag subscribed on this connection: its topic (the filter it was subscribed with) and QoS. */
+interface TagSubscription {
+  readonly topic: string;
+  qos: DeliveryQos;
+}
+
+/** Where a connection's subscription to a filter that is not a tag sits in `#plainSubs`. */
+const PLAIN_SUB_SHIFT = { all: 0, own: 2, presence: 4 } as const;
+type PlainSub = keyof typeof PLAIN_SUB_SHIFT;
+
+/** A socket with the MQTT connection it carries, for the listeners every socket shares. */
+const OWNER = Symbol('mqtt connection');
+interface OwnedSocket extends Socket {
+  [OWNER]?: MqttConnection;
+}
+
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
+
 /** Input that breaks the protocol: the connection ends with this MQTT 5 reason. */
 class MqttViolation extends Error {
   override readonly name = 'MqttViolation';
@@ -120,9 +140,11 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   // From CONNECT.
   #version: 3 | 4 | 5 = 4;
-  #v5 = false;
+  // Numbers here stay small integers (V8 Smis): a field that ever holds a fraction or
+  // Infinity is boxed as a heap number in every connection (bench/micro/heap-summary.ts).
   #keepaliveMs = 0;
-  #clientMaxPacket = Number.POSITIVE_INFINITY;
+  /** The client's Maximum Packet Size (MQTT 5); 0: none given. */
+  #clientMaxPacket = 0;
   #maxInflight = MAX_INFLIGHT;
   /** MQTT-3.1.2-29: reason strings on PUBACK, PUBREC… only when the client wants them. */
   #problemInfo = true;
@@ -130,26 +152,29 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   /** Set while the hub is entering us: who we will be once it has. */
   #entering: { readonly app: App; readonly clientId: string; readonly clean: boolean; readonly role: Role } | undefined;
 
-  // Who, once entered; topics are built once per connection.
+  // Who, once entered. The app's topics are shared by its connections (mqtt-topics.ts);
+  // our own is built when first needed.
   #role: Role = 'client';
-  #apikey = '';
+  #topics: AppTopics = NO_APP;
   #clientId: string | undefined;
-  #topicAll = '';
-  #topicOwn = '';
-  #topicPresence = '';
-  #topicPush = '';
+  #topicOwn: string | undefined;
+  /** The CONNECT client id, which names our own topic (managers' too). */
+  #connectId = '';
 
-  /** Filter → granted QoS. */
-  readonly #subs = new Map<string, DeliveryQos>();
-  /** Tag → its topic, for the tags subscribed on this connection, in subscription order (topic choice). */
-  readonly #tags = new Map<string, string>();
+  /**
+   * Subscriptions to our app's `all`, our own topic and `presence` (the only filters
+   * besides tags a connection may hold): two bits each, 0 = none, else granted QoS + 1.
+   */
+  #plainSubs = 0;
+  /** Tag → its topic (also its filter) and granted QoS, in subscription order (topic choice); created at the first tag. */
+  #tags: Map<string, TagSubscription> | undefined;
   #deliveryQos: DeliveryQos = 1;
 
-  // Outbound: QoS 1 window, our queue, cumulative acks.
+  // Outbound: QoS 1 window, our queue, cumulative acks. Collections are created when first needed.
   /** Packet id → message id, in the order written (so the first is the oldest). */
-  readonly #inflight = new Map<number, number>();
+  #inflight: Map<number, number> | undefined;
   #nextPacketId = 1;
-  #queue: (MqttPush | undefined)[] = [];
+  #queue: (MqttPush | undefined)[] | undefined;
   #queueHead = 0;
   #queuedBytes = 0;
   /** Highest message id PUBACKed or written at QoS 0. */
@@ -160,7 +185,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   // Inbound: one packet at a time; the rest wait while a hub call runs.
   #busy = false;
-  #backlog: (Packet | undefined)[] = [];
+  #backlog: (Packet | undefined)[] | undefined;
   #backlogHead = 0;
   /** QoS 2 pushes stored and PUBRECed, waiting for PUBREL (MQTT-4.3.3). */
   #qos2Received: Set<number> | undefined;
@@ -171,12 +196,29 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.#reader = new MqttPacketReader(ctx.maxPacketBytes);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', () => socket.destroy());
-    socket.once('close', () => this.#onTransportClosed());
+    // Listeners shared by every socket, which find their connection on the socket: no
+    // closures or once-wrappers per idle connection (as in hybrid-connection.ts).
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on('data', MqttConnection.#onSocketData);
+    socket.on('error', destroyOnError);
+    socket.on('close', MqttConnection.#onSocketClose); // 'close' comes once
     // A socket that never sends its CONNECT is dropped at the deadline.
     ctx.wheel.arm(this, ctx.connectTimeoutMs);
     ctx.hub.observer.opened(this);
+  }
+
+  static readonly #onSocketData = function (this: OwnedSocket, chunk: Buffer): void {
+    const conn = this[OWNER];
+    if (conn !== undefined) conn.#onData(chunk);
+  };
+
+  static readonly #onSocketClose = function (this: OwnedSocket): void {
+    const conn = this[OWNER];
+    if (conn !== undefined) conn.#onTransportClosed();
+  };
+
+  get #v5(): boolean {
+    return this.#version === 5;
   }
 
   get encoder(): MqttContext['encoder'] {
@@ -198,7 +240,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (this.#phase === Phase.entering) this.#accepted();
     // Before CONNACK (MQTT-3.2.0-1: it goes first) and behind a full QoS 1 window,
     // messages wait in order.
-    if (this.#phase !== Phase.ready || this.#queueHead < this.#queue.length || !this.#send(push)) this.#enqueue(push);
+    if (this.#phase !== Phase.ready || this.#queue !== undefined || !this.#send(push)) this.#enqueue(push);
   }
 
   /** MQTT 5: DISCONNECT with the reason's code (mqtt-codes.ts), then close. MQTT 3.1.1 has no server DISCONNECT. */
@@ -252,23 +294,26 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   // ---- Outbound ----------------------------------------------------------------------
 
+  /** Messages wait in `#queue`, which exists only while one waits. */
   #enqueue(push: MqttPush): void {
-    this.#queue.push(push);
+    (this.#queue ??= []).push(push);
     this.#queuedBytes += push.payload.length + QUEUED_OVERHEAD;
   }
 
   #drainQueue(): void {
-    while (this.#queueHead < this.#queue.length && this.#phase === Phase.ready) {
-      const push = this.#queue[this.#queueHead]!;
+    const queue = this.#queue;
+    if (queue === undefined) return;
+    while (this.#queueHead < queue.length && this.#phase === Phase.ready) {
+      const push = queue[this.#queueHead]!;
       if (!this.#send(push)) break;
-      this.#queue[this.#queueHead++] = undefined;
+      queue[this.#queueHead++] = undefined;
       this.#queuedBytes -= push.payload.length + QUEUED_OVERHEAD;
     }
-    if (this.#queueHead > 0 && this.#queueHead === this.#queue.length) {
-      this.#queue = [];
+    if (this.#queueHead === queue.length) {
+      this.#queue = undefined;
       this.#queueHead = 0;
-    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#queueHead);
+    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > queue.length) {
+      this.#queue = queue.slice(this.#queueHead);
       this.#queueHead = 0;
     }
   }
@@ -280,10 +325,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   #send(push: MqttPush): boolean {
     const msg = push.message;
     const qos: DeliveryQos = msg === undefined ? 0 : this.#deliveryQos;
-    if (qos === 1 && this.#inflight.size >= this.#maxInflight) return false;
-    const topic = msg === undefined ? this.#topicPresence : this.#topicFor(push);
+    if (qos === 1 && this.#inflight !== undefined && this.#inflight.size >= this.#maxInflight) return false;
+    const topic = msg === undefined ? this.#topics.presence : this.#topicFor(push);
     const shared = push.header(this.#v5, qos, topic);
-    if (shared.length + push.payload.length > this.#clientMaxPacket) {
+    if (this.#clientMaxPacket > 0 && shared.length + push.payload.length > this.#clientMaxPacket) {
       // MQTT-3.1.2-25: a packet over the client's Maximum Packet Size is discarded as
       // if it had been sent.
       this.#ctx.log.debug({ conn: this.id, bytes: shared.length + push.payload.length, max: this.#clientMaxPacket }, 'mqtt publish over the client maximum skipped');
@@ -296,7 +341,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       header = Buffer.allocUnsafe(shared.length);
       shared.copy(header);
       header.writeUInt16BE(packetId, packetIdOffset(header, this.#v5));
-      this.#inflight.set(packetId, msg.id);
+      (this.#inflight ??= new Map()).set(packetId, msg.id);
     }
     if (!this.#socket.writable) return true;
     // Corked until the end of this turn, with the other pushes of the turn: one writev
@@ -314,19 +359,25 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   /** Topic priority: to this client by id > to one of its tags > broadcast. */
   #topicFor(push: MqttPush): string {
     const target = push.message!.target;
-    if (this.#clientId !== undefined && push.targetsClient(this.#clientId)) return this.#topicOwn;
+    if (this.#clientId !== undefined && push.targetsClient(this.#clientId)) return this.#ownTopic();
     if (target.tags.length > 0) {
-      for (const [tag, topic] of this.#tags) if (target.tags.includes(tag)) return topic;
+      if (this.#tags !== undefined) for (const [tag, sub] of this.#tags) if (target.tags.includes(tag)) return sub.topic;
       // The hub chose us by a tag kept from an earlier connection: name the message's first.
-      if (!target.all) return tagTopic(this.#apikey, target.tags[0]!);
+      if (!target.all) return tagTopic(this.#topics.apikey, target.tags[0]!);
     }
-    return target.all ? this.#topicAll : this.#topicOwn;
+    return target.all ? this.#topics.all : this.#ownTopic();
+  }
+
+  /** apps/{apikey}/clients/{clientId}, built at the first message that needs it. */
+  #ownTopic(): string {
+    return (this.#topicOwn ??= clientTopic(this.#topics.apikey, this.#connectId));
   }
 
   /** MQTT-2.3.1-1/2: 1..65535, wrapping, never one still in flight. */
   #allocatePacketId(): number {
     let id = this.#nextPacketId;
-    while (this.#inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
+    const inflight = this.#inflight;
+    if (inflight !== undefined) while (inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
     this.#nextPacketId = id === 0xffff ? 1 : id + 1;
     return id;
   }
@@ -336,12 +387,20 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     // Not now: the hub is inside its write to us and has not counted the message as sent.
     if (this.#ackScheduled) return;
     this.#ackScheduled = true;
-    queueMicrotask(this.#flushAcks);
+    if (MqttConnection.#ackQueue.push(this) === 1) queueMicrotask(MqttConnection.#flushAckQueue);
   }
 
-  readonly #flushAcks = (): void => {
-    this.#ackScheduled = false;
-    this.#applyAcks();
+  /** Connections with acks to tell the hub at the end of this turn: one microtask for all, no closure each. */
+  static #ackQueue: MqttConnection[] = [];
+
+  static readonly #flushAckQueue = (): void => {
+    const queue = MqttConnection.#ackQueue;
+    // Acks told now can make the hub write, and so queue acks for the next microtask.
+    MqttConnection.#ackQueue = [];
+    for (const conn of queue) {
+      conn.#ackScheduled = false;
+      conn.#applyAcks();
+    }
   };
 
   /**
@@ -350,7 +409,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    */
   #applyAcks(): void {
     let upTo = this.#ackCandidate;
-    const oldest = this.#inflight.size === 0 ? undefined : this.#inflight.values().next().value;
+    const inflight = this.#inflight;
+    const oldest = inflight === undefined || inflight.size === 0 ? undefined : inflight.values().next().value;
     if (oldest !== undefined && oldest - 1 < upTo) upTo = oldest - 1;
     if (upTo > this.#ackedUpTo && this.#phase === Phase.ready) {
       this.#ackedUpTo = upTo;
@@ -360,7 +420,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   #control(packet: Packet): void {
     if (!this.#socket.writable) return;
-    const opts = Number.isFinite(this.#clientMaxPacket)
+    const opts = this.#clientMaxPacket > 0
       ? { protocolVersion: this.#version, maximumPacketSize: this.#clientMaxPacket }
       : { protocolVersion: this.#version };
     const bytes = generate(packet, opts);
@@ -377,7 +437,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   #end(): void {
     if (this.#phase === Phase.closed) return;
     this.#phase = Phase.closing;
-    this.#queue = [];
+    this.#queue = undefined;
     this.#queueHead = 0;
     this.#queuedBytes = 0;
     this.#socket.end();
@@ -388,14 +448,18 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#phase = Phase.closed;
     this.#ctx.wheel.disarm(this);
     this.#ctx.closed(this);
-    this.#queue = [];
+    this.#queue = undefined;
+    this.#queueHead = 0;
     this.#queuedBytes = 0;
-    this.#backlog = [];
+    this.#backlog = undefined;
+    this.#backlogHead = 0;
     if (!this.#left) {
       this.#left = true;
       this.#ctx.hub.leave(this);
     }
     this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
+    // Here rather than in a 'close' listener of its own: one closure fewer per connection.
+    this.admission?.release();
   }
 
   // ---- Inbound -----------------------------------------------------------------------
@@ -423,11 +487,12 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     }
     if (this.#phase === Phase.ready && this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
     if (this.#busy) {
-      if (this.#backlog.length - this.#backlogHead >= MAX_BACKLOG) {
+      const backlog = (this.#backlog ??= []);
+      if (backlog.length - this.#backlogHead >= MAX_BACKLOG) {
         this.#reject(new MqttViolation('quotaExceeded', `more than ${MAX_BACKLOG} packets sent ahead`));
         return;
       }
-      this.#backlog.push(p);
+      backlog.push(p);
       return;
     }
     this.#dispatch(p);
@@ -456,14 +521,18 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   #workDone(): void {
     this.#busy = false;
-    while (!this.#busy && this.#phase < Phase.closing && this.#backlogHead < this.#backlog.length) {
-      const p = this.#backlog[this.#backlogHead]!;
-      this.#backlog[this.#backlogHead++] = undefined;
-      this.#dispatch(p);
-    }
-    if (this.#backlogHead > 0 && this.#backlogHead >= this.#backlog.length) {
-      this.#backlog = [];
-      this.#backlogHead = 0;
+    const backlog = this.#backlog;
+    if (backlog !== undefined) {
+      while (!this.#busy && this.#phase < Phase.closing && this.#backlogHead < backlog.length) {
+        const p = backlog[this.#backlogHead]!;
+        backlog[this.#backlogHead++] = undefined;
+        this.#dispatch(p);
+      }
+      // Dropped once empty (and never reused after close): a new one comes with the next wait.
+      if (this.#backlog === backlog && this.#backlogHead >= backlog.length) {
+        this.#backlog = undefined;
+        this.#backlogHead = 0;
+      }
     }
     if (!this.#busy && this.#phase < Phase.closing) this.#socket.resume();
   }
@@ -551,9 +620,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   #onConnect(p: IConnectPacket): Promise<void> | undefined {
     this.#version = p.protocolVersion ?? 4;
-    this.#v5 = this.#version === 5;
     this.#phase = Phase.entering;
-    this.#keepaliveMs = (p.keepalive ?? 0) * 1000 * KEEPALIVE_FACTOR;
+    this.#keepaliveMs = Math.ceil((p.keepalive ?? 0) * 1000 * KEEPALIVE_FACTOR);
     if (this.#refusal) return this.#refuse(CONNECT_REFUSAL_BY_LIMIT[this.#refusal.code], this.#refusal.reason);
     const props = p.properties;
     if (this.#v5 && props !== undefined) {
@@ -631,13 +699,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (this.#phase !== Phase.entering || entering === undefined) return;
     this.#entering = undefined;
     const { app, clientId, clean, role } = entering;
-    this.#apikey = app.apikey;
+    this.#topics = appTopics(app.apikey);
     this.#role = role;
     this.#clientId = role === 'client' ? clientId : undefined;
-    this.#topicAll = allTopic(app.apikey);
-    this.#topicOwn = clientTopic(app.apikey, clientId);
-    this.#topicPresence = presenceTopic(app.apikey);
-    this.#topicPush = pushTopic(app.apikey);
+    this.#connectId = clientId;
     this.#phase = Phase.ready;
     this.admission?.entered();
     // sessionPresent: true whenever the client asked to resume (docs: the store, not the
@@ -695,7 +760,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.#control({ cmd: 'pubrec', messageId: id });
       return undefined;
     }
-    if (p.topic !== this.#topicPush) return this.#refusePublish(p, 'topicNameInvalid', `managers publish to ${this.#topicPush}`);
+    const pushTo = this.#topics.push;
+    if (p.topic !== pushTo) return this.#refusePublish(p, 'topicNameInvalid', `managers publish to ${pushTo}`);
     const parsed = parsePushRequest(typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload);
     if (!parsed.ok) return this.#refusePublish(p, 'payloadFormatInvalid', parsed.why);
     return this.#push(p, parsed.value);
@@ -707,7 +773,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     let why = '';
     try {
       await this.#ctx.hub.publishAsManager(this, {
-        apikey: this.#apikey as ApiKey,
+        apikey: this.#topics.apikey as ApiKey,
         target: req.target,
         event: req.event,
         data: req.data,
@@ -757,9 +823,11 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   #onPuback(p: IPubackPacket): void {
-    const messageId = this.#inflight.get(p.messageId ?? 0);
-    if (messageId === undefined) return; // not ours (late, or after a QoS change): nothing to do
-    this.#inflight.delete(p.messageId ?? 0);
+    const inflight = this.#inflight;
+    const messageId = inflight?.get(p.messageId ?? 0);
+    if (inflight === undefined || messageId === undefined) return; // not ours (late, or after a QoS change): nothing to do
+    // Kept when empty: a connection that gets QoS 1 messages needs it again soon.
+    inflight.delete(p.messageId ?? 0);
     if (messageId > this.#ackCandidate) this.#ackCandidate = messageId;
     this.#applyAcks();
     this.#drainQueue();
@@ -775,7 +843,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // ---- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------
 
   #onSubscribe(p: ISubscribePacket): Promise<void> | undefined {
-    const owner = { apikey: this.#apikey, clientId: this.#clientId };
+    const owner = { apikey: this.#topics.apikey, clientId: this.#clientId };
     const granted: number[] = [];
     const tags: { readonly index: number; readonly tag: string; readonly filter: string; readonly qos: DeliveryQos }[] = [];
     for (const sub of p.subscriptions) {
@@ -788,12 +856,12 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
           break;
         case 'presence':
           // Presence events go out at QoS 0.
-          this.#subs.set(sub.topic, 0);
+          this.#setPlainSub('presence', 0);
           granted.push(0);
           break;
         case 'all':
         case 'own':
-          this.#subs.set(sub.topic, qos);
+          this.#setPlainSub(kind.kind, qos);
           granted.push(qos);
           break;
         case 'tag':
@@ -822,9 +890,12 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         this,
         tags.map((t) => t.tag),
       );
+      const subscribed = (this.#tags ??= new Map());
       for (const t of tags) {
-        this.#subs.set(t.filter, t.qos);
-        if (!this.#tags.has(t.tag)) this.#tags.set(t.tag, tagTopic(this.#apikey, t.tag));
+        const sub = subscribed.get(t.tag);
+        // A filter naming a tag is the tag's topic (classifyFilter): kept as it came.
+        if (sub === undefined) subscribed.set(t.tag, { topic: t.filter, qos: t.qos });
+        else sub.qos = t.qos;
       }
     } catch (err) {
       const failure = this.#hubFailure(err, 'mqtt tag subscribe failed');
@@ -836,7 +907,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   #onUnsubscribe(p: IUnsubscribePacket): Promise<void> | undefined {
-    const owner = { apikey: this.#apikey, clientId: this.#clientId };
+    const owner = { apikey: this.#topics.apikey, clientId: this.#clientId };
     const codes: number[] = [];
     const tags: { readonly index: number; readonly tag: string; readonly filter: string }[] = [];
     for (const filter of p.unsubscriptions) {
@@ -846,7 +917,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         // Tags outlive connections: unsubscribe at the hub even if this connection never subscribed.
         tags.push({ index: codes.length, tag: kind.tag, filter });
         codes.push(UNSUBACK_CODES.success);
-      } else codes.push(this.#subs.delete(filter) ? UNSUBACK_CODES.success : UNSUBACK_CODES.noSubscriptionExisted);
+      } else codes.push(this.#clearPlainSub(kind.kind) ? UNSUBACK_CODES.success : UNSUBACK_CODES.noSubscriptionExisted);
     }
     if (tags.length === 0) {
       this.#subscriptionsChanged();
@@ -866,10 +937,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         this,
         tags.map((t) => t.tag),
       );
-      for (const t of tags) {
-        this.#subs.delete(t.filter);
-        this.#tags.delete(t.tag);
-      }
+      for (const t of tags) this.#tags?.delete(t.tag);
+      if (this.#tags?.size === 0) this.#tags = undefined;
     } catch (err) {
       const failure = this.#hubFailure(err, 'mqtt tag unsubscribe failed');
       for (const t of tags) codes[t.index] = UNSUBACK_CODES[failure];
@@ -883,8 +952,25 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   /** Delivery QoS: the highest granted on any subscription; 1 with none, so sessions get acks. */
   #subscriptionsChanged(): void {
     let qos: DeliveryQos | undefined;
-    for (const q of this.#subs.values()) if (qos === undefined || q > qos) qos = q;
+    for (const shift of Object.values(PLAIN_SUB_SHIFT)) {
+      const granted = (this.#plainSubs >> shift) & 3;
+      if (granted !== 0 && (qos === undefined || granted - 1 > qos)) qos = (granted - 1) as DeliveryQos;
+    }
+    if (this.#tags !== undefined) for (const t of this.#tags.values()) if (qos === undefined || t.qos > qos) qos = t.qos;
     this.#deliveryQos = qos ?? 1;
+  }
+
+  #setPlainSub(which: PlainSub, qos: DeliveryQos): void {
+    const shift = PLAIN_SUB_SHIFT[which];
+    this.#plainSubs = (this.#plainSubs & ~(3 << shift)) | ((qos + 1) << shift);
+  }
+
+  /** False when there was no such subscription. */
+  #clearPlainSub(which: PlainSub): boolean {
+    const shift = PLAIN_SUB_SHIFT[which];
+    const had = ((this.#plainSubs >> shift) & 3) !== 0;
+    this.#plainSubs &= ~(3 << shift);
+    return had;
   }
 
   #subackFailure(failure: keyof typeof SUBACK_FAILURES): number {

@@ -109,11 +109,8 @@ export class MqttConnector {
     const conn = new MqttConnection(this.#ctx, socket);
     this.#connections.add(conn);
     try {
-      const ticket = this.#opts.admission?.admit(socket.remoteAddress ?? '');
-      if (ticket) {
-        conn.admission = ticket;
-        socket.once('close', () => ticket.release());
-      }
+      // The connection releases its ticket when its socket closes.
+      conn.admission = this.#opts.admission?.admit(socket.remoteAddress ?? '');
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       // Refused with a CONNACK, which needs the client's protocol version from its CONNECT.

@@ -18,71 +18,292 @@ export function packetBytes(remainingLength: number): number {
   return 1 + lengthBytes + remainingLength;
 }
 
+/** The longest fixed header: the type byte and a 4-byte remaining length (§2.1.1, §1.5.5). */
+const MAX_HEADER_BYTES = 5;
+
 /**
- * One socket's MQTT packet reader: mqtt-packet's parser, plus the size limit checked on
- * the declared length before the body is buffered (STYLE §3). The parser takes the
- * protocol level from the CONNECT it parses, so later packets decode as 3.1.1 or 5.
+ * A packet whose bytes have not all arrived: created when a chunk ends inside a packet,
+ * dropped when the packet completes, so a connection between packets holds nothing.
+ */
+interface PartialPacket {
+  /**
+   * Copies of the bytes received so far: never views of a socket's chunk, except the
+   * piece that completes the packet, joined into one Buffer at once.
+   */
+  readonly parts: Buffer[];
+  bytes: number;
+  /** Whole packet size in bytes once the fixed header is complete; 0 before. */
+  total: number;
+}
+
+/**
+ * One socket's MQTT packet reader. It frames packets itself (fixed header and remaining
+ * length, with the size limit checked on the declared length before a byte of the body
+ * is buffered, STYLE §3) and has each complete packet decoded by mqtt-packet's parser,
+ * one shared by every connection of the process (see `decode` below). Between packets a
+ * reader holds its four fields and no buffer, parser or closure.
  *
  * `push` returns the complete packets in the chunk, or throws ProtocolError:
  * LIMIT_PAYLOAD for a packet over the limit, PROTO_BAD_MESSAGE for anything the
- * parser refuses. After a throw the reader is done; the connection closes.
+ * parser refuses (UnsupportedVersionError for a CONNECT of an unknown protocol level).
+ * After a throw the reader is done; the connection closes.
  */
 export class MqttPacketReader {
-  readonly #parser: Parser;
   readonly #maxPacketBytes: number;
-  #packets: Packet[] = [];
-  #error: unknown;
+  /** What the last CONNECT said (protocol level), for decoding the packets after it. */
+  #settings: ParserSettings = NO_SETTINGS;
+  #partial: PartialPacket | undefined;
+  #failure: ProtocolError | undefined;
 
   /** @param maxPacketBytes largest packet accepted, whole packet, bytes */
   constructor(maxPacketBytes: number) {
     this.#maxPacketBytes = maxPacketBytes;
-    this.#parser = createParser();
-    this.#parser.on('packet', (packet) => this.#packets.push(packet));
-    this.#parser.on('error', (err: unknown) => {
-      this.#error ??= err;
-    });
   }
 
   push(chunk: Buffer): Packet[] {
-    if (this.#error !== undefined) throw this.#failure();
+    if (this.#failure !== undefined) throw this.#failure;
     try {
-      this.#parser.parse(chunk);
+      return this.#push(chunk);
     } catch (err) {
-      // The parser reports through 'error'; a throw is a parser bug on odd input.
-      this.#error ??= err;
+      this.#partial = undefined;
+      this.#failure = err instanceof ProtocolError ? err : malformed(err);
+      throw this.#failure;
     }
-    const packets = this.#packets;
-    this.#packets = [];
-    for (const p of packets) {
-      // A whole packet can arrive in one chunk: check the complete ones too.
-      if (p.length !== undefined && packetBytes(p.length) > this.#maxPacketBytes) throw this.#tooLarge(p.length);
+  }
+
+  #push(chunk: Buffer): Packet[] {
+    const packets: Packet[] = [];
+    let at = 0;
+    if (this.#partial !== undefined) {
+      at = this.#continue(this.#partial, chunk);
+      if (at < 0) return packets; // the chunk went into the partial packet, still incomplete
+      packets.push(this.#decode(joined(this.#partial)));
+      this.#partial = undefined;
     }
-    if (this.#error !== undefined) throw this.#failure();
-    const declared = pendingLength(this.#parser);
-    if (declared !== undefined && packetBytes(declared) > this.#maxPacketBytes) throw this.#tooLarge(declared);
+    while (at < chunk.length) {
+      const remaining = remainingLength(chunk, at);
+      if (remaining === NEED) {
+        this.#hold(chunk, at, 0);
+        break;
+      }
+      const total = this.#checked(chunk[at]!, remaining);
+      if (chunk.length - at < total) {
+        this.#hold(chunk, at, total);
+        break;
+      }
+      packets.push(this.#decode(chunk.subarray(at, at + total)));
+      at += total;
+    }
     return packets;
   }
 
-  #tooLarge(length: number): ProtocolError {
-    this.#error ??= new Error('packet too large');
-    return new ProtocolError('LIMIT_PAYLOAD', `packet of ${packetBytes(length)} B > ${this.#maxPacketBytes} B`);
+  /**
+   * Adds the chunk's bytes to the partial packet. Returns how many of the chunk's bytes
+   * completed it, or -1 when all went in and it is still incomplete.
+   */
+  #continue(partial: PartialPacket, chunk: Buffer): number {
+    let used = 0;
+    if (partial.total === 0) {
+      // The fixed header itself was split: at most 4 bytes held, so this copy is small.
+      const head = Buffer.concat([joined(partial), chunk.subarray(0, MAX_HEADER_BYTES - partial.bytes)]);
+      const remaining = remainingLength(head, 0);
+      if (remaining === NEED) {
+        used = head.length - partial.bytes;
+        partial.parts[0] = head;
+        partial.parts.length = 1;
+        partial.bytes = head.length;
+        firstByteCheck(head[0]!);
+        return -1;
+      }
+      partial.total = this.#checked(head[0]!, remaining);
+    }
+    const want = partial.total - partial.bytes;
+    if (chunk.length - used < want) {
+      partial.parts.push(Buffer.from(chunk.subarray(used)));
+      partial.bytes += chunk.length - used;
+      return -1;
+    }
+    partial.parts.push(chunk.subarray(used, used + want));
+    partial.bytes += want;
+    return used + want;
   }
 
-  #failure(): ProtocolError {
-    const message = this.#error instanceof Error ? this.#error.message : String(this.#error);
-    if (message === 'Invalid protocol version') return new UnsupportedVersionError();
-    return new ProtocolError('PROTO_BAD_MESSAGE', `malformed packet: ${message}`, { cause: this.#error });
+  /** Keeps the bytes of a packet that continues in a later chunk (a copy, not a view). */
+  #hold(chunk: Buffer, at: number, total: number): void {
+    // The parser would have refused a bad first byte before the rest arrived: so do we.
+    firstByteCheck(chunk[at]!);
+    this.#partial = { parts: [Buffer.from(chunk.subarray(at))], bytes: chunk.length - at, total };
+  }
+
+  /** The whole packet's size, once its declared length is known to be within the limit. */
+  #checked(firstByte: number, remaining: number): number {
+    // A packet over the limit with a bad first byte: the parser's refusal, as before.
+    firstByteCheck(firstByte);
+    const total = packetBytes(remaining);
+    if (total > this.#maxPacketBytes) {
+      throw new ProtocolError('LIMIT_PAYLOAD', `packet of ${total} B > ${this.#maxPacketBytes} B`);
+    }
+    return total;
+  }
+
+  #decode(bytes: Buffer): Packet {
+    const packet = decode(bytes, this.#settings);
+    // The parser decodes the packets after a CONNECT at the protocol level it names
+    // (bridgeMode: the level's high bit, set by MQTT bridges; mqtt-packet's types omit it).
+    if (packet.cmd === 'connect') {
+      this.#settings = settingsOf(packet.protocolVersion ?? 0, (packet as { readonly bridgeMode?: unknown }).bridgeMode === true);
+    }
+    return packet;
   }
 }
 
+/** The buffered parts of a partial packet as one Buffer. */
+function joined(partial: PartialPacket): Buffer {
+  return partial.parts.length === 1 ? partial.parts[0]! : Buffer.concat(partial.parts, partial.bytes);
+}
+
+const NEED = -1;
+
 /**
- * The remaining length the parser has read for the packet it is still waiting for, if
- * any. mqtt-packet has no hook for this, so we read its `packet.length` (-1 until the
- * length is known). This is the only use of the parser's internals, and
- * test/connectors/mqtt/mqtt-reader.test.ts fails loudly if it stops working.
+ * The remaining length declared by the fixed header at `at` (§1.5.5: 1 to 4 bytes, 7
+ * bits each, high bit = more), or NEED when the header continues in a later chunk.
+ * Throws on a fifth length byte. Like mqtt-packet's parser (which decodes the same bytes
+ * again), a longer-than-needed encoding is accepted.
  */
-function pendingLength(parser: Parser): number | undefined {
-  const partial = (parser as unknown as { readonly packet?: { readonly length?: unknown } }).packet;
-  const length = partial?.length;
-  return typeof length === 'number' && length >= 0 ? length : undefined;
+function remainingLength(buf: Buffer, at: number): number {
+  let value = 0;
+  let multiplier = 1;
+  for (let i = 1; i < MAX_HEADER_BYTES; i++) {
+    if (at + i >= buf.length) return NEED;
+    const byte = buf[at + i]!;
+    value += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) return value;
+    multiplier *= 0x80;
+  }
+  firstByteCheck(buf[at]!);
+  // mqtt-packet's own words for it, as before.
+  throw malformed(new Error('Invalid variable byte integer'));
+}
+
+function malformed(err: unknown): ProtocolError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (message === 'Invalid protocol version') return new UnsupportedVersionError();
+  return new ProtocolError('PROTO_BAD_MESSAGE', `malformed packet: ${message}`, { cause: err });
+}
+
+// ---- The shared mqtt-packet parser ----------------------------------------------------
+//
+// mqtt-packet's parser is a stream parser: an EventEmitter with a BufferList, state and
+// closures, about 1 KB, made to be kept per connection. We keep one for the process and
+// give it whole packets only. Everything we assume about its insides is in this section,
+// and test/connectors/mqtt/mqtt-reader.test.ts fails loudly when an assumption breaks:
+//
+// 1. Its `settings` field is what it decodes with: `settings.protocolVersion` (5: with
+//    properties) and `settings.bridgeMode`, read while it decodes a packet. It sets
+//    `settings` to the CONNECT packet it decodes; we set it before every packet to the
+//    connection's own, and back to an empty one after (so it keeps no CONNECT, password
+//    included, between packets).
+// 2. Given one whole packet, `parse` synchronously emits one 'packet' or one 'error'
+//    and returns the bytes it still holds: 0 when it is back between packets.
+// Anything else, an 'error', or a throw, and the parser is dropped; the next packet gets
+// a fresh one. So we never rely on how (or whether) it cleans up after an error.
+
+/** The parser settings we set (see 1. above). Shared, frozen objects: never one per connection. */
+interface ParserSettings {
+  readonly protocolVersion?: number;
+  readonly bridgeMode?: boolean;
+}
+
+const NO_SETTINGS: ParserSettings = Object.freeze({});
+const SETTINGS = new Map<number, ParserSettings>();
+
+function settingsOf(protocolVersion: number, bridgeMode: boolean): ParserSettings {
+  const key = protocolVersion * 2 + (bridgeMode ? 1 : 0);
+  let settings = SETTINGS.get(key);
+  if (settings === undefined) {
+    settings = Object.freeze(bridgeMode ? { protocolVersion, bridgeMode } : { protocolVersion });
+    SETTINGS.set(key, settings);
+  }
+  return settings;
+}
+
+interface SettableParser extends Parser {
+  settings: ParserSettings;
+}
+
+let shared: SettableParser | undefined;
+/** What the shared parser emitted during the current `parse` call. */
+let emitted: Packet | undefined;
+let emittedCount = 0;
+let parseError: unknown;
+
+function onPacket(packet: Packet): void {
+  emitted = packet;
+  emittedCount++;
+}
+
+function onError(err: unknown): void {
+  parseError ??= err instanceof Error ? err : new Error(String(err));
+}
+
+function newParser(): SettableParser {
+  const p = createParser() as SettableParser;
+  p.on('packet', onPacket);
+  p.on('error', onError);
+  return p;
+}
+
+/**
+ * Decodes one whole packet (fixed header included) with the shared parser, at the
+ * connection's settings. Throws ProtocolError for anything the parser refuses.
+ */
+function decode(bytes: Buffer, settings: ParserSettings): Packet {
+  const p = (shared ??= newParser());
+  emitted = undefined;
+  emittedCount = 0;
+  parseError = undefined;
+  let left = -1;
+  p.settings = settings;
+  try {
+    left = p.parse(bytes);
+  } catch (err) {
+    // The parser reports through 'error'; a throw is a parser bug on odd input.
+    parseError ??= err;
+  }
+  p.settings = NO_SETTINGS;
+  const packet = emitted;
+  const error = parseError;
+  emitted = undefined;
+  parseError = undefined;
+  if (error === undefined && packet !== undefined && emittedCount === 1 && left === 0) return packet;
+  // Not the one-packet-and-clean outcome (assumption 2): start the next packet afresh.
+  shared = undefined;
+  throw malformed(error ?? new Error('the packet did not decode'));
+}
+
+/**
+ * First bytes the parser refuses on sight, by byte value (undefined: not asked yet, null:
+ * accepted). It refuses some (reserved flag bits, QoS 3) before their length arrives; we
+ * check them whenever we hold or size a packet, so such bytes are refused as early, and
+ * with the same words, as when the parser read the stream itself. Each value is asked
+ * once, of a throwaway parser.
+ */
+const FIRST_BYTE_ERRORS: (Error | null | undefined)[] = [];
+
+function firstByteCheck(byte: number): void {
+  let error = FIRST_BYTE_ERRORS[byte];
+  if (error === undefined) {
+    const probe = createParser();
+    let found: Error | null = null;
+    probe.on('error', (err: unknown) => {
+      found ??= err instanceof Error ? err : new Error(String(err));
+    });
+    try {
+      probe.parse(Buffer.of(byte));
+    } catch (err) {
+      found ??= err instanceof Error ? err : new Error(String(err));
+    }
+    FIRST_BYTE_ERRORS[byte] = error = found;
+  }
+  if (error !== null) throw malformed(error);
 }

@@ -71,3 +71,28 @@ export function presenceTopic(apikey: string): string {
 export function pushTopic(apikey: string): string {
   return `apps/${apikey}/push`;
 }
+
+/** An app's topics, the same for all its connections: built once and shared, not per connection. */
+export interface AppTopics {
+  readonly apikey: string;
+  readonly all: string;
+  readonly presence: string;
+  readonly push: string;
+}
+
+/** Before CONNECT is accepted: no app yet. */
+export const NO_APP: AppTopics = Object.freeze({ apikey: '', all: '', presence: '', push: '' });
+
+/** Apps whose topics are kept at most; past that the cache starts over (apps come and go). */
+const MAX_APPS_CACHED = 10_000;
+const APP_TOPICS = new Map<string, AppTopics>();
+
+export function appTopics(apikey: string): AppTopics {
+  let topics = APP_TOPICS.get(apikey);
+  if (topics === undefined) {
+    if (APP_TOPICS.size >= MAX_APPS_CACHED) APP_TOPICS.clear();
+    topics = Object.freeze({ apikey, all: allTopic(apikey), presence: presenceTopic(apikey), push: pushTopic(apikey) });
+    APP_TOPICS.set(apikey, topics);
+  }
+  return topics;
+}

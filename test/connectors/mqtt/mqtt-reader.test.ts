@@ -83,6 +83,112 @@ describe('MqttPacketReader', () => {
     );
   });
 
+  it('frames packets split at every byte boundary, and several in one chunk', () => {
+    const publish5 = generate(
+      { cmd: 'publish', topic: 'apps/k/push', qos: 1, messageId: 3, dup: false, retain: false, payload: Buffer.alloc(200, 7), properties: { contentType: 'x' } },
+      { protocolVersion: 5 },
+    );
+    // 200 B of payload: a 2-byte remaining length, so splits fall inside the fixed header too.
+    const all = Buffer.concat([connect5, subscribe5, publish5, ping, ping]);
+    const expected = new MqttPacketReader(LIMIT).push(all);
+    assert.deepEqual(
+      expected.map((p) => p.cmd),
+      ['connect', 'subscribe', 'publish', 'pingreq', 'pingreq'],
+    );
+    for (let i = 0; i <= all.length; i++) {
+      for (const j of [i, Math.min(all.length, i + 1), Math.min(all.length, i + 3), all.length]) {
+        const reader = new MqttPacketReader(LIMIT);
+        const got = [...reader.push(all.subarray(0, i)), ...reader.push(all.subarray(i, j)), ...reader.push(all.subarray(j))];
+        assert.deepEqual(got, expected, `split at ${i} and ${j}`);
+      }
+    }
+  });
+
+  it('keeps no view of the socket chunk a partial packet came in', () => {
+    const reader = new MqttPacketReader(LIMIT);
+    const chunk = Buffer.from(connect5);
+    reader.push(chunk.subarray(0, 7));
+    chunk.fill(0); // the socket may hand us a buffer it reuses
+    const [packet] = reader.push(connect5.subarray(7));
+    assert.equal(packet?.cmd === 'connect' && packet.clientId, 'c');
+  });
+
+  it('refuses a malformed remaining length (a fifth length byte), split or whole', () => {
+    const bad = Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    for (let i = 1; i < bad.length; i++) {
+      const reader = new MqttPacketReader(LIMIT);
+      assert.throws(
+        () => {
+          reader.push(bad.subarray(0, i));
+          reader.push(bad.subarray(i));
+        },
+        (err: unknown) => isProtocolError(err) && err.code === 'PROTO_BAD_MESSAGE' && /Invalid variable byte integer/.test(err.message),
+        `split at ${i}`,
+      );
+    }
+  });
+
+  it('refuses an oversized declared length whether the header arrives split or whole', () => {
+    // A PUBLISH declaring 1 MB: refused once the fourth byte tells the length, not later.
+    const header = Buffer.from([0x30, 0x80, 0x80, 0x40]);
+    for (let i = 1; i < header.length; i++) {
+      const reader = new MqttPacketReader(LIMIT);
+      assert.deepEqual(reader.push(header.subarray(0, i)), []);
+      throwsCode(() => reader.push(header.subarray(i)), 'LIMIT_PAYLOAD');
+    }
+    // Whole packets in one chunk behind a good one: refused too, the good one with them.
+    const big = generate({ cmd: 'publish', topic: 't', qos: 0, dup: false, retain: false, payload: Buffer.alloc(LIMIT) });
+    throwsCode(() => new MqttPacketReader(LIMIT).push(Buffer.concat([connect5, big])), 'LIMIT_PAYLOAD');
+  });
+
+  it('refuses a bad first byte before its length arrives, as the parser did', () => {
+    // PINGREQ with a reserved flag bit set (MQTT-2.2.2-2), nothing after it yet.
+    throwsCode(() => new MqttPacketReader(LIMIT).push(Buffer.from([0xc1])), 'PROTO_BAD_MESSAGE');
+    // PUBLISH with both QoS bits set, declaring far over the limit: malformed, not too large.
+    throwsCode(() => new MqttPacketReader(LIMIT).push(Buffer.from([0x36, 0xff, 0xff, 0x7f])), 'PROTO_BAD_MESSAGE');
+  });
+
+  // The readers of all connections share one mqtt-packet parser: one connection's bad
+  // packet, or its protocol level, must not leak into another's.
+  it('leaves the shared parser clean after a parse error on another connection', () => {
+    const good = new MqttPacketReader(LIMIT);
+    good.push(connect5);
+    const bad = new MqttPacketReader(LIMIT);
+    bad.push(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'b', keepalive: 0 }));
+    // A SUBSCRIBE whose only topic claims more bytes than the packet has.
+    throwsCode(() => bad.push(Buffer.from([0x82, 0x05, 0x00, 0x01, 0x00, 0x09, 0x61])), 'PROTO_BAD_MESSAGE');
+    // An error in the middle of a CONNECT (the parser's settings become the packet it reads).
+    const connectBad = generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'z', keepalive: 0 }, { protocolVersion: 5 });
+    connectBad[9] = connectBad[9]! | 0x01; // reserved connect flag (MQTT-3.1.2-3)
+    throwsCode(() => new MqttPacketReader(LIMIT).push(connectBad), 'PROTO_BAD_MESSAGE');
+    const [sub] = good.push(subscribe5);
+    assert.equal(sub?.cmd, 'subscribe');
+    assert.deepEqual(sub?.cmd === 'subscribe' && sub.subscriptions[0], { topic: 'apps/k/all', qos: 1, nl: false, rap: false, rh: 0 });
+    // A connection that has not sent CONNECT decodes with no protocol level at all.
+    const fresh = new MqttPacketReader(LIMIT);
+    const [ping1] = fresh.push(ping);
+    assert.equal(ping1?.cmd, 'pingreq');
+  });
+
+  // Our reliance on the parser's `settings` field (mqtt-reader.ts): if mqtt-packet stops
+  // reading it, MQTT 5 properties stop decoding and this fails.
+  it('decodes each connection at its own protocol level, interleaved on the shared parser', () => {
+    const v5 = new MqttPacketReader(LIMIT);
+    const v4 = new MqttPacketReader(LIMIT);
+    v5.push(connect5);
+    v4.push(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'd', keepalive: 0 }));
+    const pub5 = generate({ cmd: 'publish', topic: 'a', qos: 0, dup: false, retain: false, payload: Buffer.from('p'), properties: { topicAlias: 3 } }, { protocolVersion: 5 });
+    const pub4 = generate({ cmd: 'publish', topic: 'a', qos: 0, dup: false, retain: false, payload: Buffer.from('p') });
+    for (let round = 0; round < 3; round++) {
+      const [a] = v5.push(pub5);
+      const [b] = v4.push(pub4);
+      assert.equal(a?.cmd === 'publish' && a.properties?.topicAlias, 3);
+      assert.equal(a?.cmd === 'publish' && a.payload.toString(), 'p');
+      assert.equal(b?.cmd === 'publish' && b.properties, undefined);
+      assert.equal(b?.cmd === 'publish' && b.payload.toString(), 'p');
+    }
+  });
+
   it('counts the whole packet, fixed header included (MQTT 5 §2.1.4)', () => {
     assert.equal(packetBytes(0), 2);
     assert.equal(packetBytes(127), 129);
