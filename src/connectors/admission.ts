@@ -7,6 +7,7 @@
 // ones the answer is shared: `httpRefusal` gives status, headers and body, and
 // `refuseUpgrade` writes it on a WebSocket upgrade's socket.
 import type { Duplex } from 'node:stream';
+import { compactTime } from '../hub/connection.js';
 
 /** Why a connection or request was refused; stable codes, the reason goes to the peer. */
 export const LIMIT_REFUSALS = {
@@ -177,13 +178,13 @@ export class RequestBucket {
     this.#rate = requestsPerSecond;
     this.#now = now;
     this.#tokens = capacity(requestsPerSecond);
-    this.#at = now();
+    this.#at = compactTime(now()); // a small integer, not a boxed number per connection
   }
 
   /** Counts one request; false when the connection is over its rate. */
   request(): boolean {
     if (this.#rate <= 0) return true;
-    const now = this.#now();
+    const now = compactTime(this.#now());
     this.#tokens = Math.min(capacity(this.#rate), this.#tokens + ((now - this.#at) / 1000) * this.#rate);
     this.#at = now;
     if (this.#tokens < 1) return false;

@@ -1,5 +1,24 @@
 import type { StoredMessage } from '../store/store.js';
 
+/**
+ * Timestamps a connection keeps for its whole life are stored as milliseconds since
+ * this origin: small integers, where a `Date.now()` value is a boxed 16-byte number on
+ * 64-bit Node (past the small-integer range) — per connection, that adds up. They stay
+ * small for 24 days of uptime; later ones are boxed again, which costs memory, not
+ * correctness.
+ */
+const TIME_ORIGIN = Date.now();
+
+/** `ms` (epoch milliseconds) as a small number to keep. */
+export function compactTime(ms: number): number {
+  return ms - TIME_ORIGIN;
+}
+
+/** Epoch milliseconds back from `compactTime`. */
+export function expandTime(compact: number): number {
+  return compact + TIME_ORIGIN;
+}
+
 /** The wire protocols a connection can speak; shown to managers and in metrics. */
 export const CONNECTOR_NAMES = ['hybrid-tcp', 'hybrid-ws', 'sio', 'mqtt', 'ws', 'sse'] as const;
 export type ConnectorName = (typeof CONNECTOR_NAMES)[number];

@@ -1,6 +1,6 @@
 import type { ApiKey, ClientId } from '../ids.js';
 import type { StoredMessage } from '../store/store.js';
-import type { Connection, PushEncoder } from './connection.js';
+import { compactTime, expandTime, type Connection, type PushEncoder } from './connection.js';
 
 /** Messages sent and not yet acked that a client member keeps for receipts. */
 export const MAX_UNACKED_TRACKED = 1000;
@@ -93,17 +93,24 @@ export class ClientMember {
   /** Positions changed since the last flush to the store. */
   dirty = false;
 
+  readonly #enteredAt: number;
+
   constructor(
     readonly conn: Connection,
     readonly apikey: ApiKey,
     readonly clientId: ClientId,
-    readonly enteredAt: number,
+    enteredAt: number,
     start: { readonly after: number; readonly lastDeliveredId: number; readonly ackedId: number; readonly tags: readonly string[] },
   ) {
+    this.#enteredAt = compactTime(enteredAt);
     this.lastSentId = start.after;
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
     if (start.tags.length > 0) this.#tagSet = new TagSet(start.tags);
+  }
+
+  get enteredAt(): number {
+    return expandTime(this.#enteredAt);
   }
 
   get tags(): ReadonlyTagSet {

@@ -17,7 +17,7 @@ import {
 } from '../../protocol/pomelo/handshake.js';
 import { ProtocolError, isProtocolError } from '../../protocol/errors.js';
 import { PEER_CLOSED } from '../../hub/observer.js';
-import { CLOSE_REASONS, allocateConnectionId, type Connection, type ConnectorName, type PushEncoder } from '../../hub/connection.js';
+import { CLOSE_REASONS, allocateConnectionId, type Connection, type ConnectorName, type PushEncoder, compactTime, expandTime } from '../../hub/connection.js';
 import type { WheelItem } from '../deadline-wheel.js';
 import { sendPreframed } from '../ws-frames.js';
 import { corkForTurn } from '../write-coalescer.js';
@@ -50,7 +50,10 @@ const WS_CLOSE = {
 export abstract class HybridConnection implements Connection<Buffer>, WheelItem {
   readonly id = allocateConnectionId();
   abstract readonly connector: ConnectorName;
-  readonly connectedAt = Date.now();
+  readonly #connectedAt = compactTime(Date.now());
+  get connectedAt(): number {
+    return expandTime(this.#connectedAt);
+  }
   wheelSlot = -1;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;

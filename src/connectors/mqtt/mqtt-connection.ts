@@ -12,7 +12,7 @@ import {
 } from 'mqtt-packet';
 import type { ApiKey } from '../../ids.js';
 import type { App } from '../../store/store.js';
-import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime } from '../../hub/connection.js';
 import { PEER_CLOSED, codeOf, leadingCode } from '../../hub/observer.js';
 import { HubError, type Role } from '../../hub/hub.js';
 import { isProtocolError } from '../../protocol/errors.js';
@@ -122,7 +122,10 @@ class MqttViolation extends Error {
 export class MqttConnection implements Connection<MqttPush>, WheelItem {
   readonly id = allocateConnectionId();
   readonly connector = 'mqtt' as const;
-  readonly connectedAt = Date.now();
+  readonly #connectedAt = compactTime(Date.now());
+  get connectedAt(): number {
+    return expandTime(this.#connectedAt);
+  }
   readonly remoteAddress: string;
   wheelSlot = -1;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */

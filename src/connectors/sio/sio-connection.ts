@@ -7,6 +7,8 @@ import {
   type CloseReason,
   type Connection,
   type PushEncoder,
+  compactTime,
+  expandTime,
 } from '../../hub/connection.js';
 import { PEER_CLOSED } from '../../hub/observer.js';
 import { asClientId, type ClientId } from '../../ids.js';
@@ -96,7 +98,10 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   get connector(): 'sio' {
     return 'sio';
   }
-  readonly connectedAt = Date.now();
+  readonly #connectedAt = compactTime(Date.now());
+  get connectedAt(): number {
+    return expandTime(this.#connectedAt);
+  }
   readonly remoteAddress: string;
   wheelSlot = -1;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */

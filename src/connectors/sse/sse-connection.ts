@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
-import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime } from '../../hub/connection.js';
 import { PEER_CLOSED } from '../../hub/observer.js';
 import { SSE_KEEPALIVE, encodeSseEvent } from '../../protocol/json/sse.js';
 import { SSE_ENCODER, type SseEncoder, type SseFrame } from './sse-encoder.js';
@@ -36,7 +36,10 @@ export class SseConnection implements Connection<SseFrame> {
   get connector(): 'sse' {
     return 'sse';
   }
-  readonly connectedAt = Date.now();
+  readonly #connectedAt = compactTime(Date.now());
+  get connectedAt(): number {
+    return expandTime(this.#connectedAt);
+  }
   readonly remoteAddress: string;
   readonly #res: ServerResponse;
   readonly #ctx: SseContext;

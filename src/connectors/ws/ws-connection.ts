@@ -2,7 +2,7 @@ import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../../log.js';
 import { asClientId, type ApiKey } from '../../ids.js';
 import { HubError, type Hub } from '../../hub/hub.js';
-import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection } from '../../hub/connection.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime } from '../../hub/connection.js';
 import { PEER_CLOSED } from '../../hub/observer.js';
 import type { Target } from '../../store/store.js';
 import { isProtocolError } from '../../protocol/errors.js';
@@ -87,7 +87,10 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   get connector(): 'ws' {
     return 'ws';
   }
-  readonly connectedAt = Date.now();
+  readonly #connectedAt = compactTime(Date.now());
+  get connectedAt(): number {
+    return expandTime(this.#connectedAt);
+  }
   readonly remoteAddress: string;
   wheelSlot = -1;
   /** Set by every pong and frame; the keep-alive sweep clears it, then pings. */
