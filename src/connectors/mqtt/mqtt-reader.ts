@@ -167,8 +167,9 @@ const NEED = -1;
 /**
  * The remaining length declared by the fixed header at `at` (§1.5.5: 1 to 4 bytes, 7
  * bits each, high bit = more), or NEED when the header continues in a later chunk.
- * Throws on a fifth length byte. Like mqtt-packet's parser (which decodes the same bytes
- * again), a longer-than-needed encoding is accepted.
+ * Throws on a fifth length byte, and on a longer-than-needed encoding (a last byte of 0
+ * after the first, MQTT-1.5.5-1): packet sizes are computed from the value, so such a
+ * header would be framed wrong — mqtt-packet alone used to accept it.
  */
 function remainingLength(buf: Buffer, at: number): number {
   let value = 0;
@@ -177,7 +178,10 @@ function remainingLength(buf: Buffer, at: number): number {
     if (at + i >= buf.length) return NEED;
     const byte = buf[at + i]!;
     value += (byte & 0x7f) * multiplier;
-    if ((byte & 0x80) === 0) return value;
+    if ((byte & 0x80) === 0) {
+      if (byte === 0 && i > 1) break;
+      return value;
+    }
     multiplier *= 0x80;
   }
   firstByteCheck(buf[at]!);

@@ -128,6 +128,17 @@ describe('MqttPacketReader', () => {
     }
   });
 
+  it('refuses a remaining length encoded longer than needed (MQTT-1.5.5-1), and takes the same value encoded right', () => {
+    // PINGREQ with its remaining length 0 written as two bytes (0x80 0x00): refused, not misframed.
+    const reader = new MqttPacketReader(LIMIT);
+    assert.throws(
+      () => reader.push(Buffer.from([0xc0, 0x80, 0x00])),
+      (err: unknown) => isProtocolError(err) && err.code === 'PROTO_BAD_MESSAGE' && /Invalid variable byte integer/.test(err.message),
+    );
+    const [ping] = new MqttPacketReader(LIMIT).push(Buffer.from([0xc0, 0x00]));
+    assert.equal(ping?.cmd, 'pingreq');
+  });
+
   it('refuses an oversized declared length whether the header arrives split or whole', () => {
     // A PUBLISH declaring 1 MB: refused once the fourth byte tells the length, not later.
     const header = Buffer.from([0x30, 0x80, 0x80, 0x40]);
