@@ -24,7 +24,7 @@ import { SseConnector } from './connectors/sse/sse-connector.js';
 import { parseProtos, type ParsedProtos } from './protocol/pomelo/protobuf.js';
 import { buildHttpApi, type HttpApi } from './api/http-api.js';
 import { loadTlsCredentials, type TlsListenOptions } from './tls.js';
-import { closeFailedHandshakes } from './connectors/listen.js';
+import { LISTEN_BACKLOG, closeFailedHandshakes } from './connectors/listen.js';
 import { LoginLimiter } from './api/sessions.js';
 import { Admission } from './connectors/admission.js';
 
@@ -214,7 +214,7 @@ export async function startServer(
     });
     http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => ws.handleUpgrade(req, socket, head));
     if (tls) closeFailedHandshakes(http.server, log, 'http');
-    await http.listen({ host: config.host, port: config.httpPort }).catch((err: NodeJS.ErrnoException) => {
+    await http.listen({ host: config.host, port: config.httpPort, backlog: LISTEN_BACKLOG }).catch((err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? `port ${config.httpPort} on ${config.host} is already in use` : err.message;
       throw new Error(`HTTP API: ${why}`, { cause: err });
     });

@@ -831,9 +831,29 @@ export class SqliteMessageStore implements MessageStore {
 
 // ---- clients ---------------------------------------------------------------------------
 
+/** One touch of a batch that threw: its error, kept apart from the others' results. */
+class TouchFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+/** A touch waiting for the batch of its event-loop turn. */
+interface PendingTouch {
+  readonly apikey: ApiKey;
+  readonly clientId: ClientId;
+  readonly addTags: readonly string[];
+  readonly startAfter: number;
+  readonly now: number;
+  readonly resolve: (state: ClientState) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 export class SqliteClientStore implements ClientStore {
   readonly #get;
   readonly #touch;
+  /** The touches of this turn, run together in one transaction (see `touch`). */
+  readonly #touchBatch;
+  #pendingTouches: PendingTouch[] = [];
+  #flushScheduled = false;
   readonly #setTags;
   readonly #savePositions;
 
@@ -867,6 +887,21 @@ export class SqliteClientStore implements ClientStore {
         return toClient(seen.get({ apikey, clientId, tags: JSON.stringify(tags), now }));
       },
     );
+
+    // Each touch in its own savepoint (a nested transaction): one that fails (an unknown
+    // app) is undone alone and rejected; the others commit together.
+    const touchOne = this.#touch;
+    this.#touchBatch = db.transaction((batch: readonly PendingTouch[]): unknown[] => {
+      const outcomes: unknown[] = [];
+      for (const t of batch) {
+        try {
+          outcomes.push(touchOne(t.apikey, t.clientId, t.addTags, t.startAfter, t.now));
+        } catch (err) {
+          outcomes.push(new TouchFailure(err));
+        }
+      }
+      return outcomes;
+    });
 
     // A client named before it ever connected starts at 0: it gets every unexpired
     // message for it on its first connect.
@@ -911,7 +946,38 @@ export class SqliteClientStore implements ClientStore {
       const now = requireTime('touch client: now', opts.now);
       // Checked before the transaction too, so that bad tags never take the write lock.
       const addTags = addTagsTo([], opts.addTags ?? [], 'touch client');
-      return this.#touch.immediate(apikey, clientId, addTags, startAfter, now);
+      // Every enter touches its client. A reconnect storm brings thousands in a second,
+      // and a write transaction each was the largest cost of an enter (~100 µs of a
+      // ~265 µs enter in a connect-storm profile): the touches of one event-loop turn
+      // share one transaction, run right after the turn's I/O (setImmediate).
+      return new Promise<ClientState>((resolve, reject) => {
+        this.#pendingTouches.push({ apikey, clientId, addTags, startAfter, now, resolve, reject });
+        if (!this.#flushScheduled) {
+          this.#flushScheduled = true;
+          setImmediate(() => this.flush());
+        }
+      });
+    });
+  }
+
+  /** Runs the touches waiting for their turn's batch now. Called before the handle closes. */
+  flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#pendingTouches;
+    if (batch.length === 0) return;
+    this.#pendingTouches = [];
+    let outcomes: unknown[];
+    try {
+      outcomes = this.#touchBatch.immediate(batch);
+    } catch (err) {
+      const failure = wrap('touch client', err);
+      for (const t of batch) t.reject(failure);
+      return;
+    }
+    batch.forEach((t, i) => {
+      const outcome = outcomes[i];
+      if (outcome instanceof TouchFailure) t.reject(wrap('touch client', outcome.cause));
+      else t.resolve(outcome as ClientState);
     });
   }
 
@@ -962,6 +1028,7 @@ export class SqliteStorage implements Storage {
 
   /** Closes the handle. In WAL mode the last handle to close checkpoints the file. */
   async close(): Promise<void> {
+    this.clients.flush();
     attempt('close', () => this.#db.close());
   }
 }

@@ -90,6 +90,29 @@ runStorageContract('sqlite :memory:', () => openSqliteStorage(':memory:'));
 runStorageContract('sqlite file', () => openSqliteStorage(freshPath()));
 
 void describe('SqliteStorage', () => {
+  it('touches of one turn share a transaction: each gets its own state, a failing one fails alone, all are written', async () => {
+    const path = freshPath();
+    const s = openSqliteStorage(path);
+    const { apikey } = await s.apps.createApp({ name: 'storm' });
+    const now = Date.now();
+    const touches = Array.from({ length: 50 }, (_, i) =>
+      s.clients.touch(apikey, cid(`c${i}`), { startAfter: mid(i), addTags: i % 2 === 0 ? ['even'] : [], now }),
+    );
+    const stranger = s.clients.touch(asApiKey('no-such-app'), cid('x'), { startAfter: mid(0), now });
+    const states = await Promise.all(touches);
+    await assert.rejects(stranger, (err: unknown) => err instanceof StoreError && err.code === 'STORE_UNKNOWN_APP');
+    states.forEach((state, i) => {
+      assert.equal(state.lastAckedId, i, `client c${i} starts at its own position`);
+      assert.deepEqual([...state.tags], i % 2 === 0 ? ['even'] : []);
+    });
+    // A touch queued right before close is written, not lost.
+    const last = s.clients.touch(apikey, cid('late'), { startAfter: mid(7), now });
+    await s.close();
+    assert.equal((await last).lastAckedId, 7);
+    const count = raw(path, (db) => db.prepare('SELECT count(*) AS n FROM clients').get() as { n: number });
+    assert.equal(count.n, 51);
+  });
+
   void it('creates the parent directory and uses WAL', async () => {
     const path = join(dir, 'nested', 'deeper', 'shaddock.db');
     const s = openSqliteStorage(path);
