@@ -523,17 +523,23 @@ function httpPush(port: number): PushEndpoint {
   return { kind: 'http', host: HOST, port, path: '/push', headers: { 'content-type': 'application/json' } };
 }
 
-async function startNodePeer(kind: 'socketio' | 'ws', opts: StartOptions): Promise<Target> {
-  const script = join(opts.repoRoot, kind === 'ws' ? 'bench/peers/ws-broadcast.cjs' : 'bench/peers/sio-broadcast.cjs');
-  const port = await freePort();
-  const cmd = wrapCommand(process.execPath, [...nodeProbeFlags(opts), script, '--port', String(port), '--host', HOST], opts.core);
+/** Starts a Node peer script (pinned like the server) and waits for its READY line. */
+async function startNodeScript(name: string, script: string, args: readonly string[], opts: StartOptions): Promise<Proc> {
+  const cmd = wrapCommand(process.execPath, [...nodeProbeFlags(opts), join(opts.repoRoot, script), ...args], opts.core);
   const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
   try {
-    await proc.waitFor(kind, readyLine, opts.startTimeoutMs);
+    await proc.waitFor(name, readyLine, opts.startTimeoutMs);
   } catch (err) {
     await proc.stop();
     throw err;
   }
+  return proc;
+}
+
+async function startNodePeer(kind: 'socketio' | 'ws', opts: StartOptions): Promise<Target> {
+  const script = kind === 'ws' ? 'bench/peers/ws-broadcast.cjs' : 'bench/peers/sio-broadcast.cjs';
+  const port = await freePort();
+  const proc = await startNodeScript(kind, script, ['--port', String(port), '--host', HOST], opts);
   const pkg = kind === 'ws' ? 'ws' : 'socket.io';
   const connector: ConnectorKind = kind === 'ws' ? 'ws' : 'sio';
   return {
@@ -552,17 +558,9 @@ async function startNodePeer(kind: 'socketio' | 'ws', opts: StartOptions): Promi
 }
 
 async function startPomelo(opts: StartOptions): Promise<Target> {
-  const script = join(opts.repoRoot, 'bench/peers/pomelo/app.cjs');
   const [port, rpcPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-  const args = [...nodeProbeFlags(opts), script, '--port', String(port), '--rpc-port', String(rpcPort), '--http-port', String(httpPort), '--heartbeat', String(opts.heartbeatSeconds)];
-  const cmd = wrapCommand(process.execPath, args, opts.core);
-  const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
-  try {
-    await proc.waitFor('pomelo', readyLine, opts.startTimeoutMs);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
+  const args = ['--port', String(port), '--rpc-port', String(rpcPort), '--http-port', String(httpPort), '--heartbeat', String(opts.heartbeatSeconds)];
+  const proc = await startNodeScript('pomelo', 'bench/peers/pomelo/app.cjs', args, opts);
   return {
     ...baseTarget('pomelo', `pomelo ${peerVersion('pomelo', opts)}`, proc, () => undefined, opts.core),
     defaultPush: 'http',
@@ -578,16 +576,8 @@ async function startPomelo(opts: StartOptions): Promise<Target> {
 }
 
 async function startNetPeer(opts: StartOptions): Promise<Target> {
-  const script = join(opts.repoRoot, 'bench/peers/net-idle.cjs');
   const port = await freePort();
-  const cmd = wrapCommand(process.execPath, [...nodeProbeFlags(opts), script, '--port', String(port), '--host', HOST], opts.core);
-  const proc = new Proc(cmd.file, cmd.args, opts.repoRoot, peerEnv(opts));
-  try {
-    await proc.waitFor('net', readyLine, opts.startTimeoutMs);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
+  const proc = await startNodeScript('net', 'bench/peers/net-idle.cjs', ['--port', String(port), '--host', HOST], opts);
   return {
     ...baseTarget('net', `node ${process.version} net`, proc, () => undefined, opts.core),
     defaultPush: 'http',
