@@ -206,6 +206,26 @@ function refDecode(pb: RefProtobuf, decoderProtos: unknown, route: string, buf: 
   return pb.decode(route, pb === browserPb ? new Uint8Array(buf) : buf);
 }
 
+/**
+ * True when a message description (or one nested in it) gives two fields the same tag.
+ * Such a proto is ambiguous (protobuf requires unique field numbers): the two codecs
+ * write the same bytes, but which field a tag decodes to is anyone's guess, and ours
+ * may refuse the bytes with a ProtocolError where the reference returns garbage.
+ */
+function hasDuplicateTags(message: unknown): boolean {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return false;
+  const tags = new Set<unknown>();
+  for (const [key, value] of Object.entries(message)) {
+    if (key.startsWith('message')) {
+      if (hasDuplicateTags(value)) return true;
+      continue;
+    }
+    if (tags.has(value)) return true;
+    tags.add(value);
+  }
+  return false;
+}
+
 describe('reference pomelo-protobuf 0.4.0', () => {
   it('parse: same JSON for random proto descriptions', () => {
     fc.assert(
@@ -219,6 +239,7 @@ describe('reference pomelo-protobuf 0.4.0', () => {
   it('encode and decode: random protos and messages agree with the Node codec', () => {
     const tableAndMessage = protoTable
       .map((source) => ({ source, routes: Object.keys(source).filter((k) => typeof source[k] === 'object' && source[k] !== null && !Array.isArray(source[k])) }))
+      .map(({ source, routes }) => ({ source, routes: routes.filter((r) => !hasDuplicateTags(source[r])) }))
       .filter(({ routes }) => routes.length > 0)
       .chain(({ source, routes }) =>
         fc.constantFrom(...routes).chain((route) => {
