@@ -3,10 +3,11 @@
  * process from /proc, CPU pinning with taskset, the open-files cap, the ephemeral port
  * range, and the machine description stored with every result.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, release, totalmem, type as osType } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The open-files cap of every process the benchmark starts (the machine's rule). */
 export const NOFILE_CAP = 20_000;
@@ -242,5 +243,69 @@ export function installChildCleanup(): void {
       killTrackedChildren();
       process.exit(130);
     });
+  }
+}
+
+/** A started child with its output watched (the servers under test, the scale run's nodes). */
+export class Proc {
+  readonly child: ChildProcess;
+  #stdout = '';
+  #stderr = '';
+  #exited = false;
+  #exit: Promise<void>;
+
+  constructor(file: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv) {
+    this.child = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(this.child);
+    this.child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+      this.#stdout = (this.#stdout + s).slice(-65536);
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      this.#stderr = (this.#stderr + s).slice(-16384);
+    });
+    this.#exit = new Promise((resolve) => {
+      this.child.once('exit', () => {
+        this.#exited = true;
+        resolve();
+      });
+      this.child.once('error', (err) => {
+        this.#stderr += `\n${err.message}`;
+        this.#exited = true;
+        resolve();
+      });
+    });
+  }
+
+  get stdout(): string {
+    return this.#stdout;
+  }
+
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  /** Waits until `test(stdout)` returns a value, the process exits, or the time is up. */
+  async waitFor<T>(what: string, test: (stdout: string) => T | undefined, timeoutMs: number): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = test(this.#stdout);
+      if (v !== undefined) return v;
+      if (this.#exited) throw new Error(`${what}: the process exited before it was ready.\n${this.#stderr.slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms.\n${this.#stderr.slice(-2000)}`);
+      await sleep(50);
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.#exited) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.#exit;
+    clearTimeout(timer);
   }
 }

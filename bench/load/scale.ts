@@ -19,7 +19,6 @@
  * when every connection entered, none dropped, and every broadcast reached every client
  * exactly once; 1 otherwise; 2 when it could not run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,11 +35,11 @@ import {
   ephemeralPortRange,
   killTrackedChildren,
   machineInfo,
+  Proc,
   processAlive,
   processCpuUs,
   processRssKB,
   sourceAddresses,
-  trackChild,
   trackCleanup,
   wrapCommand,
   type MachineInfo,
@@ -256,13 +255,9 @@ interface App {
   readonly secret: string;
 }
 
-class NodeProc {
-  readonly child: ChildProcess;
+/** A Shaddock node of the run: a watched child (proc.ts) with its ports, app and data folder. */
+class NodeProc extends Proc {
   readonly pid: number;
-  #stdout = '';
-  #stderr = '';
-  #exited = false;
-  readonly exit: Promise<void>;
   httpPort = 0;
   hybridPort = 0;
   app: App | undefined;
@@ -274,46 +269,24 @@ class NodeProc {
     env: NodeJS.ProcessEnv,
     readonly dataDir: string,
   ) {
-    this.child = spawn(file, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    trackChild(this.child);
+    super(file, args, REPO_ROOT, env);
     if (this.child.pid === undefined) throw new Error(`${name}: could not start`);
     this.pid = this.child.pid;
-    this.child.stdout?.setEncoding('utf8').on('data', (s: string) => {
-      this.#stdout = (this.#stdout + s).slice(-32768);
-    });
-    this.child.stderr?.setEncoding('utf8').on('data', (s: string) => {
-      this.#stderr = (this.#stderr + s).slice(-16384);
-    });
-    this.exit = new Promise((resolve) => {
-      this.child.once('exit', () => {
-        this.#exited = true;
-        resolve();
-      });
-      this.child.once('error', (err) => {
-        this.#stderr += `\n${err.message}`;
-        this.#exited = true;
-        resolve();
-      });
-    });
-  }
-
-  get exited(): boolean {
-    return this.#exited;
   }
 
   stderrTail(): string {
-    return this.#stderr.slice(-2000);
+    return this.stderr.slice(-2000);
   }
 
   /** Waits for the banner's last line, then reads the ports (and the demo app on a first start) from it. */
   async ready(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!/^Ready\. Press Ctrl-C/m.test(this.#stdout)) {
-      if (this.#exited) throw new Error(`${this.name} exited before it was ready:\n${this.stderrTail()}`);
+    while (!/^Ready\. Press Ctrl-C/m.test(this.stdout)) {
+      if (this.exited) throw new Error(`${this.name} exited before it was ready:\n${this.stderrTail()}`);
       if (Date.now() > deadline) throw new Error(`${this.name} not ready after ${timeoutMs} ms:\n${this.stderrTail()}`);
       await sleep(50);
     }
-    const out = this.#stdout;
+    const out = this.stdout;
     const num = (re: RegExp, what: string): number => {
       const m = re.exec(out);
       if (m === null) throw new Error(`${this.name}: no ${what} port in its banner:\n${out}`);
@@ -326,14 +299,9 @@ class NodeProc {
     if (apikey !== undefined && secret !== undefined) this.app = { apikey, secret };
   }
 
-  /** SIGTERM (a clean leave), SIGKILL after `graceMs`. */
-  async stop(graceMs: number): Promise<void> {
-    if (!this.#exited) {
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-      await this.exit;
-      clearTimeout(timer);
-    }
+  /** SIGTERM (a clean leave), SIGKILL after `graceMs`; then its data folder goes. */
+  override async stop(graceMs: number): Promise<void> {
+    await super.stop(graceMs);
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

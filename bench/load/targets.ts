@@ -16,7 +16,7 @@
  * is read without the garbage a connect phase leaves behind, the same way for every
  * Node server, with no hook in any of them. Mosquitto (C) has no GC: it returns false.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import type { ClientConfig, ConnectorKind } from './clients.js';
-import { processAlive, trackChild, trackCleanup, wrapCommand } from './proc.js';
+import { Proc, processAlive, trackCleanup, wrapCommand } from './proc.js';
 
 export const TARGETS = ['shaddock', 'mosquitto', 'socketio', 'ws', 'pomelo', 'net'] as const;
 export type TargetKind = (typeof TARGETS)[number];
@@ -165,70 +165,6 @@ function mosquittoPath(): string | undefined {
     return execFileSync('sh', ['-c', 'command -v mosquitto'], { encoding: 'utf8' }).trim() || undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** A started child with its output watched. */
-class Proc {
-  readonly child: ChildProcess;
-  #stdout = '';
-  #stderr = '';
-  #exited = false;
-  #exit: Promise<void>;
-
-  constructor(file: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv) {
-    this.child = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    trackChild(this.child);
-    this.child.stdout?.setEncoding('utf8').on('data', (s: string) => {
-      this.#stdout = (this.#stdout + s).slice(-65536);
-    });
-    this.child.stderr?.setEncoding('utf8').on('data', (s: string) => {
-      this.#stderr = (this.#stderr + s).slice(-16384);
-    });
-    this.#exit = new Promise((resolve) => {
-      this.child.once('exit', () => {
-        this.#exited = true;
-        resolve();
-      });
-      this.child.once('error', (err) => {
-        this.#stderr += `\n${err.message}`;
-        this.#exited = true;
-        resolve();
-      });
-    });
-  }
-
-  get stdout(): string {
-    return this.#stdout;
-  }
-
-  get stderr(): string {
-    return this.#stderr;
-  }
-
-  get exited(): boolean {
-    return this.#exited;
-  }
-
-  /** Waits until `test(stdout)` returns a value, the process exits, or the time is up. */
-  async waitFor<T>(what: string, test: (stdout: string) => T | undefined, timeoutMs: number): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = test(this.#stdout);
-      if (v !== undefined) return v;
-      if (this.#exited) throw new Error(`${what}: the process exited before it was ready.\n${this.#stderr.slice(-2000)}`);
-      if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms.\n${this.#stderr.slice(-2000)}`);
-      await sleep(50);
-    }
-  }
-
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  async stop(graceMs = 5000): Promise<void> {
-    if (this.#exited) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    await this.#exit;
-    clearTimeout(timer);
   }
 }
 
