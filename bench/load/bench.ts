@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CONNECTORS, SOURCE_PORT_COUNT, SOURCE_PORT_LOW, type ClientConfig, type ConnectorKind } from './clients.js';
-import { Histogram, monoUs, type LatencySummary } from './histogram.js';
+import { monoUs, type LatencySummary } from './histogram.js';
 import { Progress } from './progress.js';
 import {
   affinityOf,
@@ -28,9 +28,9 @@ import {
   sourceAddresses,
   type MachineInfo,
 } from './proc.js';
-import type { WorkerReport, WorkerStats } from './protocol.js';
+import type { WorkerStats } from './protocol.js';
 import { publish } from './publisher.js';
-import { WorkerPool } from './worker-pool.js';
+import { mergeReports, WorkerPool } from './worker-pool.js';
 import { startTarget, TARGET_CONNECTORS, TARGETS, type StartOptions, type Target, type TargetKind } from './targets.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -441,27 +441,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
       const replies = await pool.ask('report');
       workerCpuUs = sumStats(replies).cpuUs - w0;
       coordinatorCpuUs = ownCpuUs() - co0;
-      const reports = [...replies.values()].map((r) => r.report).filter((r): r is WorkerReport => r !== undefined);
-      const latency = new Histogram();
-      let delivered = 0;
-      let unique = 0;
-      let lost = 0;
-      let duplicated = 0;
-      let complete = 0;
-      let dropped = 0;
-      let foreign = 0;
-      let lastUs = 0;
-      for (const r of reports) {
-        latency.merge(r.latency);
-        delivered += r.received;
-        unique += r.unique;
-        lost += r.lost;
-        duplicated += r.duplicated;
-        complete += r.complete;
-        dropped += r.dropped;
-        foreign += r.foreign;
-        lastUs = Math.max(lastUs, r.lastMessageUs);
-      }
+      const { latency, received: delivered, unique, lost, duplicated, complete, dropped, foreign, lastMessageUs: lastUs } = mergeReports(replies.values());
       const durationUs = Math.max(1, (lastUs > 0 ? lastUs : monoUs()) - pub.startUs);
       const accept = [...pub.acceptLatency].sort((a, b) => a - b);
       fanoutCpuPercent = round((cpuFanoutUs / durationUs) * 100, 1);
@@ -494,15 +474,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
 
     // Connect metrics (every scenario).
     const final = await pool.ask('report');
-    const reports = [...final.values()].map((r) => r.report).filter((r): r is WorkerReport => r !== undefined);
-    const connectLatency = new Histogram();
-    const errors: Record<string, number> = {};
-    let lastEnteredUs = 0;
-    for (const r of reports) {
-      connectLatency.merge(r.connectLatency);
-      lastEnteredUs = Math.max(lastEnteredUs, r.lastEnteredUs);
-      for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-    }
+    const { connectLatency, errors, lastEnteredUs } = mergeReports(final.values());
     const connectMs = lastEnteredUs > 0 ? (lastEnteredUs - connectStartUs) / 1000 : 0;
     const connect: ConnectMetrics = {
       attempted: p.connections,

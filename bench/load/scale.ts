@@ -29,7 +29,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Redis } from 'ioredis';
 import { unlinkByPrefix } from '../../src/redis/client.js';
 import { SOURCE_PORT_COUNT, SOURCE_PORT_LOW, type ClientConfig } from './clients.js';
-import { Histogram, monoUs, type LatencySummary } from './histogram.js';
+import { monoUs, type LatencySummary } from './histogram.js';
 import {
   checkSourceAddresses,
   ephemeralPortRange,
@@ -46,8 +46,8 @@ import {
 } from './proc.js';
 import { Progress } from './progress.js';
 import { BENCH_LIMITS_OFF } from './targets.js';
-import { WorkerPool } from './worker-pool.js';
-import { payloadMaker, type WorkerReport } from './protocol.js';
+import { mergeReports, WorkerPool } from './worker-pool.js';
+import { payloadMaker } from './protocol.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** A node holds at most this many connections: 20,000 open files, less its own (Redis, listeners, files). */
@@ -662,27 +662,7 @@ export async function runScale(input: ScaleInput, hooks: ScaleHooks = {}): Promi
 
     // ---- the workers' final word: losses, duplicates, latencies, connect figures.
     const final = await pool.ask('report');
-    const reports = [...final.values()].map((r) => r.report).filter((r): r is WorkerReport => r !== undefined);
-    const latency = new Histogram();
-    const connectLatency = new Histogram();
-    const errors: Record<string, number> = {};
-    let received = 0;
-    let unique = 0;
-    let lost = 0;
-    let duplicated = 0;
-    let foreign = 0;
-    let lastEnteredUs = 0;
-    for (const r of reports) {
-      latency.merge(r.latency);
-      connectLatency.merge(r.connectLatency);
-      received += r.received;
-      unique += r.unique;
-      lost += r.lost;
-      duplicated += r.duplicated;
-      foreign += r.foreign;
-      lastEnteredUs = Math.max(lastEnteredUs, r.lastEnteredUs);
-      for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-    }
+    const { latency, connectLatency, errors, received, unique, lost, duplicated, foreign, lastEnteredUs } = mergeReports(final.values());
     const endTotals = pool.totals();
     const rssEnd = nodes.map((n) => processRssKB(n.pid));
     const lgCpuUs = [...final.values()].reduce((a, r) => a + r.stats.cpuUs, 0) - lgCpu0;

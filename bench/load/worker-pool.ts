@@ -6,11 +6,60 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { trackChild, wrapCommand } from './proc.js';
-import type { FromWorker, ToWorker, WorkerStats } from './protocol.js';
+import { Histogram } from './histogram.js';
+import type { FromWorker, ToWorker, WorkerReport, WorkerStats } from './protocol.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export type WorkerReply = FromWorker & { t: 'reply' };
+
+/** The workers' final reports added up: counts summed, histograms merged, the latest times kept. */
+export interface MergedReport {
+  readonly latency: Histogram;
+  readonly connectLatency: Histogram;
+  readonly errors: Record<string, number>;
+  readonly received: number;
+  readonly unique: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly foreign: number;
+  readonly complete: number;
+  readonly dropped: number;
+  readonly lastMessageUs: number;
+  readonly lastEnteredUs: number;
+}
+
+export function mergeReports(replies: Iterable<WorkerReply>): MergedReport {
+  const latency = new Histogram();
+  const connectLatency = new Histogram();
+  const errors: Record<string, number> = {};
+  let received = 0;
+  let unique = 0;
+  let lost = 0;
+  let duplicated = 0;
+  let foreign = 0;
+  let complete = 0;
+  let dropped = 0;
+  let lastMessageUs = 0;
+  let lastEnteredUs = 0;
+  for (const reply of replies) {
+    const r: WorkerReport | undefined = reply.report;
+    if (r === undefined) continue;
+    latency.merge(r.latency);
+    connectLatency.merge(r.connectLatency);
+    for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+    received += r.received;
+    unique += r.unique;
+    lost += r.lost;
+    duplicated += r.duplicated;
+    foreign += r.foreign;
+    complete += r.complete;
+    dropped += r.dropped;
+    lastMessageUs = Math.max(lastMessageUs, r.lastMessageUs);
+    lastEnteredUs = Math.max(lastEnteredUs, r.lastEnteredUs);
+  }
+  return { latency, connectLatency, errors, received, unique, lost, duplicated, foreign, complete, dropped, lastMessageUs, lastEnteredUs };
+}
 
 export interface WorkerSlot<Tag> {
   readonly child: ChildProcess;
