@@ -91,6 +91,34 @@ function answer(res: unknown): { ok: boolean; why: string } {
 
 const ENTER = 'connector.entryHandler.enter';
 
+/** A Pomelo-framed enter body; the seed's socket.io connector spells the key `apiKey`. */
+function pomeloEnter(who: Who, apikeyField: 'apikey' | 'apiKey'): Record<string, unknown> {
+  if (who.secret !== undefined) return { [apikeyField]: who.apikey, role: 'server', password: who.secret };
+  return { [apikeyField]: who.apikey, clientId: who.clientId, role: 'client', ...(who.token ? { token: who.token } : {}), ...(who.tags ? { tags: who.tags } : {}) };
+}
+
+/** A peer of a Pomelo-framed connector (hybrid, socket.io v2), from its enter answer and its ways to ack, request and close. */
+function pomeloPeer(
+  kind: Kind,
+  msgs: Msg[],
+  enterAnswer: unknown,
+  kicked: () => string | undefined,
+  ack: (id: number) => void,
+  request: (route: string, body: unknown) => Promise<unknown>,
+  close: () => Promise<void>,
+): Peer {
+  const a = answer(enterAnswer);
+  return {
+    kind,
+    msgs,
+    entered: a.ok ? { ok: true, users: asRecord(enterAnswer)['users'] as string[] | undefined } : { ok: false, why: a.why },
+    kicked,
+    ack,
+    push: async (body, route = 'pushserver.pushHandler.pushAll') => answer(await request(route, body)),
+    close,
+  };
+}
+
 async function openPeer(t: TestServer, kind: Kind, who: Who): Promise<Peer> {
   const msgs: Msg[] = [];
   let kicked: string | undefined;
@@ -106,20 +134,16 @@ async function openPeer(t: TestServer, kind: Kind, who: Who): Promise<Peer> {
         if (autoAck && !manager && m.id !== undefined) c.notify('shaddock.client.ack', { id: m.id });
       });
       c.on('kick', (reason: unknown) => (kicked = String(reason)));
-      const res = await c.request(
-        ENTER,
-        manager ? { apikey: who.apikey, role: 'server', password: who.secret } : { apikey: who.apikey, clientId: who.clientId, role: 'client', ...(who.token ? { token: who.token } : {}), ...(who.tags ? { tags: who.tags } : {}) },
-      );
-      const a = answer(res);
-      return {
+      const res = await c.request(ENTER, pomeloEnter(who, 'apikey'));
+      return pomeloPeer(
         kind,
         msgs,
-        entered: a.ok ? { ok: true, users: asRecord(res)['users'] as string[] | undefined } : { ok: false, why: a.why },
-        kicked: () => kicked,
-        ack: (id) => c.notify('shaddock.client.ack', { id }),
-        push: async (body, route = 'pushserver.pushHandler.pushAll') => answer(await c.request(route, body)),
-        close: () => c.close(),
-      };
+        res,
+        () => kicked,
+        (id) => c.notify('shaddock.client.ack', { id }),
+        (route, body) => c.request(route, body),
+        () => c.close(),
+      );
     }
     case 'sio-v2': {
       const s = ioV2(`http://127.0.0.1:${t.server.sioPort}`, { path: '/socket.io', transports: ['websocket'], forceNew: true, reconnection: false, timeout: 5000 });
@@ -152,22 +176,18 @@ async function openPeer(t: TestServer, kind: Kind, who: Who): Promise<Peer> {
         s.emit('message', pomeloFrame(id, route, body));
         return p;
       };
-      const res = await request(
-        'sio-connector.entryHandler.enter',
-        manager ? { apiKey: who.apikey, role: 'server', password: who.secret } : { apiKey: who.apikey, clientId: who.clientId, role: 'client', ...(who.token ? { token: who.token } : {}), ...(who.tags ? { tags: who.tags } : {}) },
-      );
-      const a = answer(res);
-      return {
+      const res = await request('sio-connector.entryHandler.enter', pomeloEnter(who, 'apiKey'));
+      return pomeloPeer(
         kind,
         msgs,
-        entered: a.ok ? { ok: true, users: asRecord(res)['users'] as string[] | undefined } : { ok: false, why: a.why },
-        kicked: () => kicked,
-        ack: (id) => s.emit('message', pomeloFrame(0, 'shaddock.client.ack', { id })),
-        push: async (body, route = 'pushserver.pushHandler.pushAll') => answer(await request(route, body)),
-        close: async () => {
+        res,
+        () => kicked,
+        (id) => s.emit('message', pomeloFrame(0, 'shaddock.client.ack', { id })),
+        request,
+        async () => {
           s.close();
         },
-      };
+      );
     }
     case 'sio-v4': {
       const s: SocketV4 = ioV4(`http://127.0.0.1:${t.server.sioPort}`, { transports: ['websocket'], reconnection: false, forceNew: true });
