@@ -46,6 +46,7 @@ import {
 } from './proc.js';
 import { Progress } from './progress.js';
 import { BENCH_LIMITS_OFF } from './targets.js';
+import type { ConnectMetrics } from './bench.js';
 import { mergeReports, WorkerPool } from './worker-pool.js';
 import { payloadMaker } from './protocol.js';
 
@@ -191,16 +192,7 @@ export interface ScaleResult {
   };
   readonly nodes: readonly NodeResult[];
   readonly metrics: {
-    readonly connect: {
-      readonly attempted: number;
-      readonly entered: number;
-      readonly failed: number;
-      readonly durationMs: number;
-      readonly perSecond: number;
-      /** Socket opened → entered, µs. */
-      readonly latencyUs: LatencySummary;
-      readonly errors: Readonly<Record<string, number>>;
-    };
+    readonly connect: ConnectMetrics;
     readonly memory: {
       readonly rssBaselineKB: number;
       readonly rssConnectedKB: number;
