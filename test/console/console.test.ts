@@ -1,9 +1,12 @@
 // The web console in a real browser: Debian's chromium, headless, driven by
-// playwright-core, against a real server with real Pomelo clients. It also writes the
-// screenshots of docs/console.md (docs/console/*.png).
+// playwright-core, against a real server with real Pomelo clients. It also takes the
+// screenshots of docs/console.md: into docs/console/*.png with
+// SHADDOCK_UPDATE_SCREENSHOTS=1, into a scratch folder otherwise (so a test run does not
+// rewrite tracked files).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -27,7 +30,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const CONSOLE_SRC = fileURLToPath(new URL('../../console/', import.meta.url));
-const SHOTS = fileURLToPath(new URL('../../docs/console/', import.meta.url));
+const SHOTS =
+  process.env['SHADDOCK_UPDATE_SCREENSHOTS'] === '1' ? fileURLToPath(new URL('../../docs/console/', import.meta.url)) : join(tmpdir(), 'shaddock-console-shots');
 
 /** The newest modification time of the console's sources, ms. */
 function newestSource(dir: string): number {
