@@ -7,47 +7,8 @@ export const MAX_UNACKED_TRACKED = 1000;
 /** Live messages held while a member replays from the store; past it they are re-read. */
 export const MAX_PENDING_DURING_REPLAY = 5000;
 
-/**
- * A client's tags, as the few Set operations the hub uses. Most clients have none, and
- * an empty `Set` still costs its hash table (~400 bytes: the largest object of an idle
- * member in a heap snapshot), so the Set is only made for the first tag.
- */
-export class TagSet implements Iterable<string> {
-  #set: Set<string> | undefined;
-
-  constructor(tags: readonly string[]) {
-    if (tags.length > 0) this.#set = new Set(tags);
-  }
-
-  get size(): number {
-    return this.#set?.size ?? 0;
-  }
-
-  has(tag: string): boolean {
-    return this.#set?.has(tag) ?? false;
-  }
-
-  add(tag: string): this {
-    (this.#set ??= new Set()).add(tag);
-    return this;
-  }
-
-  delete(tag: string): boolean {
-    return this.#set?.delete(tag) ?? false;
-  }
-
-  [Symbol.iterator](): IterableIterator<string> {
-    return (this.#set ?? NO_TAGS).values();
-  }
-}
-
+/** The tags of every member without tags: one Set, never written to. */
 const NO_TAGS: ReadonlySet<string> = new Set();
-
-/** What readers of a member's tags may do. */
-export type ReadonlyTagSet = Pick<TagSet, 'size' | 'has' | typeof Symbol.iterator>;
-
-/** The tags of every member without tags: one object, never written to. */
-const NO_TAG_SET: ReadonlyTagSet = new TagSet([]);
 
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
@@ -73,8 +34,11 @@ export class ClientMember {
   get role(): 'client' {
     return 'client';
   }
-  /** Made with the first tag: most clients have none, and this is one object per connection. */
-  #tagSet: TagSet | undefined;
+  /**
+   * Made with the first tag: most clients have none, and an empty Set still costs its
+   * hash table (~400 bytes, the largest object of an idle member in a heap snapshot).
+   */
+  #tags: Set<string> | undefined;
   /** Highest id written to this connection. */
   lastSentId: number;
   /** Highest id ever counted as delivered to this client (across connections). */
@@ -106,24 +70,24 @@ export class ClientMember {
     this.lastSentId = start.after;
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
-    if (start.tags.length > 0) this.#tagSet = new TagSet(start.tags);
+    if (start.tags.length > 0) this.#tags = new Set(start.tags);
   }
 
   get enteredAt(): number {
     return expandTime(this.#enteredAt);
   }
 
-  get tags(): ReadonlyTagSet {
-    return this.#tagSet ?? NO_TAG_SET;
+  get tags(): ReadonlySet<string> {
+    return this.#tags ?? NO_TAGS;
   }
 
   addTag(tag: string): void {
-    (this.#tagSet ??= new TagSet([])).add(tag);
+    (this.#tags ??= new Set()).add(tag);
   }
 
   /** False when the member did not have the tag. */
   deleteTag(tag: string): boolean {
-    return this.#tagSet?.delete(tag) ?? false;
+    return this.#tags?.delete(tag) ?? false;
   }
 
   trackUnacked(msg: StoredMessage): void {

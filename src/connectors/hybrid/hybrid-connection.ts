@@ -283,7 +283,11 @@ export class TcpHybridConnection extends HybridConnection {
   readonly #socket: Socket;
   readonly #reader: PackageReader;
 
-  constructor(ctx: HybridContext, socket: Socket, remoteAddress: string = socket.remoteAddress ?? '') {
+  /**
+   * `socket` is one the connector accepted: its one 'close' listener
+   * (`onAcceptedSocketClose`) is already there, and `remoteAddress` was read once then.
+   */
+  constructor(ctx: HybridContext, socket: Socket, remoteAddress: string) {
     super(ctx);
     this.#socket = socket;
     this.remoteAddress = remoteAddress;
@@ -294,8 +298,6 @@ export class TcpHybridConnection extends HybridConnection {
     (socket as OwnedSocket)[OWNER] = this;
     socket.on('data', onOwnedData);
     if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
-    // The connector registered the one 'close' listener when it accepted the socket.
-    if (!socket.listeners('close').includes(onAcceptedSocketClose)) socket.on('close', onAcceptedSocketClose); // 'close' comes once
     ctx.hub.observer.opened(this);
   }
 
