@@ -7,7 +7,7 @@
 // ones the answer is shared: `httpRefusal` gives status, headers and body, and
 // `refuseUpgrade` writes it on a WebSocket upgrade's socket.
 import type { Duplex } from 'node:stream';
-import { compactTime } from '../hub/connection.js';
+import { compactTime, smallInteger } from '../hub/connection.js';
 
 /** Why a connection or request was refused; stable codes, the reason goes to the peer. */
 export const LIMIT_REFUSALS = {
@@ -53,6 +53,15 @@ const BURST_SECONDS = 2;
 const SWEEP_MS = 10_000;
 
 interface AddressState {
+  readonly admission: Admission;
+  /**
+   * The address as given, when it is its own key (IPv4, loopback): connections from it
+   * take this string as their remote address, one copy for all of them instead of one
+   * each (~32 bytes a connection). Undefined for an IPv6 /64 shared by many addresses.
+   */
+  readonly address: string | undefined;
+  /** False for an exempt address: not counted, no rate limits. */
+  readonly counted: boolean;
   open: number;
   tokens: number;
   /** When `tokens` was last brought up to date, ms. */
@@ -67,7 +76,8 @@ interface AddressState {
 export class Admission {
   readonly #limits: AdmissionLimits;
   readonly #now: () => number;
-  readonly #exempt: ReadonlySet<string>;
+  /** Exempt addresses by key: not counted, but they share their address string too. */
+  readonly #exempt = new Map<string, AddressState>();
   readonly #addresses = new Map<string, AddressState>();
   readonly #sweep: NodeJS.Timeout;
   #pending = 0;
@@ -75,13 +85,21 @@ export class Admission {
   constructor(limits: AdmissionLimits, now: () => number = Date.now) {
     this.#limits = limits;
     this.#now = now;
-    this.#exempt = new Set((limits.exemptIps ?? []).map(addressKey));
+    for (const ip of limits.exemptIps ?? []) {
+      const key = addressKey(ip);
+      this.#exempt.set(key, { admission: this, address: key.includes('/') ? undefined : key, counted: false, open: 0, tokens: 0, at: 0 });
+    }
     this.#sweep = setInterval(() => this.sweep(), SWEEP_MS);
     this.#sweep.unref();
   }
 
   get limits(): AdmissionLimits {
     return this.#limits;
+  }
+
+  /** The clock of every bucket here, ms since the epoch. */
+  now(): number {
+    return this.#now();
   }
 
   /** Connections admitted that have not entered (or closed) yet. */
@@ -104,13 +122,12 @@ export class Admission {
     if (limits.maxPendingConnections > 0 && this.#pending >= limits.maxPendingConnections) {
       throw new LimitError('LIMIT_PENDING', 1);
     }
-    const exempt = this.#exempt.has(key);
-    let state: AddressState | undefined;
-    if (!exempt) {
+    let state = this.#exempt.get(key);
+    if (state === undefined) {
       const now = this.#now();
       state = this.#addresses.get(key);
       if (state === undefined) {
-        state = { open: 0, tokens: capacity(limits.connectsPerSecondPerIp), at: now };
+        state = { admission: this, address: key === address ? address : undefined, counted: true, open: 0, tokens: capacity(limits.connectsPerSecondPerIp), at: now };
         this.#addresses.set(key, state);
       }
       if (limits.maxConnectionsPerIp > 0 && state.open >= limits.maxConnectionsPerIp) {
@@ -126,7 +143,7 @@ export class Admission {
       state.open++;
     }
     this.#pending++;
-    return new AdmissionTicket(this, state, exempt ? 0 : limits.requestsPerSecond, this.#now);
+    return new AdmissionTicket(state);
   }
 
   /**
@@ -155,9 +172,9 @@ export class Admission {
   }
 
   /** @internal for AdmissionTicket */
-  settle(state: AddressState | undefined, wasPending: boolean): void {
+  settle(state: AddressState, wasPending: boolean): void {
     if (wasPending) this.#pending--;
-    if (state !== undefined) state.open--;
+    if (state.counted) state.open--;
   }
 
   /** @internal for AdmissionTicket */
@@ -166,54 +183,101 @@ export class Admission {
   }
 }
 
-/** One connection's request rate: a token bucket of two numbers, refilled lazily (no timer). */
-export class RequestBucket {
-  readonly #rate: number;
-  readonly #now: () => number;
-  #tokens: number;
+/**
+ * A request rate as a token bucket of two small integers, refilled lazily (no timer):
+ * tokens in thousandths and the time of the last refill since `compactTime`'s origin.
+ * Small integers, not fractions and epoch milliseconds: on 64-bit Node any other number
+ * in a field is a 16-byte boxed heap number, and there is a bucket per connection.
+ */
+abstract class TokenBucket {
+  #milli: number;
   #at: number;
 
-  /** @param requestsPerSecond 0: no limit. */
-  constructor(requestsPerSecond: number, now: () => number) {
-    this.#rate = requestsPerSecond;
-    this.#now = now;
-    this.#tokens = capacity(requestsPerSecond);
-    this.#at = compactTime(now()); // a small integer, not a boxed number per connection
+  protected constructor(rate: number, now: number) {
+    this.#milli = smallInteger(Math.floor(capacity(rate) * 1000));
+    this.#at = compactTime(now);
   }
+
+  /** Requests per second; 0: no limit. */
+  protected abstract get rate(): number;
+  protected abstract now(): number;
 
   /** Counts one request; false when the connection is over its rate. */
   request(): boolean {
-    if (this.#rate <= 0) return true;
-    const now = compactTime(this.#now());
-    this.#tokens = Math.min(capacity(this.#rate), this.#tokens + ((now - this.#at) / 1000) * this.#rate);
-    this.#at = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    const rate = this.rate;
+    if (rate <= 0) return true;
+    const now = compactTime(this.now());
+    const full = Math.floor(capacity(rate) * 1000);
+    // ms × requests/s = thousandths of a request. The clock moves only when a whole
+    // thousandth was gained, so slow rates still refill.
+    const gained = Math.floor((now - this.#at) * rate);
+    if (gained > 0 || this.#milli >= full) {
+      this.#milli = smallInteger(Math.min(full, this.#milli + Math.max(0, gained)));
+      this.#at = now;
+    }
+    if (this.#milli < 1000) return false;
+    this.#milli = smallInteger(this.#milli - 1000);
     return true;
+  }
+}
+
+/** A request bucket on its own (an HTTP keep-alive connection pushing messages). */
+export class RequestBucket extends TokenBucket {
+  readonly #rate: number;
+  readonly #now: () => number;
+
+  /** @param requestsPerSecond 0: no limit. */
+  constructor(requestsPerSecond: number, now: () => number) {
+    super(requestsPerSecond, now());
+    this.#rate = requestsPerSecond;
+    this.#now = now;
+  }
+
+  protected get rate(): number {
+    return this.#rate;
+  }
+
+  protected now(): number {
+    return this.#now();
   }
 }
 
 /**
  * One admitted connection's share of the bookkeeping: whether it still counts as
- * pending, and its request bucket — inherited, not a second object: this is one per
- * connection, so its size counts in the memory per connection (BENCHMARKS.md).
+ * pending, and its request bucket — inherited, not a second object, with the rate and
+ * clock read through its address's entry: this is one per connection, so every field
+ * counts in the memory per connection (BENCHMARKS.md).
  */
-export class AdmissionTicket extends RequestBucket {
-  readonly #admission: Admission;
-  readonly #state: AddressState | undefined;
+export class AdmissionTicket extends TokenBucket {
+  readonly #state: AddressState;
   #phase: TicketPhase = TicketPhase.PENDING;
 
-  constructor(admission: Admission, state: AddressState | undefined, requestsPerSecond: number, now: () => number) {
-    super(requestsPerSecond, now);
-    this.#admission = admission;
+  constructor(state: AddressState) {
+    super(state.counted ? state.admission.limits.requestsPerSecond : 0, state.admission.now());
     this.#state = state;
+  }
+
+  protected get rate(): number {
+    return this.#state.counted ? this.#state.admission.limits.requestsPerSecond : 0;
+  }
+
+  protected now(): number {
+    return this.#state.admission.now();
+  }
+
+  /**
+   * The connection's remote address as one string shared by every connection from it,
+   * when it has one (see AddressState); connectors keep this instead of their own copy.
+   */
+  get address(): string | undefined {
+    return this.#state.address;
   }
 
   /** The connection entered (as a client or manager): it no longer counts as pending. */
   entered(): void {
     if (this.#phase !== TicketPhase.PENDING) return;
     this.#phase = TicketPhase.ENTERED;
-    this.#admission.enteredOne();
+    this.#state.admission.enteredOne();
   }
 
   /** The connection closed. Idempotent. */
@@ -221,7 +285,7 @@ export class AdmissionTicket extends RequestBucket {
     if (this.#phase === TicketPhase.RELEASED) return;
     const wasPending = this.#phase === TicketPhase.PENDING;
     this.#phase = TicketPhase.RELEASED;
-    this.#admission.settle(this.#state, wasPending);
+    this.#state.admission.settle(this.#state, wasPending);
   }
 }
 

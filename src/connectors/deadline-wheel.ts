@@ -1,3 +1,5 @@
+import { smallInteger } from '../hub/connection.js';
+
 /** Something with a deadline on the wheel. The wheel keeps its slot in the item itself. */
 export interface WheelItem {
   /** Owned by the wheel: the slot the item sits in, or -1. */
@@ -60,7 +62,7 @@ export class DeadlineWheel<T extends WheelItem> {
   /** (Re)arms the item's deadline, `afterMs` from now. */
   arm(item: T, afterMs: number): void {
     // Round up: an item never fires early.
-    const slot = Math.max(Math.ceil((this.#now() - this.#origin + afterMs) / this.#resolution), this.#lastSwept + 1);
+    const slot = smallInteger(Math.max(Math.ceil((this.#now() - this.#origin + afterMs) / this.#resolution), this.#lastSwept + 1));
     if (item.wheelSlot === slot) return;
     this.disarm(item);
     let set = this.#slots.get(slot);

@@ -1,4 +1,6 @@
 import type { StoredMessage } from '../store/store.js';
+import type { Member } from './members.js';
+import type { EnteredAs } from './observer.js';
 
 /**
  * Timestamps a connection keeps for its whole life are stored as milliseconds since
@@ -9,9 +11,19 @@ import type { StoredMessage } from '../store/store.js';
  */
 const TIME_ORIGIN = Date.now();
 
-/** `ms` (epoch milliseconds) as a small number to keep. */
+/** `ms` (whole epoch milliseconds) as a small number to keep. */
 export function compactTime(ms: number): number {
-  return ms - TIME_ORIGIN;
+  return smallInteger(ms - TIME_ORIGIN);
+}
+
+/**
+ * `n` (a whole number) as V8 keeps it unboxed when it fits in 32 bits. Arithmetic on
+ * boxed numbers (every `Date.now()` value) gives a boxed result even when it is small,
+ * and a field that holds one costs a 16-byte heap number per object: `| 0` makes it a
+ * small integer again. Past 32 bits, `n` as it is (correct, boxed).
+ */
+export function smallInteger(n: number): number {
+  return n >= -0x80000000 && n <= 0x7fffffff ? n | 0 : n;
 }
 
 /** Epoch milliseconds back from `compactTime`. */
@@ -70,6 +82,17 @@ export interface Connection<E = unknown> {
   write(encoded: E): void;
   /** Tells the peer why (the protocol's own way: kick, close code, DISCONNECT) and closes. */
   close(reason: CloseReason): void;
+  /**
+   * Owned by the hub, as `wheelSlot` is by the wheel: the member the connection entered
+   * as while the hub counts it — unset before it enters, and again once it leaves or is
+   * replaced. A slot here instead of a map keyed by connection: a hash-table entry per
+   * connection costs several times this one field (BENCHMARKS.md, idle memory).
+   * Connectors declare it (initialised, so every connection has the same shape) and
+   * never write it.
+   */
+  hubMember?: Member | undefined;
+  /** Owned by the hub's observer: who the connection entered as, kept after it leaves for the close report. */
+  enteredAs?: EnteredAs | undefined;
 }
 
 let nextConnectionId = 1;

@@ -173,7 +173,8 @@ export class Hub {
   readonly #loginGate: LoginGate | undefined;
   readonly #now: () => number;
   readonly #rooms = new Map<ApiKey, AppRoom>();
-  readonly #members = new Map<Connection, Member>();
+  /** Members the hub counts, each also on its connection (`Connection.hubMember`) and in its room. */
+  #memberCount = 0;
   readonly #receipts: ReceiptBuffer;
   /** Per app: the next message id expected from the bus, and what arrived early. */
   readonly #order = new Map<ApiKey, AppOrder>();
@@ -250,7 +251,7 @@ export class Hub {
         throw err;
       }
     }
-    const existing = this.#members.get(conn);
+    const existing = conn.hubMember;
     if (existing) {
       if (existing.role === 'client' && existing.apikey === app.apikey && existing.clientId === clientId) {
         return { resumedAfter: asMessageId(existing.lastSentId), replayed: Promise.resolve(0) };
@@ -262,7 +263,7 @@ export class Hub {
     const state = await this.#storage.clients.touch(app.apikey, id, { startAfter: lastId, addTags: tags, now: this.#now() });
     // The connection may have closed, or entered, while we awaited the store.
     if (conn.closed) return { resumedAfter: lastId, replayed: Promise.resolve(0) };
-    const raced = this.#members.get(conn);
+    const raced = conn.hubMember;
     if (raced) {
       if (raced.role === 'client' && raced.apikey === app.apikey && raced.clientId === clientId) {
         return { resumedAfter: asMessageId(raced.lastSentId), replayed: Promise.resolve(0) };
@@ -297,7 +298,8 @@ export class Hub {
       ackedId,
       tags: state.tags,
     });
-    this.#members.set(conn, member);
+    conn.hubMember = member;
+    this.#memberCount++;
     this.observer.entered(conn, member);
     room.addClient(member);
     this.#remote.get(app.apikey)?.delete(id);
@@ -327,7 +329,7 @@ export class Hub {
         (await this.#isPreviousSecret(app, password)) ||
         (userId !== undefined && userId !== '' && (await this.#adminLogin(conn, userId, password))));
     if (!ok) throw new HubError('AUTH_FAILED', 'wrong app secret or admin credentials');
-    const existing = this.#members.get(conn);
+    const existing = conn.hubMember;
     if (existing && !(existing.role === 'manager' && existing.apikey === app.apikey)) {
       throw new HubError('BAD_REQUEST', 'this connection has already entered');
     }
@@ -337,7 +339,8 @@ export class Hub {
     const room = this.#room(app.apikey);
     if (!existing) {
       const member = new ManagerMember(conn, app.apikey, this.#now());
-      this.#members.set(conn, member);
+      conn.hubMember = member;
+      this.#memberCount++;
       this.observer.entered(conn, member);
       room.managers.add(member);
       this.#log.debug({ conn: conn.id, app: app.apikey, connector: conn.connector }, 'manager entered');
@@ -365,7 +368,7 @@ export class Hub {
 
   /** The role and app a connection entered with, if it has. */
   identity(conn: Connection): { readonly apikey: ApiKey; readonly role: Role; readonly clientId: ClientId | undefined } | undefined {
-    return this.#members.get(conn);
+    return conn.hubMember;
   }
 
   /**
@@ -374,7 +377,7 @@ export class Hub {
    * client cannot ack what it never received.
    */
   ack(conn: Connection, id: number): void {
-    const m = this.#members.get(conn);
+    const m = conn.hubMember;
     if (!m || m.role !== 'client' || !Number.isFinite(id)) return;
     const upTo = Math.min(id, m.lastSentId);
     if (upTo <= m.ackedId) return;
@@ -419,7 +422,7 @@ export class Hub {
 
   /** A connector calls this once when a connection closes, for whatever reason. */
   leave(conn: Connection): void {
-    const member = this.#members.get(conn);
+    const member = conn.hubMember;
     if (!member) return;
     const room = this.#forget(member);
     if (room && member.role === 'client') {
@@ -460,7 +463,7 @@ export class Hub {
 
   /** Publishes on behalf of a manager connection, which may push only to its own app. */
   async publishAsManager(conn: Connection, req: PublishRequest): Promise<PublishResult> {
-    const member = this.#members.get(conn);
+    const member = conn.hubMember;
     if (!member) throw new HubError('NOT_ENTERED', 'enter as a manager (role "server") before pushing');
     if (member.role !== 'manager') throw new HubError('FORBIDDEN', 'only a manager (role "server") may push');
     if (member.apikey !== req.apikey) throw new HubError('FORBIDDEN', 'a manager may push only to its own app');
@@ -540,7 +543,7 @@ export class Hub {
   }
 
   get connectionCount(): number {
-    return this.#members.size;
+    return this.#memberCount;
   }
 
   /** Writes pending receipts and positions now (tests, shutdown). */
@@ -551,7 +554,7 @@ export class Hub {
   /** Stops the receipt timer and writes what is pending. */
   async close(): Promise<void> {
     clearInterval(this.#nodeCheck);
-    for (const m of this.#members.values()) if (m.role === 'client') this.#receipts.left(m);
+    for (const m of this.#clientMembers()) this.#receipts.left(m);
     await this.#receipts.close();
   }
 
@@ -616,7 +619,7 @@ export class Hub {
   }
 
   #setPresence(m: ClientMember): void {
-    if (!this.#cluster || this.#members.get(m.conn) !== m) return;
+    if (!this.#cluster || m.conn.hubMember !== m) return;
     const entry: PresenceEntry = {
       clientId: m.clientId,
       node: this.#nodeId,
@@ -683,15 +686,15 @@ export class Hub {
     // The order trackers stay: the first message after the outage shows a gap, which is
     // filled from the store, in order.
     this.#log.warn({ node: this.#nodeId }, 'bus subscription restored; re-reading what was missed from the store');
-    for (const m of this.#members.values()) {
-      if (m.role !== 'client' || m.replaying || m.conn.closed) continue;
+    for (const m of this.#clientMembers()) {
+      if (m.replaying || m.conn.closed) continue;
       m.replaying = true;
       void this.#replay(m);
     }
     if (this.#cluster) {
       for (const apikey of [...this.#remote.keys()]) void this.#loadRemote(apikey);
       // This node's entries may have been written while Redis was away (and failed).
-      for (const m of this.#members.values()) if (m.role === 'client') this.#setPresence(m);
+      for (const m of this.#clientMembers()) this.#setPresence(m);
     }
   }
 
@@ -700,9 +703,14 @@ export class Hub {
   }
 
   #clientMember(conn: Connection, what: string): ClientMember {
-    const m = this.#members.get(conn);
+    const m = conn.hubMember;
     if (!m || m.role !== 'client') throw new HubError('NOT_ENTERED', `enter as a client before ${what}`);
     return m;
+  }
+
+  /** Every client member the hub counts (each is its room's current one for its client id). */
+  *#clientMembers(): Generator<ClientMember> {
+    for (const room of [...this.#rooms.values()]) yield* [...room.clients.values()];
   }
 
   #room(apikey: ApiKey): AppRoom {
@@ -715,8 +723,9 @@ export class Hub {
   }
 
   #forget(member: Member): AppRoom | undefined {
-    if (this.#members.get(member.conn) === member) {
-      this.#members.delete(member.conn);
+    if (member.conn.hubMember === member) {
+      member.conn.hubMember = undefined;
+      this.#memberCount--;
       this.observer.left(member.conn, member);
     }
     const room = this.#rooms.get(member.apikey);
@@ -908,7 +917,7 @@ export class Hub {
   /** Sends what the store holds for the member after its position, then goes live. */
   async #replay(m: ClientMember): Promise<number> {
     let sent = 0;
-    const live = (): boolean => !m.conn.closed && this.#members.get(m.conn) === m;
+    const live = (): boolean => !m.conn.closed && m.conn.hubMember === m;
     try {
       // The client says it has messages it has not acked yet (it processed them on a
       // connection that dropped before its ack went out): track them, so its next ack

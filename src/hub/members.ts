@@ -10,6 +10,11 @@ export const MAX_PENDING_DURING_REPLAY = 5000;
 /** The tags of every member without tags: one Set, never written to. */
 const NO_TAGS: ReadonlySet<string> = new Set();
 
+/** ClientMember's flag bits. */
+const REPLAYING = 1;
+const OVERFLOW = 2;
+const DIRTY = 4;
+
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
   get role(): 'manager' {
@@ -45,17 +50,13 @@ export class ClientMember {
   lastDeliveredId: number;
   /** Highest id the client acked. */
   ackedId: number;
-  /** True until the replay from the store has caught up; live messages wait in `pending`. */
-  replaying = true;
   /** Live messages held during the replay; undefined when none (an idle member holds no array). */
   pending: StoredMessage[] | undefined = undefined;
-  /** `pending` overflowed and was dropped: the replay reads the store again. */
-  overflow = false;
   /** Sent and not yet acked, in id order, from `unackedHead` on (receipts); undefined when all are acked. */
   unacked: StoredMessage[] | undefined = undefined;
   unackedHead = 0;
-  /** Positions changed since the last flush to the store. */
-  dirty = false;
+  /** `replaying`, `overflow` and `dirty` in one small integer: one slot, not three. */
+  #flags = REPLAYING;
 
   readonly #enteredAt: number;
 
@@ -71,6 +72,30 @@ export class ClientMember {
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
     if (start.tags.length > 0) this.#tags = new Set(start.tags);
+  }
+
+  /** True until the replay from the store has caught up; live messages wait in `pending`. */
+  get replaying(): boolean {
+    return (this.#flags & REPLAYING) !== 0;
+  }
+  set replaying(on: boolean) {
+    this.#flags = on ? this.#flags | REPLAYING : this.#flags & ~REPLAYING;
+  }
+
+  /** `pending` overflowed and was dropped: the replay reads the store again. */
+  get overflow(): boolean {
+    return (this.#flags & OVERFLOW) !== 0;
+  }
+  set overflow(on: boolean) {
+    this.#flags = on ? this.#flags | OVERFLOW : this.#flags & ~OVERFLOW;
+  }
+
+  /** Positions changed since the last flush to the store. */
+  get dirty(): boolean {
+    return (this.#flags & DIRTY) !== 0;
+  }
+  set dirty(on: boolean) {
+    this.#flags = on ? this.#flags | DIRTY : this.#flags & ~DIRTY;
   }
 
   get enteredAt(): number {

@@ -80,8 +80,6 @@ export interface HubObserver {
  */
 export class Observers {
   readonly #sinks: readonly HubObserver[];
-  /** Entered connections' identities; weak, so a forgotten connection costs nothing. */
-  readonly #as = new WeakMap<Connection, EnteredAs>();
 
   constructor(sinks: readonly HubObserver[] = []) {
     this.#sinks = sinks;
@@ -92,7 +90,9 @@ export class Observers {
   }
 
   entered(conn: Connection, as: EnteredAs): void {
-    this.#as.set(conn, as);
+    // Remembered on the connection (its `enteredAs` slot), not in a WeakMap: `closed` and
+    // `refused` name the app and client, and a replaced member is gone from the hub by then.
+    conn.enteredAs = as;
     for (const s of this.#sinks) guard(() => s.entered(conn, as));
   }
 
@@ -101,7 +101,7 @@ export class Observers {
   }
 
   closed(conn: Connection, reason: string): void {
-    const as = this.#as.get(conn);
+    const as = conn.enteredAs;
     for (const s of this.#sinks) guard(() => s.closed(conn, reason, as));
   }
 
@@ -113,7 +113,7 @@ export class Observers {
       message,
       conn,
       remoteAddress: remoteAddress ?? conn?.remoteAddress,
-      as: conn === undefined ? undefined : this.#as.get(conn),
+      as: conn?.enteredAs,
     };
     for (const s of this.#sinks) guard(() => s.refused(refusal));
   }

@@ -86,6 +86,32 @@ describe('Admission', () => {
     a.close();
   });
 
+  it('refills slow and fractional request rates even when asked every millisecond', () => {
+    const { a, clock } = admission({ requestsPerSecond: 0.5 });
+    const t = a.admit('10.0.0.1');
+    // The bucket holds at least one token: one request passes, then none for 2 s.
+    assert.equal(t.request(), true);
+    let passed = 0;
+    for (let ms = 0; ms < 4000; ms++) {
+      clock.now += 1;
+      if (t.request()) passed++;
+    }
+    // 4 s at 0.5/s is 2 tokens: polling every millisecond must not lose the fractions.
+    assert.equal(passed, 2);
+    a.close();
+  });
+
+  it('a ticket carries its IPv4 address as the one string for that address; none for an IPv6 /64, which covers many', () => {
+    const { a } = admission({});
+    const first = a.admit(['10.0.0', '7'].join('.'));
+    const second = a.admit(['10.0', '0.7'].join('.'));
+    assert.equal(first.address, '10.0.0.7');
+    assert.equal(second.address, first.address);
+    assert.equal(a.admit('2001:db8::1').address, undefined);
+    assert.equal(admission({ exemptIps: ['127.0.0.1'] }).a.admit('127.0.0.1').address, '127.0.0.1');
+    a.close();
+  });
+
   it('exempt addresses skip per-address and request limits, but still count as pending', () => {
     const { a } = admission({ maxConnectionsPerIp: 1, connectsPerSecondPerIp: 1, requestsPerSecond: 1, maxPendingConnections: 3, exemptIps: ['127.0.0.1', '::1'] });
     const t = a.admit('127.0.0.1');

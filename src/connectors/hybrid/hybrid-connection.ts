@@ -1,3 +1,5 @@
+import type { Member } from '../../hub/members.js';
+import type { EnteredAs } from '../../hub/observer.js';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import {
@@ -49,6 +51,9 @@ const WS_CLOSE = {
  */
 export abstract class HybridConnection implements Connection<Buffer>, WheelItem {
   readonly id = allocateConnectionId();
+  /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
+  hubMember: Member | undefined = undefined;
+  enteredAs: EnteredAs | undefined = undefined;
   abstract readonly connector: ConnectorName;
   readonly #connectedAt = compactTime(Date.now());
   get connectedAt(): number {
@@ -281,7 +286,8 @@ export class TcpHybridConnection extends HybridConnection {
   }
   readonly remoteAddress: string;
   readonly #socket: Socket;
-  readonly #reader: PackageReader;
+  /** Only while a package is split across chunks: an idle connection holds no reader. */
+  #reader: PackageReader | undefined = undefined;
 
   /**
    * `socket` is one the connector accepted: its one 'close' listener
@@ -291,7 +297,6 @@ export class TcpHybridConnection extends HybridConnection {
     super(ctx);
     this.#socket = socket;
     this.remoteAddress = remoteAddress;
-    this.#reader = new PackageReader({ maxPackage: ctx.maxPackageBytes });
     socket.setNoDelay(true);
     // Listeners shared by every socket, which find their connection on the socket: no
     // closures, context or once-wrapper per idle connection (bench/micro/heap-summary.ts).
@@ -308,12 +313,14 @@ export class TcpHybridConnection extends HybridConnection {
   onData(chunk: Buffer): void {
     if (this.closed) return;
     let packages: Package[];
+    const reader = this.#reader ?? new PackageReader({ maxPackage: this.ctx.maxPackageBytes });
     try {
-      packages = this.#reader.push(chunk);
+      packages = reader.push(chunk);
     } catch (err) {
       this.reject(err);
       return;
     }
+    this.#reader = reader.idle ? undefined : reader;
     for (const pkg of packages) {
       try {
         this.handlePackage(pkg);

@@ -90,8 +90,10 @@ export class HybridConnector {
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        const conn = new WsHybridConnection(this.#ctx, ws, peerAddress(req.socket));
-        conn.admission = (socket as OwnedSocket)[TICKET];
+        const address = peerAddress(req.socket);
+        const ticket = (socket as OwnedSocket)[TICKET];
+        const conn = new WsHybridConnection(this.#ctx, ws, ticket?.address ?? address);
+        conn.admission = ticket;
         connections.add(conn);
       });
     });
@@ -168,7 +170,7 @@ export class HybridConnector {
         socket.end(encodeKick(refusal.reason));
         return;
       }
-      const conn = new TcpHybridConnection(this.#ctx, socket, remoteAddress);
+      const conn = new TcpHybridConnection(this.#ctx, socket, ticket?.address ?? remoteAddress);
       conn.admission = ticket;
       this.#ctx.connections.add(conn);
       conn.onData(chunk);

@@ -1,3 +1,5 @@
+import type { Member } from '../../hub/members.js';
+import type { EnteredAs } from '../../hub/observer.js';
 import type { Socket } from 'node:net';
 import {
   generate,
@@ -121,6 +123,9 @@ class MqttViolation extends Error {
  */
 export class MqttConnection implements Connection<MqttPush>, WheelItem {
   readonly id = allocateConnectionId();
+  /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
+  hubMember: Member | undefined = undefined;
+  enteredAs: EnteredAs | undefined = undefined;
   readonly connector = 'mqtt' as const;
   readonly #connectedAt = compactTime(Date.now());
   get connectedAt(): number {
@@ -193,10 +198,11 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   /** QoS 2 pushes stored and PUBRECed, waiting for PUBREL (MQTT-4.3.3). */
   #qos2Received: Set<number> | undefined;
 
-  constructor(ctx: MqttContext, socket: Socket) {
+  /** `remoteAddress`: read once by the connector (listen.ts `peerAddress`). */
+  constructor(ctx: MqttContext, socket: Socket, remoteAddress: string) {
     this.#ctx = ctx;
     this.#socket = socket;
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = remoteAddress;
     this.#reader = new MqttPacketReader(ctx.maxPacketBytes);
     socket.setNoDelay(true);
     // Listeners shared by every socket, which find their connection on the socket: no

@@ -3,11 +3,11 @@ import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
-import { closeServer, createSocketServer, listen, type TlsListenOptions } from '../listen.js';
+import { closeServer, createSocketServer, listen, peerAddress, type TlsListenOptions } from '../listen.js';
 import { MqttEncoder } from './mqtt-encoder.js';
 import { CLOSE_GRACE_MS, MqttConnection } from './mqtt-connection.js';
 import type { MqttContext } from './mqtt-context.js';
-import { LimitError, type Admission } from '../admission.js';
+import { LimitError, type Admission, type AdmissionTicket } from '../admission.js';
 
 export interface MqttConnectorOptions {
   readonly hub: Hub;
@@ -106,15 +106,20 @@ export class MqttConnector {
   }
 
   #accept(socket: Socket): void {
-    const conn = new MqttConnection(this.#ctx, socket);
-    this.#connections.add(conn);
+    const address = peerAddress(socket);
+    let ticket: AdmissionTicket | undefined;
+    let refusal: LimitError | undefined;
     try {
-      // The connection releases its ticket when its socket closes.
-      conn.admission = this.#opts.admission?.admit(socket.remoteAddress ?? '');
+      ticket = this.#opts.admission?.admit(address);
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
-      // Refused with a CONNACK, which needs the client's protocol version from its CONNECT.
-      conn.refuseAtConnect(err);
+      refusal = err;
     }
+    const conn = new MqttConnection(this.#ctx, socket, ticket?.address ?? address);
+    this.#connections.add(conn);
+    // The connection releases its ticket when its socket closes.
+    conn.admission = ticket;
+    // Refused with a CONNACK, which needs the client's protocol version from its CONNECT.
+    if (refusal) conn.refuseAtConnect(refusal);
   }
 }

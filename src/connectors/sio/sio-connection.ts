@@ -1,3 +1,5 @@
+import type { Member } from '../../hub/members.js';
+import type { EnteredAs } from '../../hub/observer.js';
 import type { Socket } from 'socket.io';
 import { ProtocolError, isProtocolError } from '../../protocol/errors.js';
 import { HubError, MAX_CLIENT_ID_LENGTH, MAX_TAG_LENGTH, MAX_TAGS_PER_CLIENT } from '../../hub/hub.js';
@@ -94,6 +96,9 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
  */
 export class SioConnection implements Connection<SioPush>, WheelItem {
   readonly id = allocateConnectionId();
+  /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
+  hubMember: Member | undefined = undefined;
+  enteredAs: EnteredAs | undefined = undefined;
   // A getter, not a field: one less slot per connection.
   get connector(): 'sio' {
     return 'sio';

@@ -1,3 +1,5 @@
+import type { Member } from '../../hub/members.js';
+import type { EnteredAs } from '../../hub/observer.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
@@ -32,6 +34,9 @@ type State = (typeof State)[keyof typeof State];
  */
 export class SseConnection implements Connection<SseFrame> {
   readonly id = allocateConnectionId();
+  /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
+  hubMember: Member | undefined = undefined;
+  enteredAs: EnteredAs | undefined = undefined;
   // A getter, not a field: one less slot per connection.
   get connector(): 'sse' {
     return 'sse';

@@ -1,3 +1,5 @@
+import type { Member } from '../../hub/members.js';
+import type { EnteredAs } from '../../hub/observer.js';
 import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../../log.js';
 import { asClientId, type ApiKey } from '../../ids.js';
@@ -83,6 +85,9 @@ const MAX_CLOSE_REASON_BYTES = 123;
  */
 export class WsConnection implements Connection<Buffer>, WheelItem {
   readonly id = allocateConnectionId();
+  /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
+  hubMember: Member | undefined = undefined;
+  enteredAs: EnteredAs | undefined = undefined;
   // A getter, not a field: one less slot per connection.
   get connector(): 'ws' {
     return 'ws';

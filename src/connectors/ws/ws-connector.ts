@@ -134,7 +134,8 @@ export class WsConnector {
       ws.close(1001, CLOSE_REASONS.shutdown);
       return;
     }
-    const conn = new WsConnection(this.#ctx, ws, peerAddress(req.socket));
+    const address = peerAddress(req.socket);
+    const conn = new WsConnection(this.#ctx, ws, ticket?.address ?? address);
     conn.admission = ticket;
     this.#connections.add(conn);
   }

@@ -107,6 +107,15 @@ export class PackageReader {
     this.#maxPackage = limits.maxPackage;
   }
 
+  /**
+   * Nothing held and nothing failed: the reader is between packages, and a new one
+   * would read the next chunk the same. Connections drop an idle reader and make one
+   * per chunk, so an idle connection holds none.
+   */
+  get idle(): boolean {
+    return this.#partial === undefined && this.#failure === NO_FAILURE;
+  }
+
   /** Bytes received and held for the package in progress. */
   get bufferedBytes(): number {
     const p = this.#partial;
