@@ -841,13 +841,25 @@ export class Hub {
     let first = 0;
     let writes = 0;
     if (msg.target.all) {
-      for (const [encoder, members] of room.groups) {
-        const bytes = encoder.encodeMessage(msg); // once per wire format
-        for (const m of members) {
-          const outcome = this.#send(m, msg, bytes);
-          if (outcome !== SKIPPED) writes++;
-          if (outcome === FIRST) first++;
+      // Encoded once per wire format. Not from groups kept per format: a set entry per
+      // member costs memory for the connection's whole life, and an app's clients
+      // mostly share one format, so one comparison per member finds the bytes.
+      let encoder: PushEncoder<unknown> | undefined;
+      let bytes: unknown;
+      let formats: Map<PushEncoder<unknown>, unknown> | undefined;
+      for (const m of room.clients.values()) {
+        if (m.conn.encoder !== encoder) {
+          encoder = m.conn.encoder;
+          formats ??= new Map();
+          bytes = formats.get(encoder);
+          if (bytes === undefined) {
+            bytes = encoder.encodeMessage(msg);
+            formats.set(encoder, bytes);
+          }
         }
+        const outcome = this.#send(m, msg, bytes);
+        if (outcome !== SKIPPED) writes++;
+        if (outcome === FIRST) first++;
       }
       if (first > 0) this.#receipts.delivered(msg.apikey, msg.id, first);
       this.#statsOf(msg.apikey).delivered += writes;

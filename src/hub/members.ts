@@ -1,6 +1,6 @@
 import type { ApiKey, ClientId } from '../ids.js';
 import type { StoredMessage } from '../store/store.js';
-import { compactTime, expandTime, type Connection, type PushEncoder } from './connection.js';
+import { compactTime, expandTime, type Connection } from './connection.js';
 
 /** Messages sent and not yet acked that a client member keeps for receipts. */
 export const MAX_UNACKED_TRACKED = 1000;
@@ -152,8 +152,6 @@ export class AppRoom {
   constructor(readonly apikey: ApiKey) {}
 
   readonly clients = new Map<ClientId, ClientMember>();
-  /** Client members grouped by wire format, so a broadcast is encoded once per format. */
-  readonly groups = new Map<PushEncoder<unknown>, Set<ClientMember>>();
   readonly managers = new Set<ManagerMember>();
   /** Tag → the members subscribed to it. */
   readonly tagIndex = new Map<string, Set<ClientMember>>();
@@ -164,22 +162,11 @@ export class AppRoom {
 
   addClient(member: ClientMember): void {
     this.clients.set(member.clientId, member);
-    let group = this.groups.get(member.conn.encoder);
-    if (!group) {
-      group = new Set();
-      this.groups.set(member.conn.encoder, group);
-    }
-    group.add(member);
     for (const tag of member.tags) this.indexTag(member, tag);
   }
 
   removeClient(member: ClientMember): void {
     if (this.clients.get(member.clientId) === member) this.clients.delete(member.clientId);
-    const group = this.groups.get(member.conn.encoder);
-    if (group) {
-      group.delete(member);
-      if (group.size === 0) this.groups.delete(member.conn.encoder);
-    }
     for (const tag of member.tags) this.unindexTag(member, tag);
   }
 

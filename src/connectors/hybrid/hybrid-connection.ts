@@ -30,9 +30,17 @@ import type { HybridContext } from './hybrid-context.js';
 /** How long a closing connection may take to finish before it is dropped, ms. */
 const CLOSE_GRACE_MS = 2000;
 
-/** spec §4.1 */
-const State = { INITED: 0, WAIT_ACK: 1, WORKING: 2, CLOSED: 3 } as const;
+/**
+ * spec §4.1, and ENTERED: working, and entered the hub as a client or manager (the enter
+ * deadline no longer applies) — a state, not a second field per connection.
+ */
+const State = { INITED: 0, WAIT_ACK: 1, WORKING: 2, CLOSED: 3, ENTERED: 4 } as const;
 type State = (typeof State)[keyof typeof State];
+
+/** Past the handshake and not closed: requests and pushes flow. */
+function isWorking(state: State): boolean {
+  return state === State.WORKING || state === State.ENTERED;
+}
 
 /** Handshake replies of each listener, by (sendDictionary ? 2 : 0) | (sendProtos ? 1 : 0). */
 const HANDSHAKE_REPLIES = new WeakMap<HybridContext, Buffer[]>();
@@ -50,6 +58,8 @@ const WS_CLOSE = {
  * the one place where its bytes become hub calls (STYLE §4).
  */
 export abstract class HybridConnection implements Connection<Buffer>, WheelItem {
+  // Helper methods are TypeScript-`private`, not `#`-private: V8 stamps a brand on every
+  // instance of a class with `#` methods, one more slot per idle connection.
   readonly id = allocateConnectionId();
   /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
   hubMember: Member | undefined = undefined;
@@ -63,8 +73,6 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
   #state: State = State.INITED;
-  /** Entered the hub as a client or manager: the enter deadline no longer applies. */
-  #entered = false;
   /** Why the server closed it, for the close report; unset: the peer went first. */
   #closeReason: string | undefined;
   readonly ctx: HybridContext;
@@ -85,7 +93,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   abstract readonly remoteAddress: string;
   abstract get bufferedBytes(): number;
   write(bytes: Buffer): void {
-    if (this.#state === State.WORKING) this.writeEncoded(bytes);
+    if (isWorking(this.#state)) this.writeEncoded(bytes);
   }
   /** Writes what `encoder` produced (the WebSocket side gets whole frames). */
   protected writeEncoded(bytes: Buffer): void {
@@ -98,7 +106,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   /** The wheel says a deadline passed: no handshake in time, no heartbeat, or a close that did not finish. */
   expire(): void {
     if (this.#state === State.CLOSED) this.destroyTransport();
-    else if (this.#state === State.WORKING && this.#entered) this.close(CLOSE_REASONS.heartbeatTimeout);
+    else if (this.#state === State.ENTERED) this.close(CLOSE_REASONS.heartbeatTimeout);
     else this.close(CLOSE_REASONS.handshakeTimeout);
   }
 
@@ -111,7 +119,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     const slow = reason === CLOSE_REASONS.slowConsumer;
     // A slow reader would never get the kick through its full buffer: drop at once.
     if (!slow) this.writeRaw(encodeKick(reason));
-    this.#finish(slow ? WS_CLOSE.policy : WS_CLOSE.normal, reason, slow);
+    this.finish(slow ? WS_CLOSE.policy : WS_CLOSE.normal, reason, slow);
   }
 
   /** Bad input: the protocol's own "no" with a reason, then close (STYLE §4). */
@@ -124,7 +132,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.ctx.hub.observer.refused(this.connector, code, message, this);
     this.writeRaw(encodeKick(reason));
     const wsCode = code === 'LIMIT_PAYLOAD' ? WS_CLOSE.tooBig : err instanceof LimitError ? WS_CLOSE.policy : WS_CLOSE.protocol;
-    this.#finish(wsCode, reason, false);
+    this.finish(wsCode, reason, false);
   }
 
   /** The transport closed, from either side. */
@@ -136,7 +144,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
-  #finish(wsCode: number, reason: string, hard: boolean): void {
+  private finish(wsCode: number, reason: string, hard: boolean): void {
     this.#state = State.CLOSED;
     this.#closeReason ??= reason;
     // A peer that never reads would keep a half-closed socket: the wheel drops it after a grace period.
@@ -149,22 +157,22 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   protected handlePackage(pkg: Package): void {
     switch (pkg.type) {
       case PackageType.HANDSHAKE:
-        if (this.#state === State.INITED) this.#handshake(pkg.body);
+        if (this.#state === State.INITED) this.handshake(pkg.body);
         // spec §4.1: a second handshake is ignored.
         return;
       case PackageType.HANDSHAKE_ACK:
         if (this.#state !== State.WAIT_ACK) return;
         this.#state = State.WORKING;
-        this.#heartbeat();
+        this.heartbeat();
         return;
       case PackageType.HEARTBEAT:
-        if (this.#state === State.WORKING) this.#heartbeat();
+        if (isWorking(this.#state)) this.heartbeat();
         return;
       case PackageType.DATA:
-        if (this.#state !== State.WORKING) {
+        if (!isWorking(this.#state)) {
           throw new ProtocolError('PROTO_BAD_MESSAGE', 'data before the handshake completed');
         }
-        this.#data(pkg.body);
+        this.data(pkg.body);
         return;
       case PackageType.KICK:
         throw new ProtocolError('PROTO_BAD_TYPE', 'clients may not send KICK packages');
@@ -173,7 +181,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     }
   }
 
-  #handshake(body: Buffer): void {
+  private handshake(body: Buffer): void {
     let request;
     try {
       request = parseHandshakeRequest(body);
@@ -183,7 +191,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       this.ctx.hub.observer.refused(this.connector, 'PROTO_BAD_HANDSHAKE', (err as Error).message, this);
       this.#closeReason = 'PROTO_BAD_HANDSHAKE: bad handshake';
       this.writeRaw(encodeHandshakeFailure(500));
-      this.#finish(WS_CLOSE.protocol, 'bad handshake', false);
+      this.finish(WS_CLOSE.protocol, 'bad handshake', false);
       return;
     }
     const { dictionary, protos } = this.ctx;
@@ -209,55 +217,55 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   // spec §5: answer at once, then expect the next heartbeat within the timeout. Until
   // the connection has entered, the handshake deadline (counted from connect) still
   // holds: heartbeats alone do not keep an unauthenticated connection open.
-  #heartbeat(): void {
+  private heartbeat(): void {
     this.writeRaw(HEARTBEAT_PACKAGE);
     const enterLeft = this.connectedAt + this.ctx.handshakeTimeoutMs - Date.now();
-    this.ctx.wheel.arm(this, this.#entered ? this.ctx.heartbeatTimeoutMs : Math.max(0, Math.min(this.ctx.heartbeatTimeoutMs, enterLeft)));
+    this.ctx.wheel.arm(this, this.#state === State.ENTERED ? this.ctx.heartbeatTimeoutMs : Math.max(0, Math.min(this.ctx.heartbeatTimeoutMs, enterLeft)));
   }
 
   /** After a route: once the hub knows the connection, it is no longer pending. */
-  #checkEntered(): void {
-    if (this.#entered || this.#state !== State.WORKING || this.ctx.hub.identity(this) === undefined) return;
-    this.#entered = true;
+  private checkEntered(): void {
+    if (this.#state !== State.WORKING || this.ctx.hub.identity(this) === undefined) return;
+    this.#state = State.ENTERED;
     this.admission?.entered();
     this.ctx.wheel.arm(this, this.ctx.heartbeatTimeoutMs);
   }
 
-  #data(body: Buffer): void {
+  private data(body: Buffer): void {
     const msg = decodeMessage(body);
     if (msg.type !== MessageType.REQUEST && msg.type !== MessageType.NOTIFY) {
       throw new ProtocolError('PROTO_BAD_MESSAGE', `clients send requests and notifies, not message type ${msg.type}`);
     }
-    const route = this.#route(msg);
+    const route = this.route(msg);
     // Acks answer what we sent, so they do not count as requests.
     if (route !== ROUTES.ack && this.admission !== undefined && !this.admission.request()) {
       throw new LimitError('LIMIT_REQUEST_RATE');
     }
     if (route === undefined) {
-      this.#answer(msg, '', { code: 500, msg: `unknown route code ${String(msg.route)}` });
+      this.answer(msg, '', { code: 500, msg: `unknown route code ${String(msg.route)}` });
       return;
     }
     let decoded: unknown;
     try {
-      decoded = this.#decodeBody(route, msg.body);
+      decoded = this.decodeBody(route, msg.body);
     } catch (err) {
       const why = isProtocolError(err) ? err.message : 'undecodable body';
-      this.#answer(msg, route, { code: 500, msg: `bad request body: ${why}` });
+      this.answer(msg, route, { code: 500, msg: `bad request body: ${why}` });
       return;
     }
     void handlePomeloRoute(this.ctx.hub, this, route, decoded, this.ctx.log).then((resp) => {
-      this.#checkEntered();
-      this.#answer(msg, route, resp);
+      this.checkEntered();
+      this.answer(msg, route, resp);
     });
   }
 
-  #route(msg: Message): string | undefined {
+  private route(msg: Message): string | undefined {
     if (typeof msg.route === 'string') return msg.route;
     if (typeof msg.route === 'number') return this.ctx.dictionary?.codeToRoute[String(msg.route)];
     return undefined;
   }
 
-  #decodeBody(route: string, body: Buffer): unknown {
+  private decodeBody(route: string, body: Buffer): unknown {
     const clientProtos = this.ctx.protos?.client;
     if (clientProtos !== undefined && hasProto(clientProtos, route)) return decodeProtobuf(clientProtos, route, body);
     try {
@@ -268,8 +276,8 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   }
 
   /** Responds to a request (spec §6); a notify gets nothing. */
-  #answer(msg: Message, route: string, response: unknown): void {
-    if (msg.type !== MessageType.REQUEST || this.#state !== State.WORKING) return;
+  private answer(msg: Message, route: string, response: unknown): void {
+    if (msg.type !== MessageType.REQUEST || !isWorking(this.#state)) return;
     // Echo the id bytes as received: canonical ids are unchanged and the seed's
     // legacy big-endian ids come back as the client wrote them (spec §16.2).
     const id = msg.idBytes.length > 0 ? msg.idBytes : msg.id;

@@ -61,7 +61,7 @@ export class SseConnection implements Connection<SseFrame> {
     this.#res = res;
     this.remoteAddress = req.socket.remoteAddress ?? '';
     // 'close' comes when the response ends or the client goes away, whichever is first.
-    res.once('close', () => this.#onTransportClosed());
+    res.once('close', () => this.onTransportClosed());
     res.on('error', (err) => ctx.log.debug({ conn: this.id, err: err.message }, 'sse response error'));
     ctx.hub.observer.opened(this);
   }
@@ -120,7 +120,7 @@ export class SseConnection implements Connection<SseFrame> {
     const body = JSON.stringify({ code, message });
     this.#res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     this.#res.end(body);
-    this.#leave();
+    this.leave();
   }
 
   /** Comment line from the connector's one keep-alive interval. */
@@ -149,7 +149,7 @@ export class SseConnection implements Connection<SseFrame> {
       }
       this.#res.end(encodeSseEvent('kick', { reason }));
     }
-    this.#leave();
+    this.leave();
   }
 
   /** Drops the response (shutdown grace period over). */
@@ -157,19 +157,19 @@ export class SseConnection implements Connection<SseFrame> {
     this.#state = State.CLOSED;
     this.#closeReason ??= CLOSE_REASONS.shutdown;
     this.#res.destroy();
-    this.#leave();
+    this.leave();
   }
 
-  #onTransportClosed(): void {
+  private onTransportClosed(): void {
     this.#state = State.CLOSED;
     this.#pending = undefined;
     this.#pendingBytes = 0;
-    this.#leave();
+    this.leave();
     this.#ctx.removed(this);
     this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
-  #leave(): void {
+  private leave(): void {
     if (this.#left) return;
     this.#left = true;
     this.#ctx.hub.leave(this);

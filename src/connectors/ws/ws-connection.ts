@@ -84,6 +84,8 @@ const MAX_CLOSE_REASON_BYTES = 123;
  * calls (STYLE §4), and the way the hub's writes and closes reach the socket.
  */
 export class WsConnection implements Connection<Buffer>, WheelItem {
+  // Methods are TypeScript-`private`, not `#`-private: a class with `#` methods costs a
+  // brand slot in every instance (hybrid-connection.ts).
   readonly id = allocateConnectionId();
   /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
   hubMember: Member | undefined = undefined;
@@ -132,7 +134,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
 
   static readonly #onOwnedMessage = function (this: OwnedWebSocket, data: RawData, isBinary: boolean): void {
     const conn = this[OWNER];
-    if (conn) conn.#onMessage(data, isBinary);
+    if (conn) conn.onMessage(data, isBinary);
   };
   static readonly #onOwnedPong = function (this: OwnedWebSocket): void {
     const conn = this[OWNER];
@@ -144,7 +146,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   };
   static readonly #onOwnedClose = function (this: OwnedWebSocket): void {
     const conn = this[OWNER];
-    if (conn) conn.#onTransportClosed();
+    if (conn) conn.onTransportClosed();
   };
 
   get encoder(): WsEncoder {
@@ -175,11 +177,11 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     if (this.#state === State.CLOSED) return;
     const how = CLOSE_BY_REASON[reason] ?? WS_CLOSE.normal;
     if (how === 'terminate') {
-      this.#end(reason, 'terminate');
+      this.end(reason, 'terminate');
       return;
     }
-    this.#send(encodeServerFrameBytes({ type: 'kick', reason }));
-    this.#end(reason, how);
+    this.send(encodeServerFrameBytes({ type: 'kick', reason }));
+    this.end(reason, how);
   }
 
   /** The keep-alive sweep: terminate when the last ping went unanswered, else ping again. */
@@ -200,18 +202,18 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
 
   /** Drops the socket, also one whose close handshake never finished (shutdown grace period over). */
   terminate(): void {
-    this.#end(CLOSE_REASONS.shutdown, 'terminate');
+    this.end(CLOSE_REASONS.shutdown, 'terminate');
     this.#ws.terminate();
   }
 
-  #onMessage(data: RawData, isBinary: boolean): void {
+  private onMessage(data: RawData, isBinary: boolean): void {
     if (this.#state === State.CLOSED) return;
     this.alive = true;
     if (isBinary) {
       const message = 'binary frames are not accepted: send JSON in text frames';
       this.#ctx.hub.observer.refused('ws', 'PROTO_BAD_MESSAGE', message, this);
-      this.#reply({ type: 'error', code: 'PROTO_BAD_MESSAGE', message });
-      this.#end('binary frames are not accepted', WS_CLOSE.unsupported);
+      this.reply({ type: 'error', code: 'PROTO_BAD_MESSAGE', message });
+      this.end('binary frames are not accepted', WS_CLOSE.unsupported);
       return;
     }
     let value: unknown;
@@ -220,54 +222,54 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
       value = decodeJson(toBuffer(data), this.#ctx.limits);
       frame = toClientFrame(value);
     } catch (err) {
-      this.#refuse(err, readRef(value));
+      this.refuse(err, readRef(value));
       return;
     }
     // Acks answer what we sent: not counted as requests.
     if (frame.type !== 'ack' && this.admission !== undefined && !this.admission.request()) {
       const limit = new LimitError('LIMIT_REQUEST_RATE');
       this.#ctx.hub.observer.refused('ws', limit.code, limit.message, this);
-      this.#reply({ type: 'error', ref: frame.ref, code: limit.code, message: limit.message });
-      this.#end(limit.reason, WS_CLOSE.policy);
+      this.reply({ type: 'error', ref: frame.ref, code: limit.code, message: limit.message });
+      this.end(limit.reason, WS_CLOSE.policy);
       return;
     }
-    void this.#dispatch(frame);
+    void this.dispatch(frame);
   }
 
   /** Runs one frame against the hub. Never rejects: every failure is answered. */
-  async #dispatch(frame: ClientFrame): Promise<void> {
+  private async dispatch(frame: ClientFrame): Promise<void> {
     try {
       switch (frame.type) {
         case 'ping':
-          this.#reply({ type: 'pong', ref: frame.ref });
+          this.reply({ type: 'pong', ref: frame.ref });
           return;
         case 'enter':
-          await this.#enter(frame);
+          await this.enter(frame);
           return;
         case 'ack':
-          this.#requireEntered();
+          this.requireEntered();
           this.#ctx.hub.ack(this, frame.id);
           return;
         case 'subscribe':
           await this.#ctx.hub.subscribeTags(this, frame.tags);
-          this.#reply({ type: 'ok', ref: frame.ref });
+          this.reply({ type: 'ok', ref: frame.ref });
           return;
         case 'unsubscribe':
           await this.#ctx.hub.unsubscribeTags(this, frame.tags);
-          this.#reply({ type: 'ok', ref: frame.ref });
+          this.reply({ type: 'ok', ref: frame.ref });
           return;
         case 'push':
-          await this.#push(frame);
+          await this.push(frame);
           return;
         default:
           return assertNever(frame);
       }
     } catch (err) {
-      this.#refuse(err, frame.ref);
+      this.refuse(err, frame.ref);
     }
   }
 
-  async #enter(frame: EnterClientFrame | EnterManagerFrame): Promise<void> {
+  private async enter(frame: EnterClientFrame | EnterManagerFrame): Promise<void> {
     if (this.#state !== State.NEW) {
       throw new HubError('BAD_REQUEST', this.#state === State.ENTERING ? 'an enter is already in progress' : 'this connection has already entered');
     }
@@ -298,15 +300,15 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     this.#state = State.ENTERED;
     this.admission?.entered();
     this.#ctx.wheel.disarm(this);
-    this.#send(encodeServerFrameBytes(reply));
+    this.send(encodeServerFrameBytes(reply));
     const pending = this.#pending;
     this.#pending = undefined;
     this.#pendingBytes = 0;
     if (pending) for (const frame of pending) sendPreframed(this.#ws, frame);
   }
 
-  async #push(frame: PushFrame): Promise<void> {
-    const identity = this.#requireEntered();
+  private async push(frame: PushFrame): Promise<void> {
+    const identity = this.requireEntered();
     const target: Target = frame.to
       ? { all: false, clientIds: frame.to.clientIds.map(asClientId), tags: frame.to.tags }
       : { all: true, clientIds: [], tags: [] };
@@ -317,10 +319,10 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
       data: frame.data,
       ...(frame.ttl !== undefined && { ttlSeconds: frame.ttl }),
     });
-    this.#reply({ type: 'pushed', ref: frame.ref, id: result.message.id, targeted: result.targeted });
+    this.reply({ type: 'pushed', ref: frame.ref, id: result.message.id, targeted: result.targeted });
   }
 
-  #requireEntered(): { readonly apikey: ApiKey } {
+  private requireEntered(): { readonly apikey: ApiKey } {
     const identity = this.#state === State.ENTERED ? this.#ctx.hub.identity(this) : undefined;
     if (!identity) throw new HubError('NOT_ENTERED', 'send "enter" and wait for "entered" first');
     return identity;
@@ -331,31 +333,31 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
    * refusals count as bad frames; past `maxBadFrames` the connection is closed 1008.
    * Anything else is our failure: logged with an id, answered generically.
    */
-  #refuse(err: unknown, ref: Ref | undefined): void {
+  private refuse(err: unknown, ref: Ref | undefined): void {
     if (this.#state === State.CLOSED) return;
     if (isProtocolError(err) || err instanceof HubError) {
       this.#ctx.log.debug({ conn: this.id, code: err.code, err: err.message }, 'ws frame refused');
       this.#ctx.hub.observer.refused('ws', err.code, err.message, this);
-      this.#reply({ type: 'error', ref, code: err.code, message: err.message });
-      if (++this.#badFrames >= this.#ctx.maxBadFrames) this.#end(TOO_MANY_BAD_FRAMES, WS_CLOSE.policy);
+      this.reply({ type: 'error', ref, code: err.code, message: err.message });
+      if (++this.#badFrames >= this.#ctx.maxBadFrames) this.end(TOO_MANY_BAD_FRAMES, WS_CLOSE.policy);
       return;
     }
     const errorId = crypto.randomUUID();
     this.#ctx.log.error({ err, conn: this.id, errorId }, 'ws frame handler failed');
-    this.#reply({ type: 'error', ref, code: 'INTERNAL', message: `internal error (id ${errorId})` });
+    this.reply({ type: 'error', ref, code: 'INTERNAL', message: `internal error (id ${errorId})` });
   }
 
-  #reply(frame: ServerFrame): void {
-    if (this.#state !== State.CLOSED) this.#send(encodeServerFrameBytes(frame));
+  private reply(frame: ServerFrame): void {
+    if (this.#state !== State.CLOSED) this.send(encodeServerFrameBytes(frame));
   }
 
-  #send(bytes: Buffer): void {
+  private send(bytes: Buffer): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
     this.#ws.send(bytes, TEXT);
     this.#ctx.hub.observer.wrote('ws', bytes.length);
   }
 
-  #end(reason: string, how: number | 'terminate'): void {
+  private end(reason: string, how: number | 'terminate'): void {
     if (this.#state === State.CLOSED) return;
     this.#state = State.CLOSED;
     this.#closeReason ??= reason;
@@ -367,20 +369,20 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     else this.#ws.close(how, truncateReason(reason));
     // Leave now, not when the close handshake ends (up to ws's closeTimeout with a
     // silent peer): presence is right at once, and writes already stopped above.
-    this.#leave();
+    this.leave();
   }
 
-  #onTransportClosed(): void {
+  private onTransportClosed(): void {
     this.#state = State.CLOSED;
     this.#pending = undefined;
     this.#pendingBytes = 0;
     this.#ctx.wheel.disarm(this);
-    this.#leave();
+    this.leave();
     this.#ctx.removed(this);
     this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
-  #leave(): void {
+  private leave(): void {
     if (this.#left) return;
     this.#left = true;
     this.#ctx.hub.leave(this);
