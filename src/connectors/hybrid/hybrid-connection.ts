@@ -24,7 +24,7 @@ import type { WheelItem } from '../deadline-wheel.js';
 import { sendPreframed } from '../ws-frames.js';
 import { corkForTurn } from '../write-coalescer.js';
 import { ROUTES, handlePomeloRoute } from '../pomelo-routes.js';
-import { LimitError, TICKET, type AdmissionTicket, type TicketHolder } from '../admission.js';
+import { LimitError, type AdmissionTicket } from '../admission.js';
 import type { HybridContext } from './hybrid-context.js';
 
 /** How long a closing connection may take to finish before it is dropped, ms. */
@@ -308,7 +308,7 @@ export class TcpHybridConnection extends HybridConnection {
     socket.setNoDelay(true);
     // Listeners shared by every socket, which find their connection on the socket: no
     // closures, context or once-wrapper per idle connection (bench/micro/heap-summary.ts).
-    (socket as OwnedSocket)[OWNER] = this;
+    (socket as HybridSocket)[HELD] = this;
     socket.on('data', onOwnedData);
     if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
     ctx.hub.observer.opened(this);
@@ -367,30 +367,53 @@ export class TcpHybridConnection extends HybridConnection {
   }
 }
 
-/** A TCP socket or WebSocket with the hybrid connection it carries. */
-const OWNER = Symbol('hybrid connection');
-export interface OwnedSocket extends Socket, TicketHolder {
-  [OWNER]?: TcpHybridConnection;
+/**
+ * What an accepted socket carries in its one symbol slot: its admission ticket, until a
+ * TCP connection takes the slot (and holds the ticket itself). One property, not two:
+ * each is a slot in every socket.
+ */
+const HELD = Symbol('hybrid socket');
+export interface HybridSocket extends Socket {
+  [HELD]?: AdmissionTicket | TcpHybridConnection;
 }
 
-function onOwnedData(this: OwnedSocket, chunk: Buffer): void {
-  this[OWNER]?.onData(chunk);
+/** Puts an accepted socket's ticket in its slot. */
+export function holdTicket(socket: Socket, ticket: AdmissionTicket): void {
+  (socket as HybridSocket)[HELD] = ticket;
+}
+
+/** The accepted socket's ticket, wherever it is held now. */
+export function heldTicket(socket: Socket): AdmissionTicket | undefined {
+  const held = (socket as HybridSocket)[HELD];
+  return held instanceof TcpHybridConnection ? held.admission : held;
+}
+
+function onOwnedData(this: HybridSocket, chunk: Buffer): void {
+  const held = this[HELD];
+  if (held instanceof TcpHybridConnection) held.onData(chunk);
 }
 
 /**
  * The one 'close' listener of every accepted socket, shared: the TCP connection's close
  * once there is one, and the admission ticket's release (idempotent) in any case — a
- * WebSocket's raw socket, or one that closed before its first bytes, has no OWNER.
+ * WebSocket's raw socket, or one that closed before its first bytes, holds just the ticket.
  */
-export function onAcceptedSocketClose(this: OwnedSocket): void {
-  this[OWNER]?.onTransportClosed();
-  this[TICKET]?.release();
+export function onAcceptedSocketClose(this: HybridSocket): void {
+  const held = this[HELD];
+  if (held instanceof TcpHybridConnection) {
+    held.onTransportClosed();
+    held.admission?.release();
+  } else {
+    held?.release();
+  }
 }
 
 function destroyOnError(this: Socket): void {
   this.destroy();
 }
 
+/** A WebSocket with the hybrid connection it carries. */
+const OWNER = Symbol('hybrid connection');
 interface OwnedWebSocket extends WebSocket {
   [OWNER]?: WsHybridConnection;
 }

@@ -10,10 +10,10 @@ import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
 import { DeadlineWheel, type ExpiringItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
 import { listen, closeServer, createSocketServer, peerAddress, type TlsListenOptions } from '../listen.js';
-import { LimitError, refuseUpgrade, TICKET, type Admission, type AdmissionTicket } from '../admission.js';
+import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
 import { encodeKick } from '../../protocol/pomelo/package.js';
 import { HybridEncoder } from './hybrid-encoder.js';
-import { HybridConnection, TcpHybridConnection, WsHybridConnection, onAcceptedSocketClose, type OwnedSocket } from './hybrid-connection.js';
+import { HybridConnection, TcpHybridConnection, WsHybridConnection, onAcceptedSocketClose, heldTicket, holdTicket } from './hybrid-connection.js';
 import type { HybridContext } from './hybrid-context.js';
 
 export interface HybridConnectorOptions {
@@ -91,7 +91,7 @@ export class HybridConnector {
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const address = peerAddress(req.socket);
-        const ticket = (socket as OwnedSocket)[TICKET];
+        const ticket = heldTicket(socket);
         const conn = new WsHybridConnection(this.#ctx, ws, ticket?.address ?? address);
         conn.admission = ticket;
         connections.add(conn);
@@ -144,7 +144,7 @@ export class HybridConnector {
       if (!(err instanceof LimitError)) throw err;
       refusal = err;
     }
-    if (ticket) (socket as OwnedSocket)[TICKET] = ticket;
+    if (ticket) holdTicket(socket, ticket);
     if (refusal) this.#refusals.set(socket, refusal);
     // A socket that sends nothing at all is dropped at the handshake deadline.
     const pending = new PendingSocket(socket);
