@@ -1,9 +1,16 @@
 import { smallInteger } from '../hub/connection.js';
 
-/** Something with a deadline on the wheel. The wheel keeps its slot in the item itself. */
+/**
+ * Something with a deadline on the wheel. The wheel keeps its slot, and the item's
+ * place in that slot's list, in the item itself: two pointers per item instead of a
+ * hash-set entry (~35 bytes at 19,000 items, and a table rebuilt as items move).
+ */
 export interface WheelItem {
   /** Owned by the wheel: the slot the item sits in, or -1. */
   wheelSlot: number;
+  /** Owned by the wheel: the neighbours in the slot's list. Implementations declare them, initialised to undefined. */
+  wheelNext?: WheelItem | undefined;
+  wheelPrev?: WheelItem | undefined;
 }
 
 /** A wheel item that knows what to do when its deadline passes. */
@@ -20,7 +27,8 @@ export interface ExpiringItem extends WheelItem {
 export class DeadlineWheel<T extends WheelItem> {
   readonly #resolution: number;
   readonly #onExpire: (item: T) => void;
-  readonly #slots = new Map<number, Set<T>>();
+  /** Slot → the first item of its list. */
+  readonly #slots = new Map<number, WheelItem>();
   readonly #now: () => number;
   /**
    * Slots count from here, not from 1970: a slot number since the epoch (~1.8e9 at 1 s)
@@ -44,7 +52,7 @@ export class DeadlineWheel<T extends WheelItem> {
 
   get size(): number {
     let n = 0;
-    for (const s of this.#slots.values()) n += s.size;
+    for (const head of this.#slots.values()) for (let item: WheelItem | undefined = head; item; item = item.wheelNext) n++;
     return n;
   }
 
@@ -65,22 +73,22 @@ export class DeadlineWheel<T extends WheelItem> {
     const slot = smallInteger(Math.max(Math.ceil((this.#now() - this.#origin + afterMs) / this.#resolution), this.#lastSwept + 1));
     if (item.wheelSlot === slot) return;
     this.disarm(item);
-    let set = this.#slots.get(slot);
-    if (!set) {
-      set = new Set();
-      this.#slots.set(slot, set);
-    }
-    set.add(item);
+    const head = this.#slots.get(slot);
+    item.wheelPrev = undefined;
+    item.wheelNext = head;
+    if (head) head.wheelPrev = item;
+    this.#slots.set(slot, item);
     item.wheelSlot = slot;
   }
 
   disarm(item: T): void {
     if (item.wheelSlot < 0) return;
-    const set = this.#slots.get(item.wheelSlot);
-    if (set) {
-      set.delete(item);
-      if (set.size === 0) this.#slots.delete(item.wheelSlot);
-    }
+    const { wheelPrev: prev, wheelNext: next } = item;
+    if (prev) prev.wheelNext = next;
+    else if (next) this.#slots.set(item.wheelSlot, next);
+    else this.#slots.delete(item.wheelSlot);
+    if (next) next.wheelPrev = prev;
+    item.wheelPrev = item.wheelNext = undefined;
     item.wheelSlot = -1;
   }
 
@@ -88,13 +96,19 @@ export class DeadlineWheel<T extends WheelItem> {
   sweep(): void {
     const current = this.#slotOf(this.#now());
     for (let slot = this.#lastSwept + 1; slot <= current; slot++) {
-      const set = this.#slots.get(slot);
-      if (!set) continue;
+      const head = this.#slots.get(slot);
+      if (!head) continue;
       this.#slots.delete(slot);
-      for (const item of set) {
+      // Unlink the whole slot first: an expiry may arm or disarm other items.
+      const due: WheelItem[] = [];
+      for (let item: WheelItem | undefined = head; item; ) {
+        const next: WheelItem | undefined = item.wheelNext;
+        item.wheelPrev = item.wheelNext = undefined;
         item.wheelSlot = -1;
-        this.#onExpire(item);
+        due.push(item);
+        item = next;
       }
+      for (const item of due) this.#onExpire(item as T);
     }
     this.#lastSwept = current;
   }

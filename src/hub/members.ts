@@ -52,9 +52,8 @@ export class ClientMember {
   ackedId: number;
   /** Live messages held during the replay; undefined when none (an idle member holds no array). */
   pending: StoredMessage[] | undefined = undefined;
-  /** Sent and not yet acked, in id order, from `unackedHead` on (receipts); undefined when all are acked. */
-  unacked: StoredMessage[] | undefined = undefined;
-  unackedHead = 0;
+  /** Sent and not yet acked, in id order (receipts); undefined when all are acked. */
+  #unacked: UnackedQueue | undefined = undefined;
   /** `replaying`, `overflow` and `dirty` in one small integer: one slot, not three. */
   #flags = REPLAYING;
 
@@ -116,29 +115,36 @@ export class ClientMember {
   }
 
   trackUnacked(msg: StoredMessage): void {
-    const unacked = (this.unacked ??= []);
-    if (unacked.length - this.unackedHead >= MAX_UNACKED_TRACKED) this.unackedHead++;
-    unacked.push(msg);
+    const q = (this.#unacked ??= new UnackedQueue());
+    if (q.items.length - q.head >= MAX_UNACKED_TRACKED) q.head++;
+    q.items.push(msg);
   }
 
   /** Removes and returns the tracked messages with id ≤ upTo. */
   takeAcked(upTo: number): StoredMessage[] {
-    const unacked = this.unacked;
-    if (unacked === undefined) return [];
-    let end = this.unackedHead;
-    while (end < unacked.length && unacked[end]!.id <= upTo) end++;
-    const acked = unacked.slice(this.unackedHead, end);
-    this.unackedHead = end;
-    if (end === unacked.length) {
-      // All acked: an idle client holds no array until its next message.
-      this.unacked = undefined;
-      this.unackedHead = 0;
-    } else if (end > 256 && end * 2 > unacked.length) {
-      this.unacked = unacked.slice(end);
-      this.unackedHead = 0;
+    const q = this.#unacked;
+    if (q === undefined) return [];
+    const { items, head } = q;
+    let end = head;
+    while (end < items.length && items[end]!.id <= upTo) end++;
+    const acked = items.slice(head, end);
+    if (end === items.length) {
+      // All acked: an idle client holds no queue until its next message.
+      this.#unacked = undefined;
+    } else if (end > 256 && end * 2 > items.length) {
+      q.items = items.slice(end);
+      q.head = 0;
+    } else {
+      q.head = end;
     }
     return acked;
   }
+}
+
+/** A member's sent-and-unacked messages from `head` on; made with the first, dropped with the last. */
+class UnackedQueue {
+  items: StoredMessage[] = [];
+  head = 0;
 }
 
 export type Member = ClientMember | ManagerMember;

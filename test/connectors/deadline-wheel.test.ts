@@ -28,6 +28,49 @@ describe('DeadlineWheel', () => {
     assert.equal(wheel.size, 0);
   });
 
+  it('items of one slot stay listed when any of them (first, middle, last) is disarmed', () => {
+    const { wheel, expired, advance } = setup();
+    const items = ['a', 'b', 'c', 'd', 'e'].map((name): Item => ({ name, wheelSlot: -1 }));
+    for (const i of items) wheel.arm(i, 1000);
+    assert.equal(wheel.size, 5);
+    // The slot's list is newest first: e is its head, a its tail.
+    wheel.disarm(items[4]!);
+    wheel.disarm(items[2]!);
+    wheel.disarm(items[0]!);
+    wheel.disarm(items[0]!); // twice is harmless
+    assert.equal(wheel.size, 2);
+    advance(2000);
+    wheel.sweep();
+    assert.deepEqual(expired.sort(), ['b', 'd']);
+    assert.equal(wheel.size, 0);
+    assert.ok(items.every((i) => i.wheelSlot === -1 && i.wheelNext === undefined && i.wheelPrev === undefined));
+  });
+
+  it('an expiry may disarm or re-arm others of its slot: the slot still expires whole, and a re-armed item again later', () => {
+    let now = 10_000;
+    const expired: string[] = [];
+    const a: Item = { name: 'a', wheelSlot: -1 };
+    const b: Item = { name: 'b', wheelSlot: -1 };
+    const wheel: DeadlineWheel<Item> = new DeadlineWheel<Item>(
+      (i) => {
+        expired.push(i.name);
+        wheel.disarm(i === a ? b : a);
+        if (i === b) wheel.arm(a, 3000);
+      },
+      1000,
+      () => now,
+    );
+    wheel.arm(a, 1000);
+    wheel.arm(b, 1000);
+    now += 2000;
+    wheel.sweep();
+    assert.deepEqual(expired.sort(), ['a', 'b']);
+    assert.equal(wheel.size, 1); // a, re-armed by b's expiry
+    now += 4000;
+    wheel.sweep();
+    assert.deepEqual(expired.sort(), ['a', 'a', 'b']);
+  });
+
   it('re-arming moves the deadline; disarming cancels it', () => {
     const { wheel, expired, advance } = setup();
     const a: Item = { name: 'a', wheelSlot: -1 };

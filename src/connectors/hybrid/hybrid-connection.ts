@@ -70,6 +70,8 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     return expandTime(this.#connectedAt);
   }
   wheelSlot = -1;
+  wheelNext: WheelItem | undefined = undefined;
+  wheelPrev: WheelItem | undefined = undefined;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
   #state: State = State.INITED;

@@ -7,7 +7,7 @@ import { CLOSE_REASONS } from '../../hub/connection.js';
 import { buildRouteDictionary } from '../../protocol/pomelo/dictionary.js';
 import { protosVersion } from '../../protocol/pomelo/handshake.js';
 import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
-import { DeadlineWheel, type ExpiringItem } from '../deadline-wheel.js';
+import { DeadlineWheel, type ExpiringItem, type WheelItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
 import { listen, closeServer, createSocketServer, peerAddress, type TlsListenOptions } from '../listen.js';
 import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
@@ -186,6 +186,8 @@ function destroyOnError(this: Socket): void {
 /** A socket that has not sent its first bytes yet (we do not know TCP from WebSocket). */
 class PendingSocket implements ExpiringItem {
   wheelSlot = -1;
+  wheelNext: WheelItem | undefined = undefined;
+  wheelPrev: WheelItem | undefined = undefined;
   constructor(readonly socket: Socket) {}
   expire(): void {
     this.socket.destroy();

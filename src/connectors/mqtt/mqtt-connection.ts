@@ -133,6 +133,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
   readonly remoteAddress: string;
   wheelSlot = -1;
+  wheelNext: WheelItem | undefined = undefined;
+  wheelPrev: WheelItem | undefined = undefined;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
   /** Over a connection limit: CONNECT gets this refusal. */

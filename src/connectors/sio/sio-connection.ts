@@ -109,6 +109,8 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   }
   readonly remoteAddress: string;
   wheelSlot = -1;
+  wheelNext: WheelItem | undefined = undefined;
+  wheelPrev: WheelItem | undefined = undefined;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
   readonly #ctx: SioContext;

@@ -100,6 +100,8 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
   readonly remoteAddress: string;
   wheelSlot = -1;
+  wheelNext: WheelItem | undefined = undefined;
+  wheelPrev: WheelItem | undefined = undefined;
   /** Set by every pong and frame; the keep-alive sweep clears it, then pings. */
   alive = true;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
