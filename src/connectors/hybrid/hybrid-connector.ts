@@ -7,6 +7,7 @@ import { CLOSE_REASONS } from '../../hub/connection.js';
 import { buildRouteDictionary } from '../../protocol/pomelo/dictionary.js';
 import { protosVersion } from '../../protocol/pomelo/handshake.js';
 import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
+import { LinkedSet } from '../linked-set.js';
 import { DeadlineWheel, type ExpiringItem, type WheelItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
 import { listen, closeServer, createSocketServer, peerAddress, type TlsListenOptions } from '../listen.js';
@@ -63,7 +64,7 @@ export class HybridConnector {
     const protos = opts.protos
       ? { server: opts.protos.server, client: opts.protos.client, version: protosVersion(opts.protos.client, opts.protos.server) }
       : undefined;
-    const connections = new Set<HybridConnection>();
+    const connections = new LinkedSet<HybridConnection>();
     this.#ctx = {
       hub: opts.hub,
       log: opts.log,

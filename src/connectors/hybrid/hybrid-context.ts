@@ -1,3 +1,4 @@
+import type { LinkedSet } from '../linked-set.js';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import type { RouteDictionary } from '../../protocol/pomelo/dictionary.js';
@@ -13,7 +14,7 @@ export interface HybridContext {
   readonly encoder: HybridEncoder;
   /** Handshake, heartbeat and close deadlines of every socket of the listener. */
   readonly wheel: DeadlineWheel<ExpiringItem>;
-  readonly connections: Set<HybridConnection>;
+  readonly connections: LinkedSet<HybridConnection>;
   readonly heartbeatSeconds: number;
   readonly heartbeatTimeoutMs: number;
   readonly handshakeTimeoutMs: number;

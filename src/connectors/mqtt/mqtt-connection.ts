@@ -1,3 +1,4 @@
+import type { SetLinks } from '../linked-set.js';
 import type { Member } from '../../hub/members.js';
 import type { EnteredAs } from '../../hub/observer.js';
 import type { Socket } from 'node:net';
@@ -135,6 +136,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   wheelSlot = -1;
   wheelNext: WheelItem | undefined = undefined;
   wheelPrev: WheelItem | undefined = undefined;
+  /** The connector's LinkedSet of open connections owns these. */
+  setNext: SetLinks | undefined = undefined;
+  setPrev: SetLinks | undefined = undefined;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
   /** Over a connection limit: CONNECT gets this refusal. */

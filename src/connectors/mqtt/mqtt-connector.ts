@@ -1,3 +1,4 @@
+import { LinkedSet } from '../linked-set.js';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
@@ -43,7 +44,7 @@ export class MqttConnector {
   readonly #server: Server;
   readonly #ctx: MqttContext;
   readonly #opts: MqttConnectorOptions;
-  readonly #connections = new Set<MqttConnection>();
+  readonly #connections = new LinkedSet<MqttConnection>();
   /** Resolves close() once the last connection is gone. */
   #onEmpty: (() => void) | undefined;
   #port = 0;

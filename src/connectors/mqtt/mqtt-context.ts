@@ -1,3 +1,4 @@
+import type { LinkedSet } from '../linked-set.js';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import type { DeadlineWheel } from '../deadline-wheel.js';
@@ -12,7 +13,7 @@ export interface MqttContext {
   /** CONNECT deadlines, keep-alive deadlines and close grace periods. */
   readonly wheel: DeadlineWheel<MqttConnection>;
   /** Open connections; a connection removes itself through `closed`. */
-  readonly connections: ReadonlySet<MqttConnection>;
+  readonly connections: LinkedSet<MqttConnection>;
   /** Called once by a connection when its socket has closed. */
   closed(conn: MqttConnection): void;
   /** Largest packet accepted from a peer, whole packet, bytes. */

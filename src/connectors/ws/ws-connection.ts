@@ -1,3 +1,4 @@
+import type { SetLinks } from '../linked-set.js';
 import type { Member } from '../../hub/members.js';
 import type { EnteredAs } from '../../hub/observer.js';
 import type { RawData, WebSocket } from 'ws';
@@ -102,6 +103,9 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   wheelSlot = -1;
   wheelNext: WheelItem | undefined = undefined;
   wheelPrev: WheelItem | undefined = undefined;
+  /** The connector's LinkedSet of open connections owns these. */
+  setNext: SetLinks | undefined = undefined;
+  setPrev: SetLinks | undefined = undefined;
   /** Set by every pong and frame; the keep-alive sweep clears it, then pings. */
   alive = true;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */

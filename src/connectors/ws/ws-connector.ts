@@ -1,3 +1,4 @@
+import { LinkedSet } from '../linked-set.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -35,7 +36,7 @@ export interface WsConnectorOptions {
 export class WsConnector {
   readonly #wss: WebSocketServer;
   readonly #ctx: WsContext;
-  readonly #connections = new Set<WsConnection>();
+  readonly #connections = new LinkedSet<WsConnection>();
   readonly #path: string;
   readonly #closeGraceMs: number;
   readonly #pingTimer: NodeJS.Timeout;
