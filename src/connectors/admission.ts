@@ -361,7 +361,7 @@ export function refuseUpgrade(socket: Duplex, err: LimitError): void {
 /** Where a socket carries its admission ticket (a symbol property: no map entry). */
 export const TICKET = Symbol('admission ticket');
 export interface TicketHolder {
-  [TICKET]?: AdmissionTicket;
+  [TICKET]?: AdmissionTicket | undefined;
 }
 
 /**
@@ -372,6 +372,12 @@ export interface TicketHolder {
 export function releaseTicketOn(emitter: NodeJS.EventEmitter, event: string, ticket: AdmissionTicket): void {
   (emitter as TicketHolder)[TICKET] = ticket;
   emitter.on(event, releaseHeldTicket);
+}
+
+/** Undoes `releaseTicketOn`: the caller has handed the ticket to something that releases it. */
+export function stopReleasingTicketOn(emitter: NodeJS.EventEmitter, event: string): void {
+  emitter.off(event, releaseHeldTicket);
+  (emitter as TicketHolder)[TICKET] = undefined;
 }
 
 function releaseHeldTicket(this: TicketHolder): void {

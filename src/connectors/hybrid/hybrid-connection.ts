@@ -147,6 +147,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.ctx.wheel.disarm(this);
     this.ctx.connections.delete(this);
     this.ctx.hub.leave(this);
+    this.admission?.release();
     this.ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
@@ -406,12 +407,8 @@ function onOwnedData(this: HybridSocket, chunk: Buffer): void {
  */
 export function onAcceptedSocketClose(this: HybridSocket): void {
   const held = this[HELD];
-  if (held instanceof TcpHybridConnection) {
-    held.onTransportClosed();
-    held.admission?.release();
-  } else {
-    held?.release();
-  }
+  if (held instanceof TcpHybridConnection) held.onTransportClosed();
+  else held?.release();
 }
 
 function destroyOnError(this: Socket): void {

@@ -94,6 +94,9 @@ export class HybridConnector {
         const address = peerAddress(req.socket);
         const ticket = heldTicket(socket);
         const conn = new WsHybridConnection(this.#ctx, ws, ticket?.address ?? address);
+        // The connection releases the ticket from here on (its close comes once): the
+        // socket's listener goes, and with it a second 'close' listener (an array) per socket.
+        socket.off('close', onAcceptedSocketClose);
         conn.admission = ticket;
         connections.add(conn);
       });

@@ -1,6 +1,7 @@
 import type { SetLinks } from '../linked-set.js';
 import type { Member } from '../../hub/members.js';
 import type { EnteredAs } from '../../hub/observer.js';
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../../log.js';
 import { asClientId, type ApiKey } from '../../ids.js';
@@ -106,8 +107,14 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   /** The connector's LinkedSet of open connections owns these. */
   setNext: SetLinks | undefined = undefined;
   setPrev: SetLinks | undefined = undefined;
-  /** Set by every pong and frame; the keep-alive sweep clears it, then pings. */
-  alive = true;
+  /**
+   * The socket's byte count at the keep-alive sweep's last ping, -1 before the first:
+   * a pong or any frame since then moved it. Counting bytes instead of listening for
+   * 'pong' saves the listener, whose fourth entry doubles the WebSocket's event table
+   * (~100 bytes a connection, BENCHMARKS.md).
+   */
+  #bytesAtPing = -1;
+  readonly #socket: Socket;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
   readonly #ws: WebSocket;
@@ -121,16 +128,17 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   #pending: Buffer[] | undefined;
   #pendingBytes = 0;
 
-  constructor(ctx: WsContext, ws: WebSocket, remoteAddress: string) {
+  /** `socket`: the upgraded request's socket, under `ws`. */
+  constructor(ctx: WsContext, ws: WebSocket, socket: Socket, remoteAddress: string) {
     this.#ctx = ctx;
     this.#ws = ws;
+    this.#socket = socket;
     this.remoteAddress = remoteAddress;
     ctx.wheel.arm(this, ctx.enterTimeoutMs);
     // Listeners shared by every connection, which find theirs on the WebSocket: no
     // closures or once-wrapper per idle connection (bench/micro/heap-summary.ts).
     (ws as OwnedWebSocket)[OWNER] = this;
     ws.on('message', WsConnection.#onOwnedMessage);
-    ws.on('pong', WsConnection.#onOwnedPong);
     // ws closes the socket itself after a protocol error (1002, 1007, 1009 for a frame
     // above maxPayload); 'close' follows. We only need to keep the error from throwing.
     ws.on('error', WsConnection.#onOwnedError);
@@ -141,10 +149,6 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   static readonly #onOwnedMessage = function (this: OwnedWebSocket, data: RawData, isBinary: boolean): void {
     const conn = this[OWNER];
     if (conn) conn.onMessage(data, isBinary);
-  };
-  static readonly #onOwnedPong = function (this: OwnedWebSocket): void {
-    const conn = this[OWNER];
-    if (conn) conn.alive = true;
   };
   static readonly #onOwnedError = function (this: OwnedWebSocket, err: Error): void {
     const conn = this[OWNER];
@@ -193,11 +197,12 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   /** The keep-alive sweep: terminate when the last ping went unanswered, else ping again. */
   heartbeat(): void {
     if (this.#state === State.CLOSED) return;
-    if (!this.alive) {
+    const read = this.#socket.bytesRead;
+    if (read === this.#bytesAtPing) {
       this.close(CLOSE_REASONS.heartbeatTimeout);
       return;
     }
-    this.alive = false;
+    this.#bytesAtPing = read;
     this.#ws.ping();
   }
 
@@ -214,7 +219,6 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.#state === State.CLOSED) return;
-    this.alive = true;
     if (isBinary) {
       const message = 'binary frames are not accepted: send JSON in text frames';
       this.#ctx.hub.observer.refused('ws', 'PROTO_BAD_MESSAGE', message, this);
@@ -384,6 +388,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     this.#pendingBytes = 0;
     this.#ctx.wheel.disarm(this);
     this.leave();
+    this.admission?.release();
     this.#ctx.removed(this);
     this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }

@@ -7,7 +7,7 @@ import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
 import { WsConnection, type WsContext } from './ws-connection.js';
-import { LimitError, refuseUpgrade, releaseTicketOn, type Admission, type AdmissionTicket } from '../admission.js';
+import { LimitError, refuseUpgrade, releaseTicketOn, stopReleasingTicketOn, type Admission, type AdmissionTicket } from '../admission.js';
 import { peerAddress } from '../listen.js';
 
 export interface WsConnectorOptions {
@@ -136,7 +136,10 @@ export class WsConnector {
       return;
     }
     const address = peerAddress(req.socket);
-    const conn = new WsConnection(this.#ctx, ws, ticket?.address ?? address);
+    const conn = new WsConnection(this.#ctx, ws, req.socket, ticket?.address ?? address);
+    // The connection releases its ticket from here on: the socket's own listener goes,
+    // and with it a second 'close' listener (an array) on every socket.
+    if (ticket) stopReleasingTicketOn(req.socket, 'close');
     conn.admission = ticket;
     this.#connections.add(conn);
   }

@@ -12,6 +12,7 @@ import { asClientId } from '../../../src/ids.js';
 import type { App, Storage } from '../../../src/store/store.js';
 import type { Connection } from '../../../src/hub/connection.js';
 import { WsConnector, WS_ENCODER, type WsConnectorOptions } from '../../../src/connectors/ws/index.js';
+import { Admission } from '../../../src/connectors/admission.js';
 import { once, waitFor } from '../../fixtures/wait.js';
 
 /** A server frame as the test reads it: the fields it asserts on, and whatever else came. */
@@ -147,6 +148,25 @@ describe('WsConnector', () => {
     mock.restoreAll();
     await h?.stop();
     h = undefined;
+  });
+
+  it('counts a connection against its address until the WebSocket closes, then makes room', async () => {
+    const admission = new Admission({ maxConnectionsPerIp: 1, connectsPerSecondPerIp: 0, maxPendingConnections: 0, requestsPerSecond: 0 });
+    h = await start({ admission });
+    const first = await h.client('first');
+    assert.equal(admission.openFrom('127.0.0.1'), 1);
+    assert.equal(admission.pending, 0);
+    // A second connection from the address is refused before the upgrade (HTTP 429).
+    const refused = new WebSocket(`${h.url}/ws`);
+    refused.on('error', () => undefined);
+    const [, response] = (await once(refused, 'unexpected-response', 2000)) as [unknown, { statusCode: number }];
+    assert.equal(response.statusCode, 429);
+    refused.terminate();
+    first.ws.close();
+    await waitFor(() => admission.openFrom('127.0.0.1') === 0, { timeoutMs: 3000, message: 'the closed connection to be released' });
+    await h.client('second');
+    assert.equal(admission.openFrom('127.0.0.1'), 1);
+    admission.close();
   });
 
   it('lets a client enter and answers with its clientId and ref', async () => {
