@@ -78,7 +78,9 @@ export class HybridConnector {
       dictionary,
       protos,
     };
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPackageBytes + 4, perMessageDeflate: false });
+    // No client tracking: the connector keeps its connections itself, and ws's tracking
+    // costs a set entry, a closure and a second 'close' listener per WebSocket (~200 bytes).
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPackageBytes + 4, perMessageDeflate: false, clientTracking: false });
     this.#http = createHttpServer((_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
       res.end('This is the Pomelo hybrid connector: connect with WebSocket or raw TCP.\n');
@@ -97,6 +99,8 @@ export class HybridConnector {
         // The connection releases the ticket from here on (its close comes once): the
         // socket's listener goes, and with it a second 'close' listener (an array) per socket.
         socket.off('close', onAcceptedSocketClose);
+        // ws handles the socket's errors now: ours would make its 'error' listeners an array.
+        socket.off('error', destroyOnError);
         conn.admission = ticket;
         connections.add(conn);
       });
