@@ -36,7 +36,7 @@ import {
   type PubackName,
 } from './mqtt-codes.js';
 import { packetIdOffset, type DeliveryQos, type MqttPush } from './mqtt-encoder.js';
-import { MqttPacketReader, UnsupportedVersionError } from './mqtt-reader.js';
+import { MqttPacketReader, UnsupportedVersionError, type MqttReaderSettings } from './mqtt-reader.js';
 import { NO_APP, appTopics, classifyFilter, clientTopic, tagTopic, type AppTopics } from './mqtt-topics.js';
 import { parsePushRequest, type PushRequest } from './push-request.js';
 import type { MqttContext } from './mqtt-context.js';
@@ -123,11 +123,16 @@ class MqttViolation extends Error {
  * its packets become hub calls (STYLE §4).
  */
 export class MqttConnection implements Connection<MqttPush>, WheelItem {
+  // Methods are TypeScript-`private`, not `#`-private: a class with `#` methods costs a
+  // brand slot in every instance (hybrid-connection.ts).
   readonly id = allocateConnectionId();
   /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
   hubMember: Member | undefined = undefined;
   enteredAs: EnteredAs | undefined = undefined;
-  readonly connector = 'mqtt' as const;
+  // A getter, not a field: one less slot per connection.
+  get connector(): 'mqtt' {
+    return 'mqtt';
+  }
   readonly #connectedAt = compactTime(Date.now());
   get connectedAt(): number {
     return expandTime(this.#connectedAt);
@@ -146,7 +151,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   readonly #ctx: MqttContext;
   readonly #socket: Socket;
-  readonly #reader: MqttPacketReader;
+  /** Only while a packet is split across chunks: an idle connection holds no reader. */
+  #reader: MqttPacketReader | undefined = undefined;
+  /** The protocol level its CONNECT named, for the next reader (shared, frozen). */
+  #readerSettings: MqttReaderSettings | undefined = undefined;
   #phase: Phase = Phase.awaitingConnect;
   #left = false;
   /** Why the server closed it, for the close report; unset: the peer went first. */
@@ -209,7 +217,6 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx = ctx;
     this.#socket = socket;
     this.remoteAddress = remoteAddress;
-    this.#reader = new MqttPacketReader(ctx.maxPacketBytes);
     socket.setNoDelay(true);
     // Listeners shared by every socket, which find their connection on the socket: no
     // closures or once-wrappers per idle connection (as in hybrid-connection.ts).
@@ -224,15 +231,15 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   static readonly #onSocketData = function (this: OwnedSocket, chunk: Buffer): void {
     const conn = this[OWNER];
-    if (conn !== undefined) conn.#onData(chunk);
+    if (conn !== undefined) conn.onData(chunk);
   };
 
   static readonly #onSocketClose = function (this: OwnedSocket): void {
     const conn = this[OWNER];
-    if (conn !== undefined) conn.#onTransportClosed();
+    if (conn !== undefined) conn.onTransportClosed();
   };
 
-  get #v5(): boolean {
+  private get v5(): boolean {
     return this.#version === 5;
   }
 
@@ -252,10 +259,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   write(push: MqttPush): void {
     if (this.#phase >= Phase.closing) return;
-    if (this.#phase === Phase.entering) this.#accepted();
+    if (this.#phase === Phase.entering) this.accepted();
     // Before CONNACK (MQTT-3.2.0-1: it goes first) and behind a full QoS 1 window,
     // messages wait in order.
-    if (this.#phase !== Phase.ready || this.#queue !== undefined || !this.#send(push)) this.#enqueue(push);
+    if (this.#phase !== Phase.ready || this.#queue !== undefined || !this.send(push)) this.enqueue(push);
   }
 
   /** MQTT 5: DISCONNECT with the reason's code (mqtt-codes.ts), then close. MQTT 3.1.1 has no server DISCONNECT. */
@@ -263,8 +270,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (this.#phase >= Phase.closing) return;
     this.#ctx.log.debug({ conn: this.id, reason }, 'mqtt connection closed by the server');
     this.#closeReason ??= reason;
-    if (this.#phase === Phase.ready && this.#v5) this.#disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
-    this.#end();
+    if (this.#phase === Phase.ready && this.v5) this.disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
+    this.end();
   }
 
   /** Drops the socket without a word (shutdown grace period over). */
@@ -310,17 +317,17 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // ---- Outbound ----------------------------------------------------------------------
 
   /** Messages wait in `#queue`, which exists only while one waits. */
-  #enqueue(push: MqttPush): void {
+  private enqueue(push: MqttPush): void {
     (this.#queue ??= []).push(push);
     this.#queuedBytes += push.payload.length + QUEUED_OVERHEAD;
   }
 
-  #drainQueue(): void {
+  private drainQueue(): void {
     const queue = this.#queue;
     if (queue === undefined) return;
     while (this.#queueHead < queue.length && this.#phase === Phase.ready) {
       const push = queue[this.#queueHead]!;
-      if (!this.#send(push)) break;
+      if (!this.send(push)) break;
       queue[this.#queueHead++] = undefined;
       this.#queuedBytes -= push.payload.length + QUEUED_OVERHEAD;
     }
@@ -337,25 +344,25 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * Writes one PUBLISH: the push's shared header for our topic (a copy with our packet
    * id at QoS 1) and its shared payload. False when the QoS 1 window is full.
    */
-  #send(push: MqttPush): boolean {
+  private send(push: MqttPush): boolean {
     const msg = push.message;
     const qos: DeliveryQos = msg === undefined ? 0 : this.#deliveryQos;
     if (qos === 1 && this.#inflight !== undefined && this.#inflight.size >= this.#maxInflight) return false;
-    const topic = msg === undefined ? this.#topics.presence : this.#topicFor(push);
-    const shared = push.header(this.#v5, qos, topic);
+    const topic = msg === undefined ? this.#topics.presence : this.topicFor(push);
+    const shared = push.header(this.v5, qos, topic);
     if (this.#clientMaxPacket > 0 && shared.length + push.payload.length > this.#clientMaxPacket) {
       // MQTT-3.1.2-25: a packet over the client's Maximum Packet Size is discarded as
       // if it had been sent.
       this.#ctx.log.debug({ conn: this.id, bytes: shared.length + push.payload.length, max: this.#clientMaxPacket }, 'mqtt publish over the client maximum skipped');
-      if (msg !== undefined) this.#autoAck(msg.id);
+      if (msg !== undefined) this.autoAck(msg.id);
       return true;
     }
     let header = shared;
     if (msg !== undefined && qos === 1) {
-      const packetId = this.#allocatePacketId();
+      const packetId = this.allocatePacketId();
       header = Buffer.allocUnsafe(shared.length);
       shared.copy(header);
-      header.writeUInt16BE(packetId, packetIdOffset(header, this.#v5));
+      header.writeUInt16BE(packetId, packetIdOffset(header, this.v5));
       (this.#inflight ??= new Map()).set(packetId, msg.id);
     }
     if (!this.#socket.writable) return true;
@@ -367,29 +374,29 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#socket.write(push.payload);
     this.#ctx.hub.observer.wrote('mqtt', header.length + push.payload.length);
     // QoS 0 has no acknowledgement: what was written counts as acked.
-    if (msg !== undefined && qos === 0) this.#autoAck(msg.id);
+    if (msg !== undefined && qos === 0) this.autoAck(msg.id);
     return true;
   }
 
   /** Topic priority: to this client by id > to one of its tags > broadcast. */
-  #topicFor(push: MqttPush): string {
+  private topicFor(push: MqttPush): string {
     const target = push.message!.target;
-    if (this.#clientId !== undefined && push.targetsClient(this.#clientId)) return this.#ownTopic();
+    if (this.#clientId !== undefined && push.targetsClient(this.#clientId)) return this.ownTopic();
     if (target.tags.length > 0) {
       if (this.#tags !== undefined) for (const [tag, sub] of this.#tags) if (target.tags.includes(tag)) return sub.topic;
       // The hub chose us by a tag kept from an earlier connection: name the message's first.
       if (!target.all) return tagTopic(this.#topics.apikey, target.tags[0]!);
     }
-    return target.all ? this.#topics.all : this.#ownTopic();
+    return target.all ? this.#topics.all : this.ownTopic();
   }
 
   /** apps/{apikey}/clients/{clientId}, built at the first message that needs it. */
-  #ownTopic(): string {
+  private ownTopic(): string {
     return (this.#topicOwn ??= clientTopic(this.#topics.apikey, this.#connectId));
   }
 
   /** MQTT-2.3.1-1/2: 1..65535, wrapping, never one still in flight. */
-  #allocatePacketId(): number {
+  private allocatePacketId(): number {
     let id = this.#nextPacketId;
     const inflight = this.#inflight;
     if (inflight !== undefined) while (inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
@@ -397,7 +404,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     return id;
   }
 
-  #autoAck(messageId: number): void {
+  private autoAck(messageId: number): void {
     if (messageId > this.#ackCandidate) this.#ackCandidate = messageId;
     // Not now: the hub is inside its write to us and has not counted the message as sent.
     if (this.#ackScheduled) return;
@@ -414,7 +421,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     MqttConnection.#ackQueue = [];
     for (const conn of queue) {
       conn.#ackScheduled = false;
-      conn.#applyAcks();
+      conn.applyAcks();
     }
   };
 
@@ -422,7 +429,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * Tells the hub how far the client has processed. Hub acks are cumulative, so we
    * never ack past a message still in flight: the oldest in-flight one bounds it.
    */
-  #applyAcks(): void {
+  private applyAcks(): void {
     let upTo = this.#ackCandidate;
     const inflight = this.#inflight;
     const oldest = inflight === undefined || inflight.size === 0 ? undefined : inflight.values().next().value;
@@ -433,7 +440,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     }
   }
 
-  #control(packet: Packet): void {
+  private control(packet: Packet): void {
     if (!this.#socket.writable) return;
     const opts = this.#clientMaxPacket > 0
       ? { protocolVersion: this.#version, maximumPacketSize: this.#clientMaxPacket }
@@ -443,13 +450,13 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx.hub.observer.wrote('mqtt', bytes.length);
   }
 
-  #disconnect(name: DisconnectName, why: string): void {
+  private disconnect(name: DisconnectName, why: string): void {
     const packet: IDisconnectPacket = { cmd: 'disconnect', reasonCode: DISCONNECT_CODES[name], properties: { reasonString: short(why) } };
-    this.#control(packet);
+    this.control(packet);
   }
 
   /** Ends the socket after what is written; the wheel drops it if the peer does not read. */
-  #end(): void {
+  private end(): void {
     if (this.#phase === Phase.closed) return;
     this.#phase = Phase.closing;
     this.#queue = undefined;
@@ -459,7 +466,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx.wheel.arm(this, CLOSE_GRACE_MS);
   }
 
-  #onTransportClosed(): void {
+  private onTransportClosed(): void {
     this.#phase = Phase.closed;
     this.#ctx.wheel.disarm(this);
     this.#ctx.closed(this);
@@ -479,69 +486,73 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   // ---- Inbound -----------------------------------------------------------------------
 
-  #onData(chunk: Buffer): void {
+  private onData(chunk: Buffer): void {
     if (this.#phase >= Phase.closing) return;
     let packets: Packet[];
+    const reader = this.#reader ?? new MqttPacketReader(this.#ctx.maxPacketBytes, this.#readerSettings);
     try {
-      packets = this.#reader.push(chunk);
+      packets = reader.push(chunk);
     } catch (err) {
-      this.#reject(err);
+      this.#reader = reader;
+      this.reject(err);
       return;
     }
+    this.#readerSettings = reader.settings;
+    this.#reader = reader.idle ? undefined : reader;
     for (const p of packets) {
-      this.#receive(p);
+      this.receive(p);
       if (this.#phase >= Phase.closing) return;
     }
   }
 
-  #receive(p: Packet): void {
+  private receive(p: Packet): void {
     // Acks and pings answer or keep up what we do: not counted as requests.
     if (!NOT_REQUESTS.has(p.cmd) && this.admission !== undefined && !this.admission.request()) {
-      this.#reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
+      this.reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
       return;
     }
     if (this.#phase === Phase.ready && this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
     if (this.#busy) {
       const backlog = (this.#backlog ??= []);
       if (backlog.length - this.#backlogHead >= MAX_BACKLOG) {
-        this.#reject(new MqttViolation('quotaExceeded', `more than ${MAX_BACKLOG} packets sent ahead`));
+        this.reject(new MqttViolation('quotaExceeded', `more than ${MAX_BACKLOG} packets sent ahead`));
         return;
       }
       backlog.push(p);
       return;
     }
-    this.#dispatch(p);
+    this.dispatch(p);
   }
 
   /** Handles one packet; one that needs the hub holds the others until it is done. */
-  #dispatch(p: Packet): void {
+  private dispatch(p: Packet): void {
     let work: Promise<void> | undefined;
     try {
-      work = this.#handle(p);
+      work = this.handle(p);
     } catch (err) {
-      this.#reject(err);
+      this.reject(err);
       return;
     }
     if (work === undefined) return;
     this.#busy = true;
     this.#socket.pause();
     void work.then(
-      () => this.#workDone(),
+      () => this.workDone(),
       (err: unknown) => {
-        this.#reject(err);
-        this.#workDone();
+        this.reject(err);
+        this.workDone();
       },
     );
   }
 
-  #workDone(): void {
+  private workDone(): void {
     this.#busy = false;
     const backlog = this.#backlog;
     if (backlog !== undefined) {
       while (!this.#busy && this.#phase < Phase.closing && this.#backlogHead < backlog.length) {
         const p = backlog[this.#backlogHead]!;
         backlog[this.#backlogHead++] = undefined;
-        this.#dispatch(p);
+        this.dispatch(p);
       }
       // Dropped once empty (and never reused after close): a new one comes with the next wait.
       if (this.#backlog === backlog && this.#backlogHead >= backlog.length) {
@@ -553,15 +564,15 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   /** Bad input: debug log, MQTT 5 DISCONNECT with a reason code, close (STYLE §4). */
-  #reject(err: unknown): void {
+  private reject(err: unknown): void {
     if (this.#phase >= Phase.closing) return;
     if (err instanceof UnsupportedVersionError && this.#phase === Phase.awaitingConnect) {
       // MQTT-3.1.2-2: CONNACK 0x01 (unacceptable protocol level), then close.
       this.#ctx.log.debug({ conn: this.id, reason: err.message }, 'mqtt connect refused');
       this.#closeReason = `MQTT_UNSUPPORTED_PROTOCOL_VERSION: ${err.message}`;
       this.#ctx.hub.observer.refused('mqtt', 'MQTT_UNSUPPORTED_PROTOCOL_VERSION', err.message, this);
-      this.#control({ cmd: 'connack', sessionPresent: false, returnCode: CONNECT_REFUSALS.badProtocolVersion.v3 });
-      this.#end();
+      this.control({ cmd: 'connack', sessionPresent: false, returnCode: CONNECT_REFUSALS.badProtocolVersion.v3 });
+      this.end();
       return;
     }
     let name: DisconnectName;
@@ -581,40 +592,40 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const code = isProtocolError(err) ? err.code : (leadingCode(message) ?? codeOf('MQTT', name));
     this.#closeReason ??= `${code}: ${message}`;
     this.#ctx.hub.observer.refused('mqtt', code, message, this);
-    if (this.#phase === Phase.ready && this.#v5) this.#disconnect(name, message);
-    this.#end();
+    if (this.#phase === Phase.ready && this.v5) this.disconnect(name, message);
+    this.end();
   }
 
   /** Returns a promise when the packet needs the hub; throws MqttViolation for bad input. */
-  #handle(p: Packet): Promise<void> | undefined {
+  private handle(p: Packet): Promise<void> | undefined {
     if (this.#phase === Phase.awaitingConnect) {
       // MQTT-3.1.0-1: the first packet must be CONNECT.
       if (p.cmd !== 'connect') throw new MqttViolation('protocolError', `the first packet must be CONNECT, not ${p.cmd}`);
-      return this.#onConnect(p);
+      return this.onConnect(p);
     }
     switch (p.cmd) {
       case 'connect':
         // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
         throw new MqttViolation('protocolError', 'a second CONNECT');
       case 'publish':
-        return this.#onPublish(p);
+        return this.onPublish(p);
       case 'puback':
-        this.#onPuback(p);
+        this.onPuback(p);
         return undefined;
       case 'pubrel':
-        this.#onPubrel(p);
+        this.onPubrel(p);
         return undefined;
       case 'subscribe':
-        return this.#onSubscribe(p);
+        return this.onSubscribe(p);
       case 'unsubscribe':
-        return this.#onUnsubscribe(p);
+        return this.onUnsubscribe(p);
       case 'pingreq':
         // MQTT-3.12.4-1
-        this.#control({ cmd: 'pingresp' });
+        this.control({ cmd: 'pingresp' });
         return undefined;
       case 'disconnect':
         this.#ctx.log.debug({ conn: this.id, reasonCode: p.reasonCode }, 'mqtt client disconnected');
-        this.#end();
+        this.end();
         return undefined;
       case 'pubrec':
       case 'pubcomp':
@@ -633,47 +644,47 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   // ---- CONNECT -----------------------------------------------------------------------
 
-  #onConnect(p: IConnectPacket): Promise<void> | undefined {
+  private onConnect(p: IConnectPacket): Promise<void> | undefined {
     this.#version = p.protocolVersion ?? 4;
     this.#phase = Phase.entering;
     this.#keepaliveMs = Math.ceil((p.keepalive ?? 0) * 1000 * KEEPALIVE_FACTOR);
-    if (this.#refusal) return this.#refuse(CONNECT_REFUSAL_BY_LIMIT[this.#refusal.code], this.#refusal.reason);
+    if (this.#refusal) return this.refuse(CONNECT_REFUSAL_BY_LIMIT[this.#refusal.code], this.#refusal.reason);
     const props = p.properties;
-    if (this.#v5 && props !== undefined) {
-      if (props.authenticationMethod !== undefined) return this.#refuse('badAuthMethod', 'enhanced authentication is not supported');
+    if (this.v5 && props !== undefined) {
+      if (props.authenticationMethod !== undefined) return this.refuse('badAuthMethod', 'enhanced authentication is not supported');
       if (props.receiveMaximum !== undefined && props.receiveMaximum > 0) this.#maxInflight = Math.min(MAX_INFLIGHT, props.receiveMaximum);
       if (props.maximumPacketSize !== undefined && props.maximumPacketSize > 0) this.#clientMaxPacket = props.maximumPacketSize;
       if (props.requestProblemInformation === false) this.#problemInfo = false;
     }
     // MQTT-3.1.3-8: we assign no ids; a device's client id is how pushes find it.
-    if (p.clientId === '') return this.#refuse('identifierRejected', 'a client id is required');
-    if (p.username === undefined || p.username === '') return this.#refuse('badCredentials', 'the username must be the app key');
+    if (p.clientId === '') return this.refuse('identifierRejected', 'a client id is required');
+    if (p.username === undefined || p.username === '') return this.refuse('badCredentials', 'the username must be the app key');
     // Clean session (3.1.1) / Clean Start (5): start from now. Otherwise resume: what was
     // pushed while the client was away arrives now (MQTT 5 §3.1.2.4, 3.1.1 §3.1.2.4).
     const clean = p.clean !== false;
-    return this.#enter(p.username, p.clientId, p.password?.toString('utf8'), clean);
+    return this.enter(p.username, p.clientId, p.password?.toString('utf8'), clean);
   }
 
-  async #enter(apikey: string, clientId: string, password: string | undefined, clean: boolean): Promise<void> {
+  private async enter(apikey: string, clientId: string, password: string | undefined, clean: boolean): Promise<void> {
     try {
       const app = await this.#ctx.hub.app(apikey);
-      await this.#authenticate(app, clientId, password, clean);
+      await this.authenticate(app, clientId, password, clean);
     } catch (err) {
       this.#entering = undefined;
       // Accepted at the hub's first write, then failed: too late for a CONNACK refusal.
       if (this.#phase === Phase.ready) {
-        this.#reject(err);
+        this.reject(err);
         return;
       }
       if (err instanceof HubError) {
-        this.#refuse(CONNECT_REFUSAL_BY_HUB_ERROR[err.code], err.message, err.code);
+        this.refuse(CONNECT_REFUSAL_BY_HUB_ERROR[err.code], err.message, err.code);
         return;
       }
       this.#ctx.log.warn({ err, conn: this.id }, 'mqtt connect failed');
-      this.#refuse('serverUnavailable', 'the server could not take the connection');
+      this.refuse('serverUnavailable', 'the server could not take the connection');
       return;
     }
-    this.#accepted();
+    this.accepted();
   }
 
   /**
@@ -681,7 +692,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * the app's secret — the connection is a manager — or, when the app requires client
    * tokens, the client's token. No password: a client of an app without tokens.
    */
-  async #authenticate(app: App, clientId: string, password: string | undefined, clean: boolean): Promise<void> {
+  private async authenticate(app: App, clientId: string, password: string | undefined, clean: boolean): Promise<void> {
     const hub = this.#ctx.hub;
     if (password !== undefined) {
       try {
@@ -708,7 +719,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * connections it has registered, and a replay from the store can start writing
    * before the enter call's caller resumes. CONNACK must still go first (MQTT-3.2.0-1).
    */
-  #accepted(): void {
+  private accepted(): void {
     const entering = this.#entering;
     // Closed while we waited (timeout, replaced): the socket is going, say nothing.
     if (this.#phase !== Phase.entering || entering === undefined) return;
@@ -724,8 +735,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     // broker, keeps its position); MQTT-3.2.2-1/-4: false for a clean session. MQTT 3.1
     // has no such flag (the bit is reserved).
     const sessionPresent = !clean && this.#version !== 3;
-    this.#control(
-      this.#v5
+    this.control(
+      this.v5
         ? {
             cmd: 'connack',
             sessionPresent,
@@ -743,47 +754,47 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     );
     if (this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
     else this.#ctx.wheel.disarm(this);
-    this.#drainQueue();
+    this.drainQueue();
   }
 
-  #refuse(refusal: ConnectRefusal, why: string, stableCode: string = leadingCode(why) ?? codeOf('MQTT', refusal)): undefined {
+  private refuse(refusal: ConnectRefusal, why: string, stableCode: string = leadingCode(why) ?? codeOf('MQTT', refusal)): undefined {
     if (this.#phase >= Phase.closing) return undefined;
     const code = CONNECT_REFUSALS[refusal];
     this.#ctx.log.debug({ conn: this.id, refusal, reason: why }, 'mqtt connect refused');
     this.#closeReason ??= `${stableCode}: ${why}`;
     this.#ctx.hub.observer.refused('mqtt', stableCode, why, this);
-    this.#control(
-      this.#v5
+    this.control(
+      this.v5
         ? { cmd: 'connack', sessionPresent: false, reasonCode: code.v5, properties: { reasonString: short(why) } }
         : { cmd: 'connack', sessionPresent: false, returnCode: code.v3 },
     );
-    this.#end();
+    this.end();
     return undefined;
   }
 
   // ---- PUBLISH (managers push; clients may not) ---------------------------------------
 
-  #onPublish(p: IPublishPacket): Promise<void> | undefined {
+  private onPublish(p: IPublishPacket): Promise<void> | undefined {
     // MQTT 5 §3.3.2.3.4: our Topic Alias Maximum is 0.
     if (p.properties?.topicAlias !== undefined) throw new MqttViolation('topicAliasInvalid', 'topic aliases are not supported');
     if (this.#role !== 'manager') {
-      return this.#refusePublish(p, 'notAuthorized', `clients may not publish; managers publish to apps/{apikey}/push`);
+      return this.refusePublish(p, 'notAuthorized', `clients may not publish; managers publish to apps/{apikey}/push`);
     }
     const id = p.messageId ?? 0;
     if (p.qos === 2 && this.#qos2Received?.has(id)) {
       // MQTT-4.3.3: a resent QoS 2 publish we already stored: acknowledge again, store once.
-      this.#control({ cmd: 'pubrec', messageId: id });
+      this.control({ cmd: 'pubrec', messageId: id });
       return undefined;
     }
     const pushTo = this.#topics.push;
-    if (p.topic !== pushTo) return this.#refusePublish(p, 'topicNameInvalid', `managers publish to ${pushTo}`);
+    if (p.topic !== pushTo) return this.refusePublish(p, 'topicNameInvalid', `managers publish to ${pushTo}`);
     const parsed = parsePushRequest(typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload);
-    if (!parsed.ok) return this.#refusePublish(p, 'payloadFormatInvalid', parsed.why);
-    return this.#push(p, parsed.value);
+    if (!parsed.ok) return this.refusePublish(p, 'payloadFormatInvalid', parsed.why);
+    return this.push(p, parsed.value);
   }
 
   /** Stores the push, then acknowledges it: durable before accepted. */
-  async #push(p: IPublishPacket, req: PushRequest): Promise<void> {
+  private async push(p: IPublishPacket, req: PushRequest): Promise<void> {
     let refusal: PublishRefusal | undefined;
     let why = '';
     try {
@@ -806,14 +817,14 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     }
     if (this.#phase !== Phase.ready) return;
     if (refusal !== undefined) {
-      this.#refusePublish(p, refusal, why);
+      this.refusePublish(p, refusal, why);
       return;
     }
     const id = p.messageId ?? 0;
-    if (p.qos === 1) this.#control({ cmd: 'puback', messageId: id });
+    if (p.qos === 1) this.control({ cmd: 'puback', messageId: id });
     else if (p.qos === 2) {
       (this.#qos2Received ??= new Set()).add(id);
-      this.#control({ cmd: 'pubrec', messageId: id });
+      this.control({ cmd: 'pubrec', messageId: id });
     }
   }
 
@@ -823,41 +834,41 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * can only acknowledge or close (MQTT-3.3.5-2); acknowledging would claim a push we
    * did not take, so we close.
    */
-  #refusePublish(p: IPublishPacket, refusal: PublishRefusal, why: string): undefined {
+  private refusePublish(p: IPublishPacket, refusal: PublishRefusal, why: string): undefined {
     this.#ctx.log.debug({ conn: this.id, role: this.#role, topic: short(p.topic), reason: why }, 'mqtt publish refused');
     // Refusals that end the connection are reported once, by #reject.
-    if (!this.#v5 || (p.qos === 0 && this.#role === 'manager')) throw new MqttViolation(refusal, why);
+    if (!this.v5 || (p.qos === 0 && this.#role === 'manager')) throw new MqttViolation(refusal, why);
     this.#ctx.hub.observer.refused('mqtt', codeOf('MQTT', refusal), why, this);
     const id = p.messageId ?? 0;
     const reasonCode = PUBACK_CODES[refusal];
     const properties = this.#problemInfo ? { properties: { reasonString: short(why) } } : {};
-    if (p.qos === 1) this.#control({ cmd: 'puback', messageId: id, reasonCode, ...properties });
+    if (p.qos === 1) this.control({ cmd: 'puback', messageId: id, reasonCode, ...properties });
     // MQTT 5 §4.3.3: a PUBREC with a failure code ends the QoS 2 exchange.
-    else if (p.qos === 2) this.#control({ cmd: 'pubrec', messageId: id, reasonCode, ...properties });
+    else if (p.qos === 2) this.control({ cmd: 'pubrec', messageId: id, reasonCode, ...properties });
     return undefined;
   }
 
-  #onPuback(p: IPubackPacket): void {
+  private onPuback(p: IPubackPacket): void {
     const inflight = this.#inflight;
     const messageId = inflight?.get(p.messageId ?? 0);
     if (inflight === undefined || messageId === undefined) return; // not ours (late, or after a QoS change): nothing to do
     // Kept when empty: a connection that gets QoS 1 messages needs it again soon.
     inflight.delete(p.messageId ?? 0);
     if (messageId > this.#ackCandidate) this.#ackCandidate = messageId;
-    this.#applyAcks();
-    this.#drainQueue();
+    this.applyAcks();
+    this.drainQueue();
   }
 
-  #onPubrel(p: IPubrelPacket): void {
+  private onPubrel(p: IPubrelPacket): void {
     const id = p.messageId ?? 0;
     const known = this.#qos2Received?.delete(id) ?? false;
     // MQTT-4.3.3: PUBCOMP either way; MQTT 5 says when the id was unknown.
-    this.#control(this.#v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: PACKET_ID_NOT_FOUND } : { cmd: 'pubcomp', messageId: id });
+    this.control(this.v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: PACKET_ID_NOT_FOUND } : { cmd: 'pubcomp', messageId: id });
   }
 
   // ---- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------
 
-  #onSubscribe(p: ISubscribePacket): Promise<void> | undefined {
+  private onSubscribe(p: ISubscribePacket): Promise<void> | undefined {
     const owner = { apikey: this.#topics.apikey, clientId: this.#clientId };
     const granted: number[] = [];
     const tags: { readonly index: number; readonly tag: string; readonly filter: string; readonly qos: DeliveryQos }[] = [];
@@ -867,16 +878,16 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       switch (kind.kind) {
         case 'forbidden':
           this.#ctx.log.debug({ conn: this.id, filter: short(sub.topic), reason: kind.why }, 'mqtt subscription refused');
-          granted.push(this.#subackFailure('notAuthorized'));
+          granted.push(this.subackFailure('notAuthorized'));
           break;
         case 'presence':
           // Presence events go out at QoS 0.
-          this.#setPlainSub('presence', 0);
+          this.setPlainSub('presence', 0);
           granted.push(0);
           break;
         case 'all':
         case 'own':
-          this.#setPlainSub(kind.kind, qos);
+          this.setPlainSub(kind.kind, qos);
           granted.push(qos);
           break;
         case 'tag':
@@ -888,14 +899,14 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       }
     }
     if (tags.length === 0) {
-      this.#subscriptionsChanged();
-      this.#control({ cmd: 'suback', messageId: p.messageId ?? 0, granted });
+      this.subscriptionsChanged();
+      this.control({ cmd: 'suback', messageId: p.messageId ?? 0, granted });
       return undefined;
     }
-    return this.#subscribeTags(p, granted, tags);
+    return this.subscribeTags(p, granted, tags);
   }
 
-  async #subscribeTags(
+  private async subscribeTags(
     p: ISubscribePacket,
     granted: number[],
     tags: readonly { readonly index: number; readonly tag: string; readonly filter: string; readonly qos: DeliveryQos }[],
@@ -913,15 +924,15 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         else sub.qos = t.qos;
       }
     } catch (err) {
-      const failure = this.#hubFailure(err, 'mqtt tag subscribe failed');
-      for (const t of tags) granted[t.index] = this.#subackFailure(failure);
+      const failure = this.hubFailure(err, 'mqtt tag subscribe failed');
+      for (const t of tags) granted[t.index] = this.subackFailure(failure);
     }
     if (this.#phase !== Phase.ready) return;
-    this.#subscriptionsChanged();
-    this.#control({ cmd: 'suback', messageId: p.messageId ?? 0, granted });
+    this.subscriptionsChanged();
+    this.control({ cmd: 'suback', messageId: p.messageId ?? 0, granted });
   }
 
-  #onUnsubscribe(p: IUnsubscribePacket): Promise<void> | undefined {
+  private onUnsubscribe(p: IUnsubscribePacket): Promise<void> | undefined {
     const owner = { apikey: this.#topics.apikey, clientId: this.#clientId };
     const codes: number[] = [];
     const tags: { readonly index: number; readonly tag: string; readonly filter: string }[] = [];
@@ -932,17 +943,17 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         // Tags outlive connections: unsubscribe at the hub even if this connection never subscribed.
         tags.push({ index: codes.length, tag: kind.tag, filter });
         codes.push(UNSUBACK_CODES.success);
-      } else codes.push(this.#clearPlainSub(kind.kind) ? UNSUBACK_CODES.success : UNSUBACK_CODES.noSubscriptionExisted);
+      } else codes.push(this.clearPlainSub(kind.kind) ? UNSUBACK_CODES.success : UNSUBACK_CODES.noSubscriptionExisted);
     }
     if (tags.length === 0) {
-      this.#subscriptionsChanged();
-      this.#control({ cmd: 'unsuback', messageId: p.messageId ?? 0, granted: codes });
+      this.subscriptionsChanged();
+      this.control({ cmd: 'unsuback', messageId: p.messageId ?? 0, granted: codes });
       return undefined;
     }
-    return this.#unsubscribeTags(p, codes, tags);
+    return this.unsubscribeTags(p, codes, tags);
   }
 
-  async #unsubscribeTags(
+  private async unsubscribeTags(
     p: IUnsubscribePacket,
     codes: number[],
     tags: readonly { readonly index: number; readonly tag: string; readonly filter: string }[],
@@ -955,17 +966,17 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       for (const t of tags) this.#tags?.delete(t.tag);
       if (this.#tags?.size === 0) this.#tags = undefined;
     } catch (err) {
-      const failure = this.#hubFailure(err, 'mqtt tag unsubscribe failed');
+      const failure = this.hubFailure(err, 'mqtt tag unsubscribe failed');
       for (const t of tags) codes[t.index] = UNSUBACK_CODES[failure];
     }
     if (this.#phase !== Phase.ready) return;
-    this.#subscriptionsChanged();
+    this.subscriptionsChanged();
     // MQTT 3.1.1 UNSUBACK carries no codes; mqtt-packet writes them for MQTT 5 only.
-    this.#control({ cmd: 'unsuback', messageId: p.messageId ?? 0, granted: codes });
+    this.control({ cmd: 'unsuback', messageId: p.messageId ?? 0, granted: codes });
   }
 
   /** Delivery QoS: the highest granted on any subscription; 1 with none, so sessions get acks. */
-  #subscriptionsChanged(): void {
+  private subscriptionsChanged(): void {
     let qos: DeliveryQos | undefined;
     for (const shift of Object.values(PLAIN_SUB_SHIFT)) {
       const granted = (this.#plainSubs >> shift) & 3;
@@ -975,25 +986,25 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#deliveryQos = qos ?? 1;
   }
 
-  #setPlainSub(which: PlainSub, qos: DeliveryQos): void {
+  private setPlainSub(which: PlainSub, qos: DeliveryQos): void {
     const shift = PLAIN_SUB_SHIFT[which];
     this.#plainSubs = (this.#plainSubs & ~(3 << shift)) | ((qos + 1) << shift);
   }
 
   /** False when there was no such subscription. */
-  #clearPlainSub(which: PlainSub): boolean {
+  private clearPlainSub(which: PlainSub): boolean {
     const shift = PLAIN_SUB_SHIFT[which];
     const had = ((this.#plainSubs >> shift) & 3) !== 0;
     this.#plainSubs &= ~(3 << shift);
     return had;
   }
 
-  #subackFailure(failure: keyof typeof SUBACK_FAILURES): number {
+  private subackFailure(failure: keyof typeof SUBACK_FAILURES): number {
     const code = SUBACK_FAILURES[failure];
-    return this.#v5 ? code.v5 : code.v3;
+    return this.v5 ? code.v5 : code.v3;
   }
 
-  #hubFailure(err: unknown, what: string): 'topicFilterInvalid' | 'unspecified' {
+  private hubFailure(err: unknown, what: string): 'topicFilterInvalid' | 'unspecified' {
     if (err instanceof HubError) {
       this.#ctx.log.debug({ conn: this.id, code: err.code, reason: err.message }, what);
       return err.code === 'BAD_REQUEST' ? 'topicFilterInvalid' : 'unspecified';

@@ -4,6 +4,12 @@ import type { StoredMessage } from '../../store/store.js';
 
 export type DeliveryQos = 0 | 1;
 
+// mqtt-packet builds, on its first write, a cache of all 65,536 two-byte numbers as
+// Buffers: ~7 MB per process that never goes away, to save a 2-byte allocation when it
+// writes a packet id. Our hot path (PUBLISH to every subscriber) does not go through it,
+// so the cache is pure memory: off, for the whole process (it is module state).
+writeToStream.cacheNumbers = false;
+
 /** Above this many named clients, `targetsClient` builds a set once instead of scanning. */
 const SCAN_LIMIT = 8;
 

@@ -55,9 +55,27 @@ export class MqttPacketReader {
   #partial: PartialPacket | undefined;
   #failure: ProtocolError | undefined;
 
-  /** @param maxPacketBytes largest packet accepted, whole packet, bytes */
-  constructor(maxPacketBytes: number) {
+  /**
+   * @param maxPacketBytes largest packet accepted, whole packet, bytes
+   * @param settings what an earlier reader of the same connection learnt from the CONNECT
+   */
+  constructor(maxPacketBytes: number, settings: MqttReaderSettings = NO_SETTINGS) {
     this.#maxPacketBytes = maxPacketBytes;
+    this.#settings = settings;
+  }
+
+  /**
+   * Nothing held and nothing failed: the reader is between packets, and a new one made
+   * with its `settings` would read on the same. Connections drop an idle reader, so an
+   * idle connection holds none (two slots instead of an object).
+   */
+  get idle(): boolean {
+    return this.#partial === undefined && this.#failure === undefined;
+  }
+
+  /** The protocol level the CONNECT named: a shared frozen object, never one per connection. */
+  get settings(): MqttReaderSettings {
+    return this.#settings;
   }
 
   push(chunk: Buffer): Packet[] {
@@ -217,6 +235,8 @@ interface ParserSettings {
   readonly protocolVersion?: number;
   readonly bridgeMode?: boolean;
 }
+/** What a reader carries from one packet to the next, for a connection to keep between readers. */
+export type MqttReaderSettings = ParserSettings;
 
 const NO_SETTINGS: ParserSettings = Object.freeze({});
 const SETTINGS = new Map<number, ParserSettings>();

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generate } from 'mqtt-packet';
+import { createRequire } from 'node:module';
+import { generate, writeToStream } from 'mqtt-packet';
 import { MqttEncoder, packetIdOffset } from '../../../src/connectors/mqtt/mqtt-encoder.js';
 import { asApiKey, asClientId, asMessageId } from '../../../src/ids.js';
 import type { StoredMessage } from '../../../src/store/store.js';
@@ -21,6 +22,14 @@ function message(data: unknown, clientIds: string[] = []): StoredMessage {
 
 describe('MqttEncoder', () => {
   const encoder = new MqttEncoder();
+
+  it("leaves mqtt-packet's number cache (65,536 Buffers, ~7 MB a process) ungenerated", () => {
+    const numbers = createRequire(import.meta.url)('mqtt-packet/numbers.js') as { cache: Record<number, Buffer> };
+    assert.equal(writeToStream.cacheNumbers, false);
+    // Packets with a packet id write it as a number: with the cache on, the first one builds it.
+    assert.deepEqual([...generate({ cmd: 'puback', messageId: 513 })], [0x40, 2, 2, 1]);
+    assert.equal(Object.keys(numbers.cache).length, 0);
+  });
 
   it('encodes the topic-independent payload once: {"id","event","data"}, events without id', () => {
     const push = encoder.encodeMessage(message({ t: '推送' }));
