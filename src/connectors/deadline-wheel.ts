@@ -96,6 +96,10 @@ export class DeadlineWheel<T extends WheelItem> {
   sweep(): void {
     const current = this.#slotOf(this.#now());
     for (let slot = this.#lastSwept + 1; slot <= current; slot++) {
+      // Marked swept before its items expire: one re-armed from an expiry (a deadline
+      // that is already due) goes to the next slot, not back into this one, which no
+      // sweep would visit again.
+      this.#lastSwept = slot;
       const head = this.#slots.get(slot);
       if (!head) continue;
       this.#slots.delete(slot);

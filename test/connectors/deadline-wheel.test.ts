@@ -71,6 +71,30 @@ describe('DeadlineWheel', () => {
     assert.deepEqual(expired.sort(), ['a', 'a', 'b']);
   });
 
+  it('an item re-armed with no time left from its own expiry, exactly on a slot boundary, expires at the next sweep', () => {
+    let now = 10_000;
+    let fired = 0;
+    const a: Item = { name: 'a', wheelSlot: -1 };
+    const wheel: DeadlineWheel<Item> = new DeadlineWheel<Item>(
+      (i) => {
+        fired++;
+        if (fired === 1) wheel.arm(i, 0);
+      },
+      1000,
+      () => now,
+    );
+    wheel.arm(a, 2000);
+    // On a slot boundary, a deadline of "now" rounds to the very slot being swept.
+    now += 2000;
+    wheel.sweep();
+    assert.equal(fired, 1);
+    assert.equal(wheel.size, 1);
+    now += 1000;
+    wheel.sweep();
+    assert.equal(fired, 2);
+    assert.equal(wheel.size, 0);
+  });
+
   it('re-arming moves the deadline; disarming cancels it', () => {
     const { wheel, expired, advance } = setup();
     const a: Item = { name: 'a', wheelSlot: -1 };
