@@ -37,8 +37,8 @@ export type ConnectorName = (typeof CONNECTOR_NAMES)[number];
 
 /**
  * Turns what the hub sends into one wire format's bytes. There is one encoder per
- * format (not per connection): the hub groups connections by encoder, encodes a
- * broadcast once per group and writes the same value to every member.
+ * format (not per connection): the hub encodes a broadcast once per encoder among its
+ * recipients and writes the same value to every connection with that encoder.
  *
  * Encoded values are shared by all recipients and must never be mutated.
  */
