@@ -15,6 +15,11 @@ const REPLAYING = 1;
 const OVERFLOW = 2;
 const DIRTY = 4;
 
+/** `flags` with `bit` set or cleared. */
+function withFlag(flags: number, bit: number, on: boolean): number {
+  return on ? flags | bit : flags & ~bit;
+}
+
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
   get role(): 'manager' {
@@ -78,7 +83,7 @@ export class ClientMember {
     return (this.#flags & REPLAYING) !== 0;
   }
   set replaying(on: boolean) {
-    this.#flags = on ? this.#flags | REPLAYING : this.#flags & ~REPLAYING;
+    this.#flags = withFlag(this.#flags, REPLAYING, on);
   }
 
   /** `pending` overflowed and was dropped: the replay reads the store again. */
@@ -86,7 +91,7 @@ export class ClientMember {
     return (this.#flags & OVERFLOW) !== 0;
   }
   set overflow(on: boolean) {
-    this.#flags = on ? this.#flags | OVERFLOW : this.#flags & ~OVERFLOW;
+    this.#flags = withFlag(this.#flags, OVERFLOW, on);
   }
 
   /** Positions changed since the last flush to the store. */
@@ -94,7 +99,7 @@ export class ClientMember {
     return (this.#flags & DIRTY) !== 0;
   }
   set dirty(on: boolean) {
-    this.#flags = on ? this.#flags | DIRTY : this.#flags & ~DIRTY;
+    this.#flags = withFlag(this.#flags, DIRTY, on);
   }
 
   get enteredAt(): number {
