@@ -81,3 +81,11 @@ export function peerAddress(socket: Socket): string {
   (socket as unknown as { _peername?: unknown })._peername = undefined;
   return address;
 }
+
+/**
+ * The 'error' listener of an accepted socket, shared by every socket (no closure per
+ * connection): the error ends it; its 'close' does the rest.
+ */
+export function destroyOnError(this: Socket): void {
+  this.destroy();
+}

@@ -2,6 +2,7 @@ import type { SetLinks } from '../linked-set.js';
 import type { Member } from '../../hub/members.js';
 import type { EnteredAs } from '../../hub/observer.js';
 import type { Socket } from 'node:net';
+import { destroyOnError } from '../listen.js';
 import type { WebSocket } from 'ws';
 import {
   HEARTBEAT_PACKAGE,
@@ -409,10 +410,6 @@ export function onAcceptedSocketClose(this: HybridSocket): void {
   const held = this[HELD];
   if (held instanceof TcpHybridConnection) held.onTransportClosed();
   else held?.release();
-}
-
-function destroyOnError(this: Socket): void {
-  this.destroy();
 }
 
 /** A WebSocket with the hybrid connection it carries. */

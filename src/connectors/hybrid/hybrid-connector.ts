@@ -10,7 +10,7 @@ import type { ParsedProtos } from '../../protocol/pomelo/protobuf.js';
 import { LinkedSet } from '../linked-set.js';
 import { DeadlineWheel, type ExpiringItem, type WheelItem } from '../deadline-wheel.js';
 import { HANDLER_ROUTES } from '../pomelo-routes.js';
-import { listen, closeServer, createSocketServer, peerAddress, type TlsListenOptions } from '../listen.js';
+import { listen, closeServer, createSocketServer, destroyOnError, peerAddress, type TlsListenOptions } from '../listen.js';
 import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
 import { encodeKick } from '../../protocol/pomelo/package.js';
 import { HybridEncoder } from './hybrid-encoder.js';
@@ -184,10 +184,6 @@ export class HybridConnector {
       conn.onData(chunk);
     });
   }
-}
-
-function destroyOnError(this: Socket): void {
-  this.destroy();
 }
 
 

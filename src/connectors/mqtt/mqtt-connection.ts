@@ -2,6 +2,7 @@ import type { SetLinks } from '../linked-set.js';
 import type { Member } from '../../hub/members.js';
 import type { EnteredAs } from '../../hub/observer.js';
 import type { Socket } from 'node:net';
+import { destroyOnError } from '../listen.js';
 import {
   generate,
   type IConnectPacket,
@@ -100,10 +101,6 @@ type PlainSub = keyof typeof PLAIN_SUB_SHIFT;
 const OWNER = Symbol('mqtt connection');
 interface OwnedSocket extends Socket {
   [OWNER]?: MqttConnection;
-}
-
-function destroyOnError(this: Socket): void {
-  this.destroy();
 }
 
 /** Input that breaks the protocol: the connection ends with this MQTT 5 reason. */
