@@ -59,6 +59,8 @@ export interface ShaddockServer {
   readonly firstStart: FirstStart | undefined;
   /** Kicks every connection with a reason, stops listening, closes the database. */
   close(): Promise<void>;
+  /** While close() runs: the step it waits on (for a shutdown that overstays). */
+  readonly closingStep: string | undefined;
 }
 
 export const DEFAULT_ADMIN = 'admin';
@@ -229,6 +231,11 @@ export async function startServer(
     sweep.unref();
 
     let closing: Promise<void> | undefined;
+    let closingStep: string | undefined;
+    const step = async (name: string, work: () => Promise<unknown> | unknown): Promise<void> => {
+      closingStep = name;
+      await work();
+    };
     return {
       config,
       nodeId,
@@ -247,22 +254,28 @@ export async function startServer(
       mqttPort,
       notices,
       firstStart,
+      get closingStep() {
+        return closingStep;
+      },
       close() {
         closing ??= (async () => {
           clearInterval(sweep);
-          await Promise.all([
-            hybrid.close(CLOSE_REASONS.shutdown),
-            sio.close(CLOSE_REASONS.shutdown),
-            mqtt?.close(CLOSE_REASONS.shutdown),
-            ws.close(CLOSE_REASONS.shutdown),
-            sse.close(CLOSE_REASONS.shutdown),
-          ]);
-          await http.close();
-          await hub.close();
+          await step('kicking connections', () =>
+            Promise.all([
+              hybrid.close(CLOSE_REASONS.shutdown),
+              sio.close(CLOSE_REASONS.shutdown),
+              mqtt?.close(CLOSE_REASONS.shutdown),
+              ws.close(CLOSE_REASONS.shutdown),
+              sse.close(CLOSE_REASONS.shutdown),
+            ]),
+          );
+          await step('closing the HTTP API', () => http.close());
+          await step('closing the hub', () => hub.close());
           admission.close();
-          await presence?.close();
-          await bus.close();
-          await storage.close();
+          await step('leaving the cluster presence', () => presence?.close());
+          await step('closing the bus', () => bus.close());
+          await step('closing the store', () => storage.close());
+          closingStep = undefined;
         })();
         return closing;
       },

@@ -128,6 +128,13 @@ function redactUrl(url: string): string {
   }
 }
 
+/**
+ * How long a shutdown may take before the process exits anyway. Every accepted message
+ * is already in the store, so exiting early loses nothing; it only skips the rest of
+ * the goodbyes (kicks, the cluster presence cleanup, which then times out instead).
+ */
+export const SHUTDOWN_TIMEOUT_MS = 10_000;
+
 function handleSignals(server: ShaddockServer): void {
   let stopping = false;
   const stop = (signal: string): void => {
@@ -137,6 +144,10 @@ function handleSignals(server: ShaddockServer): void {
     }
     stopping = true;
     server.log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      server.log.error({ step: server.closingStep, timeoutMs: SHUTDOWN_TIMEOUT_MS }, `shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS / 1000} s (stuck ${server.closingStep ?? 'after closing'}); exiting`);
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS).unref();
     server.close().then(
       () => process.exit(0),
       (err: unknown) => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { startCli } from '../fixtures/cli-process.js';
+import { startCli, stopCli } from '../fixtures/cli-process.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'src/cli/index.ts');
@@ -145,9 +145,9 @@ describe('CLI', () => {
     });
     assert.equal(res.status, 202);
     const kicked = c.waitFor('kick');
-    first.child.kill('SIGINT');
+    const stopped = stopCli(first, 'SIGINT');
     assert.equal((await kicked)[0], 'server shutting down');
-    assert.equal(await first.exit, 0);
+    assert.equal(await stopped, 0);
 
     const second = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0']);
     started.push(second.child);
@@ -163,8 +163,7 @@ describe('CLI', () => {
     });
     assert.equal(again.status, 202);
     assert.equal(((await again.json()) as { id: number }).id, 2, 'message ids continue across restarts');
-    second.child.kill('SIGTERM');
-    assert.equal(await second.exit, 0);
+    assert.equal(await stopCli(second), 0);
   });
 
   it('start refuses a port in use with a clear message', async () => {

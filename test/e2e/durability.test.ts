@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCli } from '../fixtures/cli-process.js';
+import { startCli, stopCli } from '../fixtures/cli-process.js';
 
 const ports = ['--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0'];
 const field = (banner: string, re: RegExp): string => {
@@ -65,8 +65,7 @@ describe('durable before accepted', () => {
       const lost = accepted.filter((id) => !stored.has(id));
       assert.deepEqual(lost, [], `${lost.length} of ${accepted.length} accepted messages lost`);
     } finally {
-      second.child.kill('SIGTERM');
-      await second.exit;
+      await stopCli(second);
     }
   });
 });
