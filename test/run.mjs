@@ -8,6 +8,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
+import { clearTimeout, setTimeout } from 'node:timers';
 
 const FILE_TIMEOUT_MS = 300_000;
 const RUN_TIMEOUT_MS = 40 * 60_000;
