@@ -76,6 +76,9 @@ export const TOO_MANY_BAD_FRAMES = 'too many bad frames';
 
 const State = { NEW: 0, ENTERING: 1, ENTERED: 2, CLOSED: 3 } as const;
 type State = (typeof State)[keyof typeof State];
+/** `#stateAndBadFrames`: the State in the low two bits, the bad frame count above them. */
+const STATE_BITS = 3;
+const BAD_FRAMES_SHIFT = 2;
 
 const TEXT = { binary: false } as const;
 /** RFC 6455 §5.5: a close frame's body is at most 125 bytes, 2 of them the code. */
@@ -119,14 +122,15 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   admission: AdmissionTicket | undefined;
   readonly #ws: WebSocket;
   readonly #ctx: WsContext;
-  #state: State = State.NEW;
-  #badFrames = 0;
+  /** The State and the count of bad frames, in one small integer: one slot, not two. */
+  #stateAndBadFrames: number = State.NEW;
   /** Why the server closed it, for the close report; unset: the peer went first. */
   #closeReason: string | undefined;
-  #left = false;
-  /** Hub writes that arrive while an enter is in flight wait here, so `entered` goes first. */
+  /**
+   * Hub writes that arrive while an enter is in flight wait here, so `entered` goes
+   * first. Their bytes are summed when asked: a wait this short holds a few frames.
+   */
   #pending: Buffer[] | undefined;
-  #pendingBytes = 0;
 
   /** `socket`: the upgraded request's socket, under `ws`. */
   constructor(ctx: WsContext, ws: WebSocket, socket: Socket, remoteAddress: string) {
@@ -164,27 +168,35 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
 
   get closed(): boolean {
-    return this.#state === State.CLOSED;
+    return this.state === State.CLOSED;
   }
 
   get bufferedBytes(): number {
-    return this.#ws.bufferedAmount + this.#pendingBytes;
+    let pending = 0;
+    if (this.#pending !== undefined) for (const frame of this.#pending) pending += frame.length;
+    return this.#ws.bufferedAmount + pending;
+  }
+
+  private get state(): State {
+    return (this.#stateAndBadFrames & STATE_BITS) as State;
+  }
+  private set state(state: State) {
+    this.#stateAndBadFrames = (this.#stateAndBadFrames & ~STATE_BITS) | state;
   }
 
   /** `frame`: a whole WebSocket frame from WS_ENCODER, shared by every recipient. */
   write(frame: Buffer): void {
-    if (this.#state === State.ENTERED) {
+    if (this.state === State.ENTERED) {
       sendPreframed(this.#ws, frame);
       this.#ctx.hub.observer.wrote('ws', frame.length);
-    } else if (this.#state === State.ENTERING) {
+    } else if (this.state === State.ENTERING) {
       (this.#pending ??= []).push(frame);
-      this.#pendingBytes += frame.length;
     }
   }
 
   /** Server-side close: `kick` with the reason and a close code, or terminate (see CLOSE_BY_REASON). */
   close(reason: CloseReason): void {
-    if (this.#state === State.CLOSED) return;
+    if (this.state === State.CLOSED) return;
     const how = CLOSE_BY_REASON[reason] ?? WS_CLOSE.normal;
     if (how === 'terminate') {
       this.end(reason, 'terminate');
@@ -196,7 +208,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
 
   /** The keep-alive sweep: terminate when the last ping went unanswered, else ping again. */
   heartbeat(): void {
-    if (this.#state === State.CLOSED) return;
+    if (this.state === State.CLOSED) return;
     const read = this.#socket.bytesRead;
     if (read === this.#bytesAtPing) {
       this.close(CLOSE_REASONS.heartbeatTimeout);
@@ -208,7 +220,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
 
   /** The wheel says the enter deadline passed. */
   expire(): void {
-    if (this.#state !== State.ENTERED) this.close(CLOSE_REASONS.handshakeTimeout);
+    if (this.state !== State.ENTERED) this.close(CLOSE_REASONS.handshakeTimeout);
   }
 
   /** Drops the socket, also one whose close handshake never finished (shutdown grace period over). */
@@ -218,7 +230,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
-    if (this.#state === State.CLOSED) return;
+    if (this.state === State.CLOSED) return;
     if (isBinary) {
       const message = 'binary frames are not accepted: send JSON in text frames';
       this.#ctx.hub.observer.refused('ws', 'PROTO_BAD_MESSAGE', message, this);
@@ -280,10 +292,10 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
 
   private async enter(frame: EnterClientFrame | EnterManagerFrame): Promise<void> {
-    if (this.#state !== State.NEW) {
-      throw new HubError('BAD_REQUEST', this.#state === State.ENTERING ? 'an enter is already in progress' : 'this connection has already entered');
+    if (this.state !== State.NEW) {
+      throw new HubError('BAD_REQUEST', this.state === State.ENTERING ? 'an enter is already in progress' : 'this connection has already entered');
     }
-    this.#state = State.ENTERING;
+    this.state = State.ENTERING;
     let reply: ServerFrame;
     try {
       if (frame.role === 'manager') {
@@ -300,20 +312,18 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
         reply = { type: 'entered', ref: frame.ref, clientId: frame.clientId };
       }
     } catch (err) {
-      if (this.#state === State.ENTERING) this.#state = State.NEW;
+      if (this.state === State.ENTERING) this.state = State.NEW;
       this.#pending = undefined;
-      this.#pendingBytes = 0;
       throw err;
     }
     // Closed while the hub awaited the store: the hub registered nothing, or leave() undid it.
-    if (this.#state !== State.ENTERING) return;
-    this.#state = State.ENTERED;
+    if (this.state !== State.ENTERING) return;
+    this.state = State.ENTERED;
     this.admission?.entered();
     this.#ctx.wheel.disarm(this);
     this.send(encodeServerFrameBytes(reply));
     const pending = this.#pending;
     this.#pending = undefined;
-    this.#pendingBytes = 0;
     if (pending) for (const frame of pending) sendPreframed(this.#ws, frame);
   }
 
@@ -333,7 +343,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
 
   private requireEntered(): { readonly apikey: ApiKey } {
-    const identity = this.#state === State.ENTERED ? this.#ctx.hub.identity(this) : undefined;
+    const identity = this.state === State.ENTERED ? this.#ctx.hub.identity(this) : undefined;
     if (!identity) throw new HubError('NOT_ENTERED', 'send "enter" and wait for "entered" first');
     return identity;
   }
@@ -344,12 +354,13 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
    * Anything else is our failure: logged with an id, answered generically.
    */
   private refuse(err: unknown, ref: Ref | undefined): void {
-    if (this.#state === State.CLOSED) return;
+    if (this.state === State.CLOSED) return;
     if (isProtocolError(err) || err instanceof HubError) {
       this.#ctx.log.debug({ conn: this.id, code: err.code, err: err.message }, 'ws frame refused');
       this.#ctx.hub.observer.refused('ws', err.code, err.message, this);
       this.reply({ type: 'error', ref, code: err.code, message: err.message });
-      if (++this.#badFrames >= this.#ctx.maxBadFrames) this.end(TOO_MANY_BAD_FRAMES, WS_CLOSE.policy);
+      this.#stateAndBadFrames += 1 << BAD_FRAMES_SHIFT;
+      if (this.#stateAndBadFrames >> BAD_FRAMES_SHIFT >= this.#ctx.maxBadFrames) this.end(TOO_MANY_BAD_FRAMES, WS_CLOSE.policy);
       return;
     }
     const errorId = crypto.randomUUID();
@@ -358,7 +369,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
 
   private reply(frame: ServerFrame): void {
-    if (this.#state !== State.CLOSED) this.send(encodeServerFrameBytes(frame));
+    if (this.state !== State.CLOSED) this.send(encodeServerFrameBytes(frame));
   }
 
   private send(bytes: Buffer): void {
@@ -368,35 +379,28 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   }
 
   private end(reason: string, how: number | 'terminate'): void {
-    if (this.#state === State.CLOSED) return;
-    this.#state = State.CLOSED;
+    if (this.state === State.CLOSED) return;
+    this.state = State.CLOSED;
     this.#closeReason ??= reason;
     this.#pending = undefined;
-    this.#pendingBytes = 0;
     this.#ctx.wheel.disarm(this);
     this.#ctx.log.debug({ conn: this.id, reason, how }, 'ws connection closing');
     if (how === 'terminate') this.#ws.terminate();
     else this.#ws.close(how, truncateReason(reason));
     // Leave now, not when the close handshake ends (up to ws's closeTimeout with a
     // silent peer): presence is right at once, and writes already stopped above.
-    this.leave();
+    this.#ctx.hub.leave(this);
   }
 
   private onTransportClosed(): void {
-    this.#state = State.CLOSED;
+    // CLOSED already: end() ran, and left the hub then.
+    if (this.state !== State.CLOSED) this.#ctx.hub.leave(this);
+    this.state = State.CLOSED;
     this.#pending = undefined;
-    this.#pendingBytes = 0;
     this.#ctx.wheel.disarm(this);
-    this.leave();
     this.admission?.release();
     this.#ctx.removed(this);
     this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
-  }
-
-  private leave(): void {
-    if (this.#left) return;
-    this.#left = true;
-    this.#ctx.hub.leave(this);
   }
 }
 
