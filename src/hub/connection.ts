@@ -26,6 +26,14 @@ export function smallInteger(n: number): number {
   return n >= -0x80000000 && n <= 0x7fffffff ? n | 0 : n;
 }
 
+/**
+ * `flags` with `bit` set or cleared. Objects kept per connection pack their booleans
+ * into one small integer this way: one slot instead of one per flag.
+ */
+export function withFlag(flags: number, bit: number, on: boolean): number {
+  return on ? flags | bit : flags & ~bit;
+}
+
 /** Epoch milliseconds back from `compactTime`. */
 export function expandTime(compact: number): number {
   return compact + TIME_ORIGIN;

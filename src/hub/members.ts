@@ -1,6 +1,6 @@
 import type { ApiKey, ClientId } from '../ids.js';
 import type { StoredMessage } from '../store/store.js';
-import { compactTime, expandTime, type Connection } from './connection.js';
+import { compactTime, expandTime, withFlag, type Connection } from './connection.js';
 
 /** Messages sent and not yet acked that a client member keeps for receipts. */
 export const MAX_UNACKED_TRACKED = 1000;
@@ -14,11 +14,6 @@ const NO_TAGS: ReadonlySet<string> = new Set();
 const REPLAYING = 1;
 const OVERFLOW = 2;
 const DIRTY = 4;
-
-/** `flags` with `bit` set or cleared. */
-function withFlag(flags: number, bit: number, on: boolean): number {
-  return on ? flags | bit : flags & ~bit;
-}
 
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {

@@ -16,7 +16,7 @@ import {
 } from 'mqtt-packet';
 import type { ApiKey } from '../../ids.js';
 import type { App } from '../../store/store.js';
-import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime } from '../../hub/connection.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime, withFlag } from '../../hub/connection.js';
 import { PEER_CLOSED, codeOf, leadingCode } from '../../hub/observer.js';
 import { HubError, type Role } from '../../hub/hub.js';
 import { isProtocolError } from '../../protocol/errors.js';
@@ -103,6 +103,97 @@ interface OwnedSocket extends Socket {
   [OWNER]?: MqttConnection;
 }
 
+/** `#flags` of MqttConnection: the Phase in the low three bits, then these. */
+const PHASE_BITS = 0b111;
+const MANAGER = 1 << 3;
+/** Deliveries at QoS 0 (every subscription granted 0); clear: QoS 1. */
+const DELIVER_QOS0 = 1 << 4;
+/** A hub call is running: packets wait in the backlog, reading is paused. */
+const BUSY = 1 << 5;
+/** Queued in the end-of-turn ack flush. */
+const ACK_SCHEDULED = 1 << 6;
+/** Subscriptions to `all`, own and `presence`, two bits each (PLAIN_SUB_SHIFT), from here. */
+const PLAIN_SUBS_AT = 7;
+const PLAIN_SUBS_BITS = 0b111111;
+
+/** Who the connection will be once the hub has entered it. */
+interface Entering {
+  readonly app: App;
+  readonly clientId: string;
+  readonly clean: boolean;
+  readonly role: Role;
+}
+
+/**
+ * What a CONNECT set: the protocol level (with the reader's settings for it) and the
+ * client's own limits (MQTT 5). Connections that ask for no limits share one per level.
+ */
+interface ConnectOptions {
+  readonly version: 3 | 4 | 5;
+  /** For the next packet reader (shared, frozen). */
+  readonly readerSettings: MqttReaderSettings | undefined;
+  /** Options for mqtt-packet's `generate`. */
+  readonly generate: { readonly protocolVersion: number; readonly maximumPacketSize?: number };
+  /** The client's Maximum Packet Size (MQTT 5); 0: none given. */
+  readonly clientMaxPacket: number;
+  readonly maxInflight: number;
+  /** MQTT-3.1.2-29: reason strings on PUBACK, PUBREC… only when the client wants them. */
+  readonly problemInfo: boolean;
+}
+
+const DEFAULT_OPTIONS: ConnectOptions = Object.freeze({
+  version: 4,
+  readerSettings: undefined,
+  generate: Object.freeze({ protocolVersion: 4 }),
+  clientMaxPacket: 0,
+  maxInflight: MAX_INFLIGHT,
+  problemInfo: true,
+});
+
+/** The options of each reader setting (protocol level) for clients that set no limits: a handful in all. */
+const SHARED_OPTIONS = new Map<MqttReaderSettings | undefined, ConnectOptions>([[undefined, DEFAULT_OPTIONS]]);
+
+/** The shared options for what a reader learnt from the CONNECT (its protocol level). */
+function sharedOptions(readerSettings: MqttReaderSettings): ConnectOptions {
+  let options = SHARED_OPTIONS.get(readerSettings);
+  if (options === undefined) {
+    const level = readerSettings.protocolVersion;
+    const version = level === 3 || level === 5 ? level : 4;
+    options = Object.freeze({ ...DEFAULT_OPTIONS, version, readerSettings, generate: Object.freeze({ protocolVersion: version }) });
+    SHARED_OPTIONS.set(readerSettings, options);
+  }
+  return options;
+}
+
+/**
+ * A connection's outbound delivery state: the QoS 1 window, our queue, cumulative acks.
+ * Made at the first delivery; dropped when nothing is in flight, queued or unreported
+ * and the client is idle (its PINGREQ), so a connection that got messages once does not
+ * keep their bookkeeping. Packet ids may start over then: none is in flight.
+ */
+class Outbound {
+  /** Packet id → message id, in the order written (so the first is the oldest); made at the first QoS 1 write. */
+  inflight: Map<number, number> | undefined = undefined;
+  nextPacketId = 1;
+  queue: (MqttPush | undefined)[] | undefined = undefined;
+  queueHead = 0;
+  queuedBytes = 0;
+  /** Highest message id PUBACKed or written at QoS 0. */
+  ackCandidate = 0;
+  /** Highest id we told the hub. */
+  ackedUpTo = 0;
+
+  get settled(): boolean {
+    return (this.inflight === undefined || this.inflight.size === 0) && this.queue === undefined && this.ackCandidate <= this.ackedUpTo;
+  }
+}
+
+/** Packets read while an earlier one is still being handled. */
+interface Backlog {
+  readonly packets: (Packet | undefined)[];
+  head: number;
+}
+
 /** Input that breaks the protocol: the connection ends with this MQTT 5 reason. */
 class MqttViolation extends Error {
   override readonly name = 'MqttViolation';
@@ -121,7 +212,9 @@ class MqttViolation extends Error {
  */
 export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // Methods are TypeScript-`private`, not `#`-private: a class with `#` methods costs a
-  // brand slot in every instance (hybrid-connection.ts).
+  // brand slot in every instance (hybrid-connection.ts). What is rare or short-lived
+  // lives in objects made when needed (ConnectOptions, Outbound, Backlog), and small
+  // state shares one integer (`#flags`): an idle connection is 25 slots, not 45.
   readonly id = allocateConnectionId();
   /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
   hubMember: Member | undefined = undefined;
@@ -143,69 +236,38 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   setPrev: SetLinks | undefined = undefined;
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
-  /** Over a connection limit: CONNECT gets this refusal. */
-  #refusal: LimitError | undefined;
 
   readonly #ctx: MqttContext;
   readonly #socket: Socket;
   /** Only while a packet is split across chunks: an idle connection holds no reader. */
   #reader: MqttPacketReader | undefined = undefined;
-  /** The protocol level its CONNECT named, for the next reader (shared, frozen). */
-  #readerSettings: MqttReaderSettings | undefined = undefined;
-  #phase: Phase = Phase.awaitingConnect;
-  #left = false;
+  /** Phase, role, delivery QoS, plain subscriptions, busy, ack scheduled: see FLAGS. */
+  #flags: number = Phase.awaitingConnect;
   /** Why the server closed it, for the close report; unset: the peer went first. */
   #closeReason: string | undefined;
+  /**
+   * Before CONNECT: the limit it will be refused for, if any. While the hub enters us:
+   * who we will be once it has. Then nothing.
+   */
+  #connecting: LimitError | Entering | undefined;
 
-  // From CONNECT.
-  #version: 3 | 4 | 5 = 4;
-  // Numbers here stay small integers (V8 Smis): a field that ever holds a fraction or
-  // Infinity is boxed as a heap number in every connection (bench/micro/heap-summary.ts).
+  // From CONNECT. Numbers here stay small integers (V8 Smis): a field that ever holds a
+  // fraction or Infinity is boxed as a heap number in every connection.
   #keepaliveMs = 0;
-  /** The client's Maximum Packet Size (MQTT 5); 0: none given. */
-  #clientMaxPacket = 0;
-  #maxInflight = MAX_INFLIGHT;
-  /** MQTT-3.1.2-29: reason strings on PUBACK, PUBREC… only when the client wants them. */
-  #problemInfo = true;
+  /** Protocol level and the client's own limits, shared by connections that set none. */
+  #options: ConnectOptions = DEFAULT_OPTIONS;
 
-  /** Set while the hub is entering us: who we will be once it has. */
-  #entering: { readonly app: App; readonly clientId: string; readonly clean: boolean; readonly role: Role } | undefined;
-
-  // Who, once entered. The app's topics are shared by its connections (mqtt-topics.ts);
-  // our own is built when first needed.
-  #role: Role = 'client';
+  // Who, once entered. The app's topics are shared by its connections (mqtt-topics.ts).
   #topics: AppTopics = NO_APP;
-  #clientId: string | undefined;
-  #topicOwn: string | undefined;
   /** The CONNECT client id, which names our own topic (managers' too). */
   #connectId = '';
-
-  /**
-   * Subscriptions to our app's `all`, our own topic and `presence` (the only filters
-   * besides tags a connection may hold): two bits each, 0 = none, else granted QoS + 1.
-   */
-  #plainSubs = 0;
   /** Tag → its topic (also its filter) and granted QoS, in subscription order (topic choice); created at the first tag. */
   #tags: Map<string, TagSubscription> | undefined;
-  #deliveryQos: DeliveryQos = 1;
 
-  // Outbound: QoS 1 window, our queue, cumulative acks. Collections are created when first needed.
-  /** Packet id → message id, in the order written (so the first is the oldest). */
-  #inflight: Map<number, number> | undefined;
-  #nextPacketId = 1;
-  #queue: (MqttPush | undefined)[] | undefined;
-  #queueHead = 0;
-  #queuedBytes = 0;
-  /** Highest message id PUBACKed or written at QoS 0. */
-  #ackCandidate = 0;
-  /** Highest id we told the hub. */
-  #ackedUpTo = 0;
-  #ackScheduled = false;
-
-  // Inbound: one packet at a time; the rest wait while a hub call runs.
-  #busy = false;
-  #backlog: (Packet | undefined)[] | undefined;
-  #backlogHead = 0;
+  /** QoS 1 window, queue and acks: made at the first delivery, dropped when settled and idle. */
+  #out: Outbound | undefined;
+  /** Packets read while a hub call runs; made for the wait. */
+  #backlog: Backlog | undefined;
   /** QoS 2 pushes stored and PUBRECed, waiting for PUBREL (MQTT-4.3.3). */
   #qos2Received: Set<number> | undefined;
 
@@ -237,7 +299,57 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   };
 
   private get v5(): boolean {
-    return this.#version === 5;
+    return this.#options.version === 5;
+  }
+
+  // ---- What #flags holds ------------------------------------------------------------
+
+  private get phase(): Phase {
+    return (this.#flags & PHASE_BITS) as Phase;
+  }
+  private set phase(phase: Phase) {
+    this.#flags = (this.#flags & ~PHASE_BITS) | phase;
+  }
+
+  private get role(): Role {
+    return (this.#flags & MANAGER) !== 0 ? 'manager' : 'client';
+  }
+  private set role(role: Role) {
+    this.#flags = withFlag(this.#flags, MANAGER, role === 'manager');
+  }
+
+  /** The client id pushes find it by, once entered; managers have none. */
+  private get clientId(): string | undefined {
+    return this.role === 'client' && this.#connectId !== '' ? this.#connectId : undefined;
+  }
+
+  private get deliveryQos(): DeliveryQos {
+    return (this.#flags & DELIVER_QOS0) !== 0 ? 0 : 1;
+  }
+  private set deliveryQos(qos: DeliveryQos) {
+    this.#flags = withFlag(this.#flags, DELIVER_QOS0, qos === 0);
+  }
+
+  /** Subscriptions to `all`, own and `presence`: two bits each, 0 = none, else granted QoS + 1. */
+  private get plainSubs(): number {
+    return (this.#flags >> PLAIN_SUBS_AT) & PLAIN_SUBS_BITS;
+  }
+  private set plainSubs(subs: number) {
+    this.#flags = (this.#flags & ~(PLAIN_SUBS_BITS << PLAIN_SUBS_AT)) | ((subs & PLAIN_SUBS_BITS) << PLAIN_SUBS_AT);
+  }
+
+  private get busy(): boolean {
+    return (this.#flags & BUSY) !== 0;
+  }
+  private set busy(on: boolean) {
+    this.#flags = withFlag(this.#flags, BUSY, on);
+  }
+
+  private get ackScheduled(): boolean {
+    return (this.#flags & ACK_SCHEDULED) !== 0;
+  }
+  private set ackScheduled(on: boolean) {
+    this.#flags = withFlag(this.#flags, ACK_SCHEDULED, on);
   }
 
   get encoder(): MqttContext['encoder'] {
@@ -245,35 +357,35 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   get closed(): boolean {
-    return this.#phase >= Phase.closing;
+    return this.phase >= Phase.closing;
   }
 
   get bufferedBytes(): number {
-    return this.#socket.writableLength + this.#queuedBytes;
+    return this.#socket.writableLength + (this.#out?.queuedBytes ?? 0);
   }
 
   // ---- Connection: the hub's side ----------------------------------------------------
 
   write(push: MqttPush): void {
-    if (this.#phase >= Phase.closing) return;
-    if (this.#phase === Phase.entering) this.accepted();
+    if (this.phase >= Phase.closing) return;
+    if (this.phase === Phase.entering) this.accepted();
     // Before CONNACK (MQTT-3.2.0-1: it goes first) and behind a full QoS 1 window,
     // messages wait in order.
-    if (this.#phase !== Phase.ready || this.#queue !== undefined || !this.send(push)) this.enqueue(push);
+    if (this.phase !== Phase.ready || this.#out?.queue !== undefined || !this.send(push)) this.enqueue(push);
   }
 
   /** MQTT 5: DISCONNECT with the reason's code (mqtt-codes.ts), then close. MQTT 3.1.1 has no server DISCONNECT. */
   close(reason: CloseReason): void {
-    if (this.#phase >= Phase.closing) return;
+    if (this.phase >= Phase.closing) return;
     this.#ctx.log.debug({ conn: this.id, reason }, 'mqtt connection closed by the server');
     this.#closeReason ??= reason;
-    if (this.#phase === Phase.ready && this.v5) this.disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
+    if (this.phase === Phase.ready && this.v5) this.disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
     this.end();
   }
 
   /** Drops the socket without a word (shutdown grace period over). */
   destroy(): void {
-    if (this.#phase < Phase.closing) this.#phase = Phase.closing;
+    if (this.phase < Phase.closing) this.phase = Phase.closing;
     this.#socket.destroy();
   }
 
@@ -283,13 +395,13 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * soon is dropped.
    */
   refuseAtConnect(err: LimitError): void {
-    this.#refusal = err;
+    this.#connecting = err;
     this.#ctx.wheel.arm(this, Math.min(this.#ctx.connectTimeoutMs, REFUSAL_WAIT_MS));
   }
 
   /** The wheel says a deadline passed: no CONNECT in time, keep-alive, or close grace. */
   expire(): void {
-    switch (this.#phase) {
+    switch (this.phase) {
       case Phase.awaitingConnect:
       case Phase.entering:
         this.#ctx.log.debug({ conn: this.id }, 'mqtt connect timeout');
@@ -298,7 +410,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         return;
       case Phase.ready:
         // Reading is paused while a hub call runs: the silence is ours, not the client's.
-        if (this.#busy) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+        if (this.busy) this.#ctx.wheel.arm(this, this.#keepaliveMs);
         else this.close(CLOSE_REASONS.heartbeatTimeout);
         return;
       case Phase.closing:
@@ -307,33 +419,40 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       case Phase.closed:
         return;
       default:
-        assertNever(this.#phase);
+        assertNever(this.phase);
     }
   }
 
   // ---- Outbound ----------------------------------------------------------------------
 
-  /** Messages wait in `#queue`, which exists only while one waits. */
+  /** The delivery state, made at the first delivery. */
+  private outbound(): Outbound {
+    return (this.#out ??= new Outbound());
+  }
+
+  /** Messages wait in the queue, which exists only while one waits. */
   private enqueue(push: MqttPush): void {
-    (this.#queue ??= []).push(push);
-    this.#queuedBytes += push.payload.length + QUEUED_OVERHEAD;
+    const out = this.outbound();
+    (out.queue ??= []).push(push);
+    out.queuedBytes += push.payload.length + QUEUED_OVERHEAD;
   }
 
   private drainQueue(): void {
-    const queue = this.#queue;
-    if (queue === undefined) return;
-    while (this.#queueHead < queue.length && this.#phase === Phase.ready) {
-      const push = queue[this.#queueHead]!;
+    const out = this.#out;
+    const queue = out?.queue;
+    if (out === undefined || queue === undefined) return;
+    while (out.queueHead < queue.length && this.phase === Phase.ready) {
+      const push = queue[out.queueHead]!;
       if (!this.send(push)) break;
-      queue[this.#queueHead++] = undefined;
-      this.#queuedBytes -= push.payload.length + QUEUED_OVERHEAD;
+      queue[out.queueHead++] = undefined;
+      out.queuedBytes -= push.payload.length + QUEUED_OVERHEAD;
     }
-    if (this.#queueHead === queue.length) {
-      this.#queue = undefined;
-      this.#queueHead = 0;
-    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > queue.length) {
-      this.#queue = queue.slice(this.#queueHead);
-      this.#queueHead = 0;
+    if (out.queueHead === queue.length) {
+      out.queue = undefined;
+      out.queueHead = 0;
+    } else if (out.queueHead > 1024 && out.queueHead * 2 > queue.length) {
+      out.queue = queue.slice(out.queueHead);
+      out.queueHead = 0;
     }
   }
 
@@ -343,24 +462,27 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    */
   private send(push: MqttPush): boolean {
     const msg = push.message;
-    const qos: DeliveryQos = msg === undefined ? 0 : this.#deliveryQos;
-    if (qos === 1 && this.#inflight !== undefined && this.#inflight.size >= this.#maxInflight) return false;
+    const qos: DeliveryQos = msg === undefined ? 0 : this.deliveryQos;
+    const options = this.#options;
+    const inflightNow = this.#out?.inflight;
+    if (qos === 1 && inflightNow !== undefined && inflightNow.size >= options.maxInflight) return false;
     const topic = msg === undefined ? this.#topics.presence : this.topicFor(push);
     const shared = push.header(this.v5, qos, topic);
-    if (this.#clientMaxPacket > 0 && shared.length + push.payload.length > this.#clientMaxPacket) {
+    if (options.clientMaxPacket > 0 && shared.length + push.payload.length > options.clientMaxPacket) {
       // MQTT-3.1.2-25: a packet over the client's Maximum Packet Size is discarded as
       // if it had been sent.
-      this.#ctx.log.debug({ conn: this.id, bytes: shared.length + push.payload.length, max: this.#clientMaxPacket }, 'mqtt publish over the client maximum skipped');
+      this.#ctx.log.debug({ conn: this.id, bytes: shared.length + push.payload.length, max: options.clientMaxPacket }, 'mqtt publish over the client maximum skipped');
       if (msg !== undefined) this.autoAck(msg.id);
       return true;
     }
     let header = shared;
     if (msg !== undefined && qos === 1) {
-      const packetId = this.allocatePacketId();
+      const out = this.outbound();
+      const packetId = allocatePacketId(out);
       header = Buffer.allocUnsafe(shared.length);
       shared.copy(header);
       header.writeUInt16BE(packetId, packetIdOffset(header, this.v5));
-      (this.#inflight ??= new Map()).set(packetId, msg.id);
+      (out.inflight ??= new Map()).set(packetId, msg.id);
     }
     if (!this.#socket.writable) return true;
     // Corked until the end of this turn, with the other pushes of the turn: one writev
@@ -378,7 +500,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   /** Topic priority: to this client by id > to one of its tags > broadcast. */
   private topicFor(push: MqttPush): string {
     const target = push.message!.target;
-    if (this.#clientId !== undefined && push.targetsClient(this.#clientId)) return this.ownTopic();
+    if (this.clientId !== undefined && push.targetsClient(this.clientId)) return this.ownTopic();
     if (target.tags.length > 0) {
       if (this.#tags !== undefined) for (const [tag, sub] of this.#tags) if (target.tags.includes(tag)) return sub.topic;
       // The hub chose us by a tag kept from an earlier connection: name the message's first.
@@ -387,25 +509,17 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     return target.all ? this.#topics.all : this.ownTopic();
   }
 
-  /** apps/{apikey}/clients/{clientId}, built at the first message that needs it. */
+  /** apps/{apikey}/clients/{clientId}: built for each message sent to it (a string kept per connection would cost a slot in all). */
   private ownTopic(): string {
-    return (this.#topicOwn ??= clientTopic(this.#topics.apikey, this.#connectId));
-  }
-
-  /** MQTT-2.3.1-1/2: 1..65535, wrapping, never one still in flight. */
-  private allocatePacketId(): number {
-    let id = this.#nextPacketId;
-    const inflight = this.#inflight;
-    if (inflight !== undefined) while (inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
-    this.#nextPacketId = id === 0xffff ? 1 : id + 1;
-    return id;
+    return clientTopic(this.#topics.apikey, this.#connectId);
   }
 
   private autoAck(messageId: number): void {
-    if (messageId > this.#ackCandidate) this.#ackCandidate = messageId;
+    const out = this.outbound();
+    if (messageId > out.ackCandidate) out.ackCandidate = messageId;
     // Not now: the hub is inside its write to us and has not counted the message as sent.
-    if (this.#ackScheduled) return;
-    this.#ackScheduled = true;
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
     if (MqttConnection.#ackQueue.push(this) === 1) queueMicrotask(MqttConnection.#flushAckQueue);
   }
 
@@ -417,7 +531,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     // Acks told now can make the hub write, and so queue acks for the next microtask.
     MqttConnection.#ackQueue = [];
     for (const conn of queue) {
-      conn.#ackScheduled = false;
+      conn.ackScheduled = false;
       conn.applyAcks();
     }
   };
@@ -427,22 +541,21 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * never ack past a message still in flight: the oldest in-flight one bounds it.
    */
   private applyAcks(): void {
-    let upTo = this.#ackCandidate;
-    const inflight = this.#inflight;
+    const out = this.#out;
+    if (out === undefined) return;
+    let upTo = out.ackCandidate;
+    const inflight = out.inflight;
     const oldest = inflight === undefined || inflight.size === 0 ? undefined : inflight.values().next().value;
     if (oldest !== undefined && oldest - 1 < upTo) upTo = oldest - 1;
-    if (upTo > this.#ackedUpTo && this.#phase === Phase.ready) {
-      this.#ackedUpTo = upTo;
+    if (upTo > out.ackedUpTo && this.phase === Phase.ready) {
+      out.ackedUpTo = upTo;
       this.#ctx.hub.ack(this, upTo);
     }
   }
 
   private control(packet: Packet): void {
     if (!this.#socket.writable) return;
-    const opts = this.#clientMaxPacket > 0
-      ? { protocolVersion: this.#version, maximumPacketSize: this.#clientMaxPacket }
-      : { protocolVersion: this.#version };
-    const bytes = generate(packet, opts);
+    const bytes = generate(packet, this.#options.generate);
     this.#socket.write(bytes);
     this.#ctx.hub.observer.wrote('mqtt', bytes.length);
   }
@@ -454,28 +567,21 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   /** Ends the socket after what is written; the wheel drops it if the peer does not read. */
   private end(): void {
-    if (this.#phase === Phase.closed) return;
-    this.#phase = Phase.closing;
-    this.#queue = undefined;
-    this.#queueHead = 0;
-    this.#queuedBytes = 0;
+    if (this.phase === Phase.closed) return;
+    this.phase = Phase.closing;
+    this.#out = undefined;
     this.#socket.end();
     this.#ctx.wheel.arm(this, CLOSE_GRACE_MS);
   }
 
   private onTransportClosed(): void {
-    this.#phase = Phase.closed;
+    this.phase = Phase.closed;
     this.#ctx.wheel.disarm(this);
     this.#ctx.closed(this);
-    this.#queue = undefined;
-    this.#queueHead = 0;
-    this.#queuedBytes = 0;
+    this.#out = undefined;
     this.#backlog = undefined;
-    this.#backlogHead = 0;
-    if (!this.#left) {
-      this.#left = true;
-      this.#ctx.hub.leave(this);
-    }
+    // Once: 'close' comes once.
+    this.#ctx.hub.leave(this);
     this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
     // Here rather than in a 'close' listener of its own: one closure fewer per connection.
     this.admission?.release();
@@ -484,9 +590,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // ---- Inbound -----------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    if (this.#phase >= Phase.closing) return;
+    if (this.phase >= Phase.closing) return;
     let packets: Packet[];
-    const reader = this.#reader ?? new MqttPacketReader(this.#ctx.maxPacketBytes, this.#readerSettings);
+    const reader = this.#reader ?? new MqttPacketReader(this.#ctx.maxPacketBytes, this.#options.readerSettings);
     try {
       packets = reader.push(chunk);
     } catch (err) {
@@ -494,11 +600,13 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.reject(err);
       return;
     }
-    this.#readerSettings = reader.settings;
+    // What the reader learnt from a CONNECT (its protocol level), for the next reader and
+    // for onConnect below; once per connection.
+    if (reader.settings !== this.#options.readerSettings) this.#options = sharedOptions(reader.settings);
     this.#reader = reader.idle ? undefined : reader;
     for (const p of packets) {
       this.receive(p);
-      if (this.#phase >= Phase.closing) return;
+      if (this.phase >= Phase.closing) return;
     }
   }
 
@@ -508,14 +616,14 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
       return;
     }
-    if (this.#phase === Phase.ready && this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
-    if (this.#busy) {
-      const backlog = (this.#backlog ??= []);
-      if (backlog.length - this.#backlogHead >= MAX_BACKLOG) {
+    if (this.phase === Phase.ready && this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+    if (this.busy) {
+      const backlog = (this.#backlog ??= { packets: [], head: 0 });
+      if (backlog.packets.length - backlog.head >= MAX_BACKLOG) {
         this.reject(new MqttViolation('quotaExceeded', `more than ${MAX_BACKLOG} packets sent ahead`));
         return;
       }
-      backlog.push(p);
+      backlog.packets.push(p);
       return;
     }
     this.dispatch(p);
@@ -531,7 +639,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       return;
     }
     if (work === undefined) return;
-    this.#busy = true;
+    this.busy = true;
     this.#socket.pause();
     void work.then(
       () => this.workDone(),
@@ -543,27 +651,25 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   private workDone(): void {
-    this.#busy = false;
+    this.busy = false;
     const backlog = this.#backlog;
     if (backlog !== undefined) {
-      while (!this.#busy && this.#phase < Phase.closing && this.#backlogHead < backlog.length) {
-        const p = backlog[this.#backlogHead]!;
-        backlog[this.#backlogHead++] = undefined;
+      const packets = backlog.packets;
+      while (!this.busy && this.phase < Phase.closing && backlog.head < packets.length) {
+        const p = packets[backlog.head]!;
+        packets[backlog.head++] = undefined;
         this.dispatch(p);
       }
       // Dropped once empty (and never reused after close): a new one comes with the next wait.
-      if (this.#backlog === backlog && this.#backlogHead >= backlog.length) {
-        this.#backlog = undefined;
-        this.#backlogHead = 0;
-      }
+      if (this.#backlog === backlog && backlog.head >= packets.length) this.#backlog = undefined;
     }
-    if (!this.#busy && this.#phase < Phase.closing) this.#socket.resume();
+    if (!this.busy && this.phase < Phase.closing) this.#socket.resume();
   }
 
   /** Bad input: debug log, MQTT 5 DISCONNECT with a reason code, close (STYLE §4). */
   private reject(err: unknown): void {
-    if (this.#phase >= Phase.closing) return;
-    if (err instanceof UnsupportedVersionError && this.#phase === Phase.awaitingConnect) {
+    if (this.phase >= Phase.closing) return;
+    if (err instanceof UnsupportedVersionError && this.phase === Phase.awaitingConnect) {
       // MQTT-3.1.2-2: CONNACK 0x01 (unacceptable protocol level), then close.
       this.#ctx.log.debug({ conn: this.id, reason: err.message }, 'mqtt connect refused');
       this.#closeReason = `MQTT_UNSUPPORTED_PROTOCOL_VERSION: ${err.message}`;
@@ -589,13 +695,13 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const code = isProtocolError(err) ? err.code : (leadingCode(message) ?? codeOf('MQTT', name));
     this.#closeReason ??= `${code}: ${message}`;
     this.#ctx.hub.observer.refused('mqtt', code, message, this);
-    if (this.#phase === Phase.ready && this.v5) this.disconnect(name, message);
+    if (this.phase === Phase.ready && this.v5) this.disconnect(name, message);
     this.end();
   }
 
   /** Returns a promise when the packet needs the hub; throws MqttViolation for bad input. */
   private handle(p: Packet): Promise<void> | undefined {
-    if (this.#phase === Phase.awaitingConnect) {
+    if (this.phase === Phase.awaitingConnect) {
       // MQTT-3.1.0-1: the first packet must be CONNECT.
       if (p.cmd !== 'connect') throw new MqttViolation('protocolError', `the first packet must be CONNECT, not ${p.cmd}`);
       return this.onConnect(p);
@@ -617,8 +723,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       case 'unsubscribe':
         return this.onUnsubscribe(p);
       case 'pingreq':
-        // MQTT-3.12.4-1
-        this.control({ cmd: 'pingresp' });
+        this.onPingreq();
         return undefined;
       case 'disconnect':
         this.#ctx.log.debug({ conn: this.id, reasonCode: p.reasonCode }, 'mqtt client disconnected');
@@ -642,16 +747,29 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // ---- CONNECT -----------------------------------------------------------------------
 
   private onConnect(p: IConnectPacket): Promise<void> | undefined {
-    this.#version = p.protocolVersion ?? 4;
-    this.#phase = Phase.entering;
+    // The protocol level is in #options already: onData took it from the reader.
+    this.phase = Phase.entering;
     this.#keepaliveMs = Math.ceil((p.keepalive ?? 0) * 1000 * KEEPALIVE_FACTOR);
-    if (this.#refusal) return this.refuse(CONNECT_REFUSAL_BY_LIMIT[this.#refusal.code], this.#refusal.reason);
+    const refusal = this.#connecting;
+    this.#connecting = undefined;
+    if (refusal instanceof LimitError) return this.refuse(CONNECT_REFUSAL_BY_LIMIT[refusal.code], refusal.reason);
     const props = p.properties;
     if (this.v5 && props !== undefined) {
       if (props.authenticationMethod !== undefined) return this.refuse('badAuthMethod', 'enhanced authentication is not supported');
-      if (props.receiveMaximum !== undefined && props.receiveMaximum > 0) this.#maxInflight = Math.min(MAX_INFLIGHT, props.receiveMaximum);
-      if (props.maximumPacketSize !== undefined && props.maximumPacketSize > 0) this.#clientMaxPacket = props.maximumPacketSize;
-      if (props.requestProblemInformation === false) this.#problemInfo = false;
+      const receiveMaximum = props.receiveMaximum !== undefined && props.receiveMaximum > 0 ? Math.min(MAX_INFLIGHT, props.receiveMaximum) : MAX_INFLIGHT;
+      const maximumPacketSize = props.maximumPacketSize !== undefined && props.maximumPacketSize > 0 ? props.maximumPacketSize : 0;
+      const problemInfo = props.requestProblemInformation !== false;
+      if (receiveMaximum !== MAX_INFLIGHT || maximumPacketSize !== 0 || !problemInfo) {
+        // Limits of its own: options of its own.
+        const base = this.#options;
+        this.#options = {
+          ...base,
+          maxInflight: receiveMaximum,
+          clientMaxPacket: maximumPacketSize,
+          problemInfo,
+          generate: maximumPacketSize > 0 ? { protocolVersion: base.version, maximumPacketSize } : base.generate,
+        };
+      }
     }
     // MQTT-3.1.3-8: we assign no ids; a device's client id is how pushes find it.
     if (p.clientId === '') return this.refuse('identifierRejected', 'a client id is required');
@@ -667,9 +785,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       const app = await this.#ctx.hub.app(apikey);
       await this.authenticate(app, clientId, password, clean);
     } catch (err) {
-      this.#entering = undefined;
+      this.#connecting = undefined;
       // Accepted at the hub's first write, then failed: too late for a CONNACK refusal.
-      if (this.#phase === Phase.ready) {
+      if (this.phase === Phase.ready) {
         this.reject(err);
         return;
       }
@@ -693,15 +811,15 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const hub = this.#ctx.hub;
     if (password !== undefined) {
       try {
-        this.#entering = { app, clientId, clean, role: 'manager' };
+        this.#connecting = { app, clientId, clean, role: 'manager' };
         await hub.enterManager(this, app.apikey, password, undefined);
         return;
       } catch (err) {
-        this.#entering = undefined;
+        this.#connecting = undefined;
         if (!(err instanceof HubError && err.code === 'AUTH_FAILED') || !app.requireClientToken) throw err;
       }
     }
-    this.#entering = { app, clientId, clean, role: 'client' };
+    this.#connecting = { app, clientId, clean, role: 'client' };
     await hub.enterClient(this, {
       apikey: app.apikey,
       clientId,
@@ -717,21 +835,20 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * before the enter call's caller resumes. CONNACK must still go first (MQTT-3.2.0-1).
    */
   private accepted(): void {
-    const entering = this.#entering;
+    const entering = this.#connecting;
     // Closed while we waited (timeout, replaced): the socket is going, say nothing.
-    if (this.#phase !== Phase.entering || entering === undefined) return;
-    this.#entering = undefined;
+    if (this.phase !== Phase.entering || entering === undefined || entering instanceof LimitError) return;
+    this.#connecting = undefined;
     const { app, clientId, clean, role } = entering;
     this.#topics = appTopics(app.apikey);
-    this.#role = role;
-    this.#clientId = role === 'client' ? clientId : undefined;
+    this.role = role;
     this.#connectId = clientId;
-    this.#phase = Phase.ready;
+    this.phase = Phase.ready;
     this.admission?.entered();
     // sessionPresent: true whenever the client asked to resume (docs: the store, not the
     // broker, keeps its position); MQTT-3.2.2-1/-4: false for a clean session. MQTT 3.1
     // has no such flag (the bit is reserved).
-    const sessionPresent = !clean && this.#version !== 3;
+    const sessionPresent = !clean && this.#options.version !== 3;
     this.control(
       this.v5
         ? {
@@ -755,7 +872,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   private refuse(refusal: ConnectRefusal, why: string, stableCode: string = leadingCode(why) ?? codeOf('MQTT', refusal)): undefined {
-    if (this.#phase >= Phase.closing) return undefined;
+    if (this.phase >= Phase.closing) return undefined;
     const code = CONNECT_REFUSALS[refusal];
     this.#ctx.log.debug({ conn: this.id, refusal, reason: why }, 'mqtt connect refused');
     this.#closeReason ??= `${stableCode}: ${why}`;
@@ -774,7 +891,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   private onPublish(p: IPublishPacket): Promise<void> | undefined {
     // MQTT 5 §3.3.2.3.4: our Topic Alias Maximum is 0.
     if (p.properties?.topicAlias !== undefined) throw new MqttViolation('topicAliasInvalid', 'topic aliases are not supported');
-    if (this.#role !== 'manager') {
+    if (this.role !== 'manager') {
       return this.refusePublish(p, 'notAuthorized', `clients may not publish; managers publish to apps/{apikey}/push`);
     }
     const id = p.messageId ?? 0;
@@ -812,7 +929,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         why = 'the push could not be stored';
       }
     }
-    if (this.#phase !== Phase.ready) return;
+    if (this.phase !== Phase.ready) return;
     if (refusal !== undefined) {
       this.refusePublish(p, refusal, why);
       return;
@@ -832,13 +949,13 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
    * did not take, so we close.
    */
   private refusePublish(p: IPublishPacket, refusal: PublishRefusal, why: string): undefined {
-    this.#ctx.log.debug({ conn: this.id, role: this.#role, topic: short(p.topic), reason: why }, 'mqtt publish refused');
+    this.#ctx.log.debug({ conn: this.id, role: this.role, topic: short(p.topic), reason: why }, 'mqtt publish refused');
     // Refusals that end the connection are reported once, by #reject.
-    if (!this.v5 || (p.qos === 0 && this.#role === 'manager')) throw new MqttViolation(refusal, why);
+    if (!this.v5 || (p.qos === 0 && this.role === 'manager')) throw new MqttViolation(refusal, why);
     this.#ctx.hub.observer.refused('mqtt', codeOf('MQTT', refusal), why, this);
     const id = p.messageId ?? 0;
     const reasonCode = PUBACK_CODES[refusal];
-    const properties = this.#problemInfo ? { properties: { reasonString: short(why) } } : {};
+    const properties = this.#options.problemInfo ? { properties: { reasonString: short(why) } } : {};
     if (p.qos === 1) this.control({ cmd: 'puback', messageId: id, reasonCode, ...properties });
     // MQTT 5 §4.3.3: a PUBREC with a failure code ends the QoS 2 exchange.
     else if (p.qos === 2) this.control({ cmd: 'pubrec', messageId: id, reasonCode, ...properties });
@@ -846,14 +963,26 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   private onPuback(p: IPubackPacket): void {
-    const inflight = this.#inflight;
+    const out = this.#out;
+    const inflight = out?.inflight;
     const messageId = inflight?.get(p.messageId ?? 0);
-    if (inflight === undefined || messageId === undefined) return; // not ours (late, or after a QoS change): nothing to do
-    // Kept when empty: a connection that gets QoS 1 messages needs it again soon.
+    if (out === undefined || inflight === undefined || messageId === undefined) return; // not ours (late, or after a QoS change): nothing to do
+    // Kept when empty: a connection that gets QoS 1 messages needs it again soon (until
+    // the client is idle: onPingreq).
     inflight.delete(p.messageId ?? 0);
-    if (messageId > this.#ackCandidate) this.#ackCandidate = messageId;
+    if (messageId > out.ackCandidate) out.ackCandidate = messageId;
     this.applyAcks();
     this.drainQueue();
+  }
+
+  /**
+   * The client had nothing to send for a while: a good time to drop the delivery state
+   * if all of it is settled (a busy connection gets PINGREQs only when it stops talking).
+   */
+  private onPingreq(): void {
+    // MQTT-3.12.4-1
+    this.control({ cmd: 'pingresp' });
+    if (this.#out?.settled === true && !this.ackScheduled) this.#out = undefined;
   }
 
   private onPubrel(p: IPubrelPacket): void {
@@ -866,7 +995,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // ---- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------
 
   private onSubscribe(p: ISubscribePacket): Promise<void> | undefined {
-    const owner = { apikey: this.#topics.apikey, clientId: this.#clientId };
+    const owner = { apikey: this.#topics.apikey, clientId: this.clientId };
     const granted: number[] = [];
     const tags: { readonly index: number; readonly tag: string; readonly filter: string; readonly qos: DeliveryQos }[] = [];
     for (const sub of p.subscriptions) {
@@ -924,13 +1053,13 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       const failure = this.hubFailure(err, 'mqtt tag subscribe failed');
       for (const t of tags) granted[t.index] = this.subackFailure(failure);
     }
-    if (this.#phase !== Phase.ready) return;
+    if (this.phase !== Phase.ready) return;
     this.subscriptionsChanged();
     this.control({ cmd: 'suback', messageId: p.messageId ?? 0, granted });
   }
 
   private onUnsubscribe(p: IUnsubscribePacket): Promise<void> | undefined {
-    const owner = { apikey: this.#topics.apikey, clientId: this.#clientId };
+    const owner = { apikey: this.#topics.apikey, clientId: this.clientId };
     const codes: number[] = [];
     const tags: { readonly index: number; readonly tag: string; readonly filter: string }[] = [];
     for (const filter of p.unsubscriptions) {
@@ -966,7 +1095,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       const failure = this.hubFailure(err, 'mqtt tag unsubscribe failed');
       for (const t of tags) codes[t.index] = UNSUBACK_CODES[failure];
     }
-    if (this.#phase !== Phase.ready) return;
+    if (this.phase !== Phase.ready) return;
     this.subscriptionsChanged();
     // MQTT 3.1.1 UNSUBACK carries no codes; mqtt-packet writes them for MQTT 5 only.
     this.control({ cmd: 'unsuback', messageId: p.messageId ?? 0, granted: codes });
@@ -976,23 +1105,23 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   private subscriptionsChanged(): void {
     let qos: DeliveryQos | undefined;
     for (const shift of Object.values(PLAIN_SUB_SHIFT)) {
-      const granted = (this.#plainSubs >> shift) & 3;
+      const granted = (this.plainSubs >> shift) & 3;
       if (granted !== 0 && (qos === undefined || granted - 1 > qos)) qos = (granted - 1) as DeliveryQos;
     }
     if (this.#tags !== undefined) for (const t of this.#tags.values()) if (qos === undefined || t.qos > qos) qos = t.qos;
-    this.#deliveryQos = qos ?? 1;
+    this.deliveryQos = qos ?? 1;
   }
 
   private setPlainSub(which: PlainSub, qos: DeliveryQos): void {
     const shift = PLAIN_SUB_SHIFT[which];
-    this.#plainSubs = (this.#plainSubs & ~(3 << shift)) | ((qos + 1) << shift);
+    this.plainSubs = (this.plainSubs & ~(3 << shift)) | ((qos + 1) << shift);
   }
 
   /** False when there was no such subscription. */
   private clearPlainSub(which: PlainSub): boolean {
     const shift = PLAIN_SUB_SHIFT[which];
-    const had = ((this.#plainSubs >> shift) & 3) !== 0;
-    this.#plainSubs &= ~(3 << shift);
+    const had = ((this.plainSubs >> shift) & 3) !== 0;
+    this.plainSubs &= ~(3 << shift);
     return had;
   }
 
@@ -1009,6 +1138,15 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx.log.warn({ err, conn: this.id }, what);
     return 'unspecified';
   }
+}
+
+/** MQTT-2.3.1-1/2: 1..65535, wrapping, never one still in flight. */
+function allocatePacketId(out: Outbound): number {
+  let id = out.nextPacketId;
+  const inflight = out.inflight;
+  if (inflight !== undefined) while (inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
+  out.nextPacketId = id === 0xffff ? 1 : id + 1;
+  return id;
 }
 
 function short(s: string): string {

@@ -3,6 +3,7 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import { generate, parser as mqttParser, type IConnackPacket, type IDisconnectPacket, type Packet } from 'mqtt-packet';
@@ -433,6 +434,83 @@ describe('MQTT connector', () => {
       got.map((r) => r.body.id),
       ids,
     );
+  });
+
+  it('QoS 1 delivery carries on across idle periods: ids unique while in flight, every ack reaches the hub', async () => {
+    // The connection drops its delivery state at a PINGREQ once all is acked, and keeps
+    // it while anything is in flight (mqtt-connection.ts, Outbound).
+    const peer = await rawPeer(port, sockets);
+    peer.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'idler', keepalive: 0, username: app.apikey });
+    await peer.next('connack');
+    peer.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `apps/${app.apikey}/all`, qos: 1 }] });
+    await peer.next('suback');
+    const publish = async (): Promise<{ id: number; packetId: number }> => {
+      const id = (await hub.publish({ apikey: app.apikey, target: ALL, event: 'onMsg', data: 'x' })).message.id;
+      const p = await peer.next('publish');
+      assert.equal(p.qos, 1);
+      assert.equal((JSON.parse(p.payload.toString()) as { id: number }).id, id);
+      return { id, packetId: p.messageId! };
+    };
+
+    // Settled, then idle: the state goes; the next messages are delivered and acked as before.
+    const first = [await publish(), await publish()];
+    for (const m of first) peer.send({ cmd: 'puback', messageId: m.packetId });
+    await waitFor(() => acks.includes(first[1]!.id), { timeoutMs: 3000, message: 'the ack of the second message' });
+    peer.send({ cmd: 'pingreq' });
+    await peer.next('pingresp');
+    const second = await publish();
+    peer.send({ cmd: 'puback', messageId: second.packetId });
+    await waitFor(() => acks.includes(second.id), { timeoutMs: 3000, message: 'the ack after the idle period' });
+
+    // Idle with a message in flight: the state stays, and the next packet id is another.
+    const unacked = await publish();
+    peer.send({ cmd: 'pingreq' });
+    await peer.next('pingresp');
+    const next = await publish();
+    assert.notEqual(next.packetId, unacked.packetId, 'a packet id still in flight is not reused');
+    peer.send({ cmd: 'puback', messageId: next.packetId });
+    await delay(50);
+    assert.ok(!acks.includes(next.id), 'no ack past a message still in flight');
+    peer.send({ cmd: 'puback', messageId: unacked.packetId });
+    await waitFor(() => acks.includes(next.id), { timeoutMs: 3000, message: 'the cumulative ack once both are acked' });
+    assert.deepEqual([...acks].sort((a, b) => a - b), acks, 'acks only move forward');
+  });
+
+  it("MQTT 5: publishes over the client's Maximum Packet Size are skipped and count as delivered", async () => {
+    const peer = await rawPeer(port, sockets, 5);
+    peer.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'small', keepalive: 0, username: app.apikey, properties: { maximumPacketSize: 300 } });
+    await peer.next('connack');
+    peer.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `apps/${app.apikey}/all`, qos: 1 }] });
+    await peer.next('suback');
+    const ids: number[] = [];
+    for (const data of ['small one', 'x'.repeat(1000), 'small two']) ids.push((await hub.publish({ apikey: app.apikey, target: ALL, event: 'onMsg', data })).message.id);
+    const got: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const p = await peer.next('publish');
+      assert.ok(p.length === undefined || p.length <= 300);
+      got.push((JSON.parse(p.payload.toString()) as { id: number }).id);
+      peer.send({ cmd: 'puback', messageId: p.messageId! });
+    }
+    assert.deepEqual(got, [ids[0], ids[2]]);
+    await waitFor(() => acks.includes(ids[2]!), { timeoutMs: 3000, message: 'the ack past the skipped message' });
+    assert.equal(peer.packets.filter((p) => p.cmd === 'publish').length, 0);
+  });
+
+  it('MQTT 5: PUBACK refusals carry a reason string unless the client asked for none (Request Problem Information 0)', async () => {
+    const refusalOf = async (clientId: string, properties: { requestProblemInformation?: boolean }) => {
+      const peer = await rawPeer(port, sockets, 5);
+      peer.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId, keepalive: 0, username: app.apikey, properties });
+      await peer.next('connack');
+      // A client may not publish: PUBACK 0x87 (not authorized), the connection stays.
+      peer.send({ cmd: 'publish', topic: `apps/${app.apikey}/push`, payload: Buffer.from('{"data":1}'), qos: 1, messageId: 7, retain: false, dup: false });
+      return peer.next('puback');
+    };
+    const told = await refusalOf('wants-why', {});
+    assert.equal(told.reasonCode, 0x87);
+    assert.match(told.properties?.reasonString ?? '', /clients may not publish/);
+    const quiet = await refusalOf('no-why', { requestProblemInformation: false });
+    assert.equal(quiet.reasonCode, 0x87);
+    assert.equal(quiet.properties?.reasonString, undefined);
   });
 
   it('answers an unknown protocol level with CONNACK 0x01 (MQTT-3.1.2-2)', async () => {
