@@ -115,6 +115,19 @@ const ACK_SCHEDULED = 1 << 6;
 /** Subscriptions to `all`, own and `presence`, two bits each (PLAIN_SUB_SHIFT), from here. */
 const PLAIN_SUBS_AT = 7;
 const PLAIN_SUBS_BITS = 0b111111;
+/** The CONNECT's keep-alive, seconds (MQTT: two bytes), from here. */
+const KEEPALIVE_AT = 13;
+const KEEPALIVE_BITS = 0xffff;
+
+/** What few connections need: made at first use. */
+class MqttRare {
+  /** Why the server closed it, for the close report; unset: the peer went first. */
+  closeReason: string | undefined = undefined;
+  /** Packets read while a hub call runs; made for the wait. */
+  backlog: Backlog | undefined = undefined;
+  /** QoS 2 pushes stored and PUBRECed, waiting for PUBREL (MQTT-4.3.3). */
+  qos2Received: Set<number> | undefined = undefined;
+}
 
 /** Who the connection will be once the hub has entered it. */
 interface Entering {
@@ -213,8 +226,8 @@ class MqttViolation extends Error {
 export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // Methods are TypeScript-`private`, not `#`-private: a class with `#` methods costs a
   // brand slot in every instance (hybrid-connection.ts). What is rare or short-lived
-  // lives in objects made when needed (ConnectOptions, Outbound, Backlog), and small
-  // state shares one integer (`#flags`): an idle connection is 25 slots, not 45.
+  // lives in objects made when needed (ConnectOptions, Outbound, MqttRare), and small
+  // state shares one integer (`#flags`): an idle connection is 22 slots, not 45.
   readonly id = allocateConnectionId();
   /** The hub's and its observer's slots (Connection.hubMember, .enteredAs). */
   hubMember: Member | undefined = undefined;
@@ -241,20 +254,17 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   readonly #socket: Socket;
   /** Only while a packet is split across chunks: an idle connection holds no reader. */
   #reader: MqttPacketReader | undefined = undefined;
-  /** Phase, role, delivery QoS, plain subscriptions, busy, ack scheduled: see FLAGS. */
+  /** Phase, role, delivery QoS, plain subscriptions, busy, ack scheduled, keep-alive: see PHASE_BITS… */
   #flags: number = Phase.awaitingConnect;
-  /** Why the server closed it, for the close report; unset: the peer went first. */
-  #closeReason: string | undefined;
+  /** The close reason, a packet backlog, QoS 2 ids: see MqttRare. */
+  #rare: MqttRare | undefined;
   /**
    * Before CONNECT: the limit it will be refused for, if any. While the hub enters us:
    * who we will be once it has. Then nothing.
    */
   #connecting: LimitError | Entering | undefined;
 
-  // From CONNECT. Numbers here stay small integers (V8 Smis): a field that ever holds a
-  // fraction or Infinity is boxed as a heap number in every connection.
-  #keepaliveMs = 0;
-  /** Protocol level and the client's own limits, shared by connections that set none. */
+  /** From CONNECT: protocol level and the client's own limits, shared by connections that set none. */
   #options: ConnectOptions = DEFAULT_OPTIONS;
 
   // Who, once entered. The app's topics are shared by its connections (mqtt-topics.ts).
@@ -266,10 +276,6 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   /** QoS 1 window, queue and acks: made at the first delivery, dropped when settled and idle. */
   #out: Outbound | undefined;
-  /** Packets read while a hub call runs; made for the wait. */
-  #backlog: Backlog | undefined;
-  /** QoS 2 pushes stored and PUBRECed, waiting for PUBREL (MQTT-4.3.3). */
-  #qos2Received: Set<number> | undefined;
 
   /** `remoteAddress`: read once by the connector (listen.ts `peerAddress`). */
   constructor(ctx: MqttContext, socket: Socket, remoteAddress: string) {
@@ -345,6 +351,37 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#flags = withFlag(this.#flags, BUSY, on);
   }
 
+  /** MQTT-3.1.2-24: silent for 1.5 × the CONNECT's keep-alive is gone; 0: no keep-alive. */
+  private get keepaliveMs(): number {
+    return Math.ceil(((this.#flags >> KEEPALIVE_AT) & KEEPALIVE_BITS) * 1000 * KEEPALIVE_FACTOR);
+  }
+  private set keepaliveSeconds(seconds: number) {
+    this.#flags = (this.#flags & ~(KEEPALIVE_BITS << KEEPALIVE_AT)) | ((seconds & KEEPALIVE_BITS) << KEEPALIVE_AT);
+  }
+
+  // ---- What #rare holds ---------------------------------------------------------------
+
+  private get closeReason(): string | undefined {
+    return this.#rare?.closeReason;
+  }
+  private set closeReason(reason: string | undefined) {
+    if (reason !== undefined || this.#rare !== undefined) (this.#rare ??= new MqttRare()).closeReason = reason;
+  }
+
+  private get backlog(): Backlog | undefined {
+    return this.#rare?.backlog;
+  }
+  private set backlog(backlog: Backlog | undefined) {
+    if (backlog !== undefined || this.#rare !== undefined) (this.#rare ??= new MqttRare()).backlog = backlog;
+  }
+
+  private get qos2Received(): Set<number> | undefined {
+    return this.#rare?.qos2Received;
+  }
+  private set qos2Received(ids: Set<number> | undefined) {
+    if (ids !== undefined || this.#rare !== undefined) (this.#rare ??= new MqttRare()).qos2Received = ids;
+  }
+
   private get ackScheduled(): boolean {
     return (this.#flags & ACK_SCHEDULED) !== 0;
   }
@@ -378,7 +415,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   close(reason: CloseReason): void {
     if (this.phase >= Phase.closing) return;
     this.#ctx.log.debug({ conn: this.id, reason }, 'mqtt connection closed by the server');
-    this.#closeReason ??= reason;
+    this.closeReason ??= reason;
     if (this.phase === Phase.ready && this.v5) this.disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
     this.end();
   }
@@ -405,12 +442,12 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       case Phase.awaitingConnect:
       case Phase.entering:
         this.#ctx.log.debug({ conn: this.id }, 'mqtt connect timeout');
-        this.#closeReason ??= CLOSE_REASONS.handshakeTimeout;
+        this.closeReason ??= CLOSE_REASONS.handshakeTimeout;
         this.destroy();
         return;
       case Phase.ready:
         // Reading is paused while a hub call runs: the silence is ours, not the client's.
-        if (this.busy) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+        if (this.busy) this.#ctx.wheel.arm(this, this.keepaliveMs);
         else this.close(CLOSE_REASONS.heartbeatTimeout);
         return;
       case Phase.closing:
@@ -579,10 +616,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx.wheel.disarm(this);
     this.#ctx.closed(this);
     this.#out = undefined;
-    this.#backlog = undefined;
+    this.backlog = undefined;
     // Once: 'close' comes once.
     this.#ctx.hub.leave(this);
-    this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
+    this.#ctx.hub.observer.closed(this, this.closeReason ?? PEER_CLOSED);
     // Here rather than in a 'close' listener of its own: one closure fewer per connection.
     this.admission?.release();
   }
@@ -616,9 +653,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
       return;
     }
-    if (this.phase === Phase.ready && this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+    if (this.phase === Phase.ready && this.keepaliveMs > 0) this.#ctx.wheel.arm(this, this.keepaliveMs);
     if (this.busy) {
-      const backlog = (this.#backlog ??= { packets: [], head: 0 });
+      const backlog = (this.backlog ??= { packets: [], head: 0 });
       if (backlog.packets.length - backlog.head >= MAX_BACKLOG) {
         this.reject(new MqttViolation('quotaExceeded', `more than ${MAX_BACKLOG} packets sent ahead`));
         return;
@@ -652,7 +689,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   private workDone(): void {
     this.busy = false;
-    const backlog = this.#backlog;
+    const backlog = this.backlog;
     if (backlog !== undefined) {
       const packets = backlog.packets;
       while (!this.busy && this.phase < Phase.closing && backlog.head < packets.length) {
@@ -661,7 +698,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         this.dispatch(p);
       }
       // Dropped once empty (and never reused after close): a new one comes with the next wait.
-      if (this.#backlog === backlog && backlog.head >= packets.length) this.#backlog = undefined;
+      if (this.backlog === backlog && backlog.head >= packets.length) this.backlog = undefined;
     }
     if (!this.busy && this.phase < Phase.closing) this.#socket.resume();
   }
@@ -672,7 +709,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (err instanceof UnsupportedVersionError && this.phase === Phase.awaitingConnect) {
       // MQTT-3.1.2-2: CONNACK 0x01 (unacceptable protocol level), then close.
       this.#ctx.log.debug({ conn: this.id, reason: err.message }, 'mqtt connect refused');
-      this.#closeReason = `MQTT_UNSUPPORTED_PROTOCOL_VERSION: ${err.message}`;
+      this.closeReason = `MQTT_UNSUPPORTED_PROTOCOL_VERSION: ${err.message}`;
       this.#ctx.hub.observer.refused('mqtt', 'MQTT_UNSUPPORTED_PROTOCOL_VERSION', err.message, this);
       this.control({ cmd: 'connack', sessionPresent: false, returnCode: CONNECT_REFUSALS.badProtocolVersion.v3 });
       this.end();
@@ -693,7 +730,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     }
     this.#ctx.log.debug({ conn: this.id, code: name, reason: message }, 'mqtt connection rejected');
     const code = isProtocolError(err) ? err.code : (leadingCode(message) ?? codeOf('MQTT', name));
-    this.#closeReason ??= `${code}: ${message}`;
+    this.closeReason ??= `${code}: ${message}`;
     this.#ctx.hub.observer.refused('mqtt', code, message, this);
     if (this.phase === Phase.ready && this.v5) this.disconnect(name, message);
     this.end();
@@ -749,7 +786,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   private onConnect(p: IConnectPacket): Promise<void> | undefined {
     // The protocol level is in #options already: onData took it from the reader.
     this.phase = Phase.entering;
-    this.#keepaliveMs = Math.ceil((p.keepalive ?? 0) * 1000 * KEEPALIVE_FACTOR);
+    this.keepaliveSeconds = p.keepalive ?? 0;
     const refusal = this.#connecting;
     this.#connecting = undefined;
     if (refusal instanceof LimitError) return this.refuse(CONNECT_REFUSAL_BY_LIMIT[refusal.code], refusal.reason);
@@ -866,7 +903,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
           }
         : { cmd: 'connack', sessionPresent, returnCode: 0 },
     );
-    if (this.#keepaliveMs > 0) this.#ctx.wheel.arm(this, this.#keepaliveMs);
+    if (this.keepaliveMs > 0) this.#ctx.wheel.arm(this, this.keepaliveMs);
     else this.#ctx.wheel.disarm(this);
     this.drainQueue();
   }
@@ -875,7 +912,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (this.phase >= Phase.closing) return undefined;
     const code = CONNECT_REFUSALS[refusal];
     this.#ctx.log.debug({ conn: this.id, refusal, reason: why }, 'mqtt connect refused');
-    this.#closeReason ??= `${stableCode}: ${why}`;
+    this.closeReason ??= `${stableCode}: ${why}`;
     this.#ctx.hub.observer.refused('mqtt', stableCode, why, this);
     this.control(
       this.v5
@@ -895,7 +932,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       return this.refusePublish(p, 'notAuthorized', `clients may not publish; managers publish to apps/{apikey}/push`);
     }
     const id = p.messageId ?? 0;
-    if (p.qos === 2 && this.#qos2Received?.has(id)) {
+    if (p.qos === 2 && this.qos2Received?.has(id)) {
       // MQTT-4.3.3: a resent QoS 2 publish we already stored: acknowledge again, store once.
       this.control({ cmd: 'pubrec', messageId: id });
       return undefined;
@@ -937,7 +974,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const id = p.messageId ?? 0;
     if (p.qos === 1) this.control({ cmd: 'puback', messageId: id });
     else if (p.qos === 2) {
-      (this.#qos2Received ??= new Set()).add(id);
+      (this.qos2Received ??= new Set()).add(id);
       this.control({ cmd: 'pubrec', messageId: id });
     }
   }
@@ -987,7 +1024,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   private onPubrel(p: IPubrelPacket): void {
     const id = p.messageId ?? 0;
-    const known = this.#qos2Received?.delete(id) ?? false;
+    const known = this.qos2Received?.delete(id) ?? false;
     // MQTT-4.3.3: PUBCOMP either way; MQTT 5 says when the id was unknown.
     this.control(this.v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: PACKET_ID_NOT_FOUND } : { cmd: 'pubcomp', messageId: id });
   }
