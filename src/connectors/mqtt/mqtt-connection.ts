@@ -359,27 +359,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#flags = (this.#flags & ~(KEEPALIVE_BITS << KEEPALIVE_AT)) | ((seconds & KEEPALIVE_BITS) << KEEPALIVE_AT);
   }
 
-  // ---- What #rare holds ---------------------------------------------------------------
-
-  private get closeReason(): string | undefined {
-    return this.#rare?.closeReason;
-  }
-  private set closeReason(reason: string | undefined) {
-    if (reason !== undefined || this.#rare !== undefined) (this.#rare ??= new MqttRare()).closeReason = reason;
-  }
-
-  private get backlog(): Backlog | undefined {
-    return this.#rare?.backlog;
-  }
-  private set backlog(backlog: Backlog | undefined) {
-    if (backlog !== undefined || this.#rare !== undefined) (this.#rare ??= new MqttRare()).backlog = backlog;
-  }
-
-  private get qos2Received(): Set<number> | undefined {
-    return this.#rare?.qos2Received;
-  }
-  private set qos2Received(ids: Set<number> | undefined) {
-    if (ids !== undefined || this.#rare !== undefined) (this.#rare ??= new MqttRare()).qos2Received = ids;
+  /** For writing what MqttRare holds (reads go through `this.#rare?.`). */
+  private rare(): MqttRare {
+    return (this.#rare ??= new MqttRare());
   }
 
   private get ackScheduled(): boolean {
@@ -415,7 +397,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   close(reason: CloseReason): void {
     if (this.phase >= Phase.closing) return;
     this.#ctx.log.debug({ conn: this.id, reason }, 'mqtt connection closed by the server');
-    this.closeReason ??= reason;
+    this.rare().closeReason ??= reason;
     if (this.phase === Phase.ready && this.v5) this.disconnect(DISCONNECT_REASONS.get(reason) ?? 'unspecified', reason);
     this.end();
   }
@@ -442,7 +424,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       case Phase.awaitingConnect:
       case Phase.entering:
         this.#ctx.log.debug({ conn: this.id }, 'mqtt connect timeout');
-        this.closeReason ??= CLOSE_REASONS.handshakeTimeout;
+        this.rare().closeReason ??= CLOSE_REASONS.handshakeTimeout;
         this.destroy();
         return;
       case Phase.ready:
@@ -616,10 +598,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx.wheel.disarm(this);
     this.#ctx.closed(this);
     this.#out = undefined;
-    this.backlog = undefined;
+    if (this.#rare !== undefined) this.#rare.backlog = undefined;
     // Once: 'close' comes once.
     this.#ctx.hub.leave(this);
-    this.#ctx.hub.observer.closed(this, this.closeReason ?? PEER_CLOSED);
+    this.#ctx.hub.observer.closed(this, this.#rare?.closeReason ?? PEER_CLOSED);
     // Here rather than in a 'close' listener of its own: one closure fewer per connection.
     this.admission?.release();
   }
@@ -655,7 +637,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     }
     if (this.phase === Phase.ready && this.keepaliveMs > 0) this.#ctx.wheel.arm(this, this.keepaliveMs);
     if (this.busy) {
-      const backlog = (this.backlog ??= { packets: [], head: 0 });
+      const backlog = (this.rare().backlog ??= { packets: [], head: 0 });
       if (backlog.packets.length - backlog.head >= MAX_BACKLOG) {
         this.reject(new MqttViolation('quotaExceeded', `more than ${MAX_BACKLOG} packets sent ahead`));
         return;
@@ -689,8 +671,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   private workDone(): void {
     this.busy = false;
-    const backlog = this.backlog;
-    if (backlog !== undefined) {
+    const rare = this.#rare;
+    const backlog = rare?.backlog;
+    if (rare !== undefined && backlog !== undefined) {
       const packets = backlog.packets;
       while (!this.busy && this.phase < Phase.closing && backlog.head < packets.length) {
         const p = packets[backlog.head]!;
@@ -698,7 +681,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
         this.dispatch(p);
       }
       // Dropped once empty (and never reused after close): a new one comes with the next wait.
-      if (this.backlog === backlog && backlog.head >= packets.length) this.backlog = undefined;
+      if (rare.backlog === backlog && backlog.head >= packets.length) rare.backlog = undefined;
     }
     if (!this.busy && this.phase < Phase.closing) this.#socket.resume();
   }
@@ -709,7 +692,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (err instanceof UnsupportedVersionError && this.phase === Phase.awaitingConnect) {
       // MQTT-3.1.2-2: CONNACK 0x01 (unacceptable protocol level), then close.
       this.#ctx.log.debug({ conn: this.id, reason: err.message }, 'mqtt connect refused');
-      this.closeReason = `MQTT_UNSUPPORTED_PROTOCOL_VERSION: ${err.message}`;
+      this.rare().closeReason = `MQTT_UNSUPPORTED_PROTOCOL_VERSION: ${err.message}`;
       this.#ctx.hub.observer.refused('mqtt', 'MQTT_UNSUPPORTED_PROTOCOL_VERSION', err.message, this);
       this.control({ cmd: 'connack', sessionPresent: false, returnCode: CONNECT_REFUSALS.badProtocolVersion.v3 });
       this.end();
@@ -730,7 +713,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     }
     this.#ctx.log.debug({ conn: this.id, code: name, reason: message }, 'mqtt connection rejected');
     const code = isProtocolError(err) ? err.code : (leadingCode(message) ?? codeOf('MQTT', name));
-    this.closeReason ??= `${code}: ${message}`;
+    this.rare().closeReason ??= `${code}: ${message}`;
     this.#ctx.hub.observer.refused('mqtt', code, message, this);
     if (this.phase === Phase.ready && this.v5) this.disconnect(name, message);
     this.end();
@@ -912,7 +895,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (this.phase >= Phase.closing) return undefined;
     const code = CONNECT_REFUSALS[refusal];
     this.#ctx.log.debug({ conn: this.id, refusal, reason: why }, 'mqtt connect refused');
-    this.closeReason ??= `${stableCode}: ${why}`;
+    this.rare().closeReason ??= `${stableCode}: ${why}`;
     this.#ctx.hub.observer.refused('mqtt', stableCode, why, this);
     this.control(
       this.v5
@@ -932,7 +915,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       return this.refusePublish(p, 'notAuthorized', `clients may not publish; managers publish to apps/{apikey}/push`);
     }
     const id = p.messageId ?? 0;
-    if (p.qos === 2 && this.qos2Received?.has(id)) {
+    if (p.qos === 2 && this.#rare?.qos2Received?.has(id)) {
       // MQTT-4.3.3: a resent QoS 2 publish we already stored: acknowledge again, store once.
       this.control({ cmd: 'pubrec', messageId: id });
       return undefined;
@@ -974,7 +957,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const id = p.messageId ?? 0;
     if (p.qos === 1) this.control({ cmd: 'puback', messageId: id });
     else if (p.qos === 2) {
-      (this.qos2Received ??= new Set()).add(id);
+      (this.rare().qos2Received ??= new Set()).add(id);
       this.control({ cmd: 'pubrec', messageId: id });
     }
   }
@@ -1024,7 +1007,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   private onPubrel(p: IPubrelPacket): void {
     const id = p.messageId ?? 0;
-    const known = this.qos2Received?.delete(id) ?? false;
+    const known = this.#rare?.qos2Received?.delete(id) ?? false;
     // MQTT-4.3.3: PUBCOMP either way; MQTT 5 says when the id was unknown.
     this.control(this.v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: PACKET_ID_NOT_FOUND } : { cmd: 'pubcomp', messageId: id });
   }
