@@ -164,7 +164,7 @@ const DEFAULT_OPTIONS: ConnectOptions = Object.freeze({
 });
 
 /** The options of each reader setting (protocol level) for clients that set no limits: a handful in all. */
-const SHARED_OPTIONS = new Map<MqttReaderSettings | undefined, ConnectOptions>([[undefined, DEFAULT_OPTIONS]]);
+const SHARED_OPTIONS = new Map<MqttReaderSettings, ConnectOptions>();
 
 /** The shared options for what a reader learnt from the CONNECT (its protocol level). */
 function sharedOptions(readerSettings: MqttReaderSettings): ConnectOptions {
@@ -519,7 +519,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   /** Topic priority: to this client by id > to one of its tags > broadcast. */
   private topicFor(push: MqttPush): string {
     const target = push.message!.target;
-    if (this.clientId !== undefined && push.targetsClient(this.clientId)) return this.ownTopic();
+    const clientId = this.clientId;
+    if (clientId !== undefined && push.targetsClient(clientId)) return this.ownTopic();
     if (target.tags.length > 0) {
       if (this.#tags !== undefined) for (const [tag, sub] of this.#tags) if (target.tags.includes(tag)) return sub.topic;
       // The hub chose us by a tag kept from an earlier connection: name the message's first.
@@ -635,7 +636,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
       return;
     }
-    if (this.phase === Phase.ready && this.keepaliveMs > 0) this.#ctx.wheel.arm(this, this.keepaliveMs);
+    if (this.phase === Phase.ready) {
+      const keepaliveMs = this.keepaliveMs;
+      if (keepaliveMs > 0) this.#ctx.wheel.arm(this, keepaliveMs);
+    }
     if (this.busy) {
       const backlog = (this.rare().backlog ??= { packets: [], head: 0 });
       if (backlog.packets.length - backlog.head >= MAX_BACKLOG) {
@@ -886,7 +890,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
           }
         : { cmd: 'connack', sessionPresent, returnCode: 0 },
     );
-    if (this.keepaliveMs > 0) this.#ctx.wheel.arm(this, this.keepaliveMs);
+    const keepaliveMs = this.keepaliveMs;
+    if (keepaliveMs > 0) this.#ctx.wheel.arm(this, keepaliveMs);
     else this.#ctx.wheel.disarm(this);
     this.drainQueue();
   }
