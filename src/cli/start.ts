@@ -65,8 +65,10 @@ export function addStartCommand(program: Command): void {
         },
       });
       const server = await startServer(config);
-      printBanner(server);
+      // Before the banner: its last line says Ctrl-C works, and scripts signal as soon as
+      // they read it. A signal in between would find no handler and kill the process.
       handleSignals(server);
+      printBanner(server);
     });
 }
 
