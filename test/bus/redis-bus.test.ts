@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort, startRedis, stopRedis } from '../fixtures/redis-server.js';
+import { RedisMonitor } from '../fixtures/redis-monitor.js';
 import type { BusEvent } from '../../src/bus/bus.js';
 import { decodeBusEvent, RedisBus } from '../../src/bus/redis-bus.js';
 import { asApiKey, asClientId, asMessageId } from '../../src/ids.js';
@@ -93,11 +94,10 @@ void describe('RedisBus', () => {
     const prefix = freshPrefix();
     const channel = `${prefix}bus`;
     const nodes = await Promise.all([1, 2, 3].map(() => RedisBus.open({ url: REDIS_URL, prefix })));
-    const monitorClient = new Redis(REDIS_URL);
-    const monitor = await monitorClient.monitor();
+    const monitor = await RedisMonitor.open(REDIS_URL);
     try {
       const publishes: string[][] = [];
-      monitor.on('monitor', (_time: string, args: string[]) => {
+      monitor.onCommand((args) => {
         if (args[0]?.toLowerCase() === 'publish' && args[1] === channel) publishes.push(args);
       });
       const counters = nodes.map((n) => collect(n));
@@ -116,8 +116,7 @@ void describe('RedisBus', () => {
         probe.disconnect();
       }
     } finally {
-      monitor.disconnect();
-      monitorClient.disconnect();
+      monitor.close();
       await Promise.all(nodes.map((n) => n.close()));
     }
   });

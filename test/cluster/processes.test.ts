@@ -4,11 +4,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { connectAny, type AnyClient, type ConnectorKind } from '../fixtures/any-client.js';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { deletePrefix, pushVia, startNode, TEST_REDIS, type NodeProcess } from '../fixtures/cluster-nodes.js';
 import { waitFor, withTimeout } from '../fixtures/wait.js';
+import { RedisMonitor } from '../fixtures/redis-monitor.js';
 
 describe('a cluster of three node processes', { timeout: 180_000 }, () => {
   const prefix = `shaddock-test:${randomUUID()}:`;
@@ -105,10 +105,9 @@ describe('a cluster of three node processes', { timeout: 180_000 }, () => {
       Array.from({ length: 300 }, (_, i) => connectAny(node(i % 3), i % 2 === 0 ? 'hybrid-tcp' : 'ws', `many-${i}`)),
     );
     clients.push(...many);
-    const redis = new Redis(TEST_REDIS);
-    const monitor = await redis.monitor();
+    const monitor = await RedisMonitor.open(TEST_REDIS);
     const commands: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
+    monitor.onCommand((args) => {
       if (args.some((a) => a.startsWith(prefix))) commands.push(args);
     });
     try {
@@ -127,8 +126,7 @@ describe('a cluster of three node processes', { timeout: 180_000 }, () => {
       // (Client positions are flushed in batches, a write per client per flush, not per message.)
       t.diagnostic(`Redis commands during one broadcast to 300 clients: ${JSON.stringify([...byCommand])}`);
     } finally {
-      monitor.disconnect();
-      redis.disconnect();
+      monitor.close();
     }
   });
 });
