@@ -31,7 +31,7 @@ import {
 import type { WorkerStats } from './protocol.js';
 import { publish } from './publisher.js';
 import { mergeReports, WorkerPool } from './worker-pool.js';
-import { startTarget, TARGET_CONNECTORS, TARGETS, type StartOptions, type Target, type TargetKind } from './targets.js';
+import { startTarget, TARGET_CONNECTORS, TARGETS, type NodeMemoryUsage, type StartOptions, type Target, type TargetKind } from './targets.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SCENARIOS = ['idle', 'fanout', 'storm'] as const;
@@ -137,6 +137,15 @@ export interface ConnectMetrics {
   readonly errors: Readonly<Record<string, number>>;
 }
 
+export interface AfterGcBreakdown {
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** RSS − V8's reserved heap − external. */
+  readonly other: number;
+}
+
 export interface ServerMetrics {
   readonly rssBaselineKB: number;
   readonly rssConnectedKB: number;
@@ -148,6 +157,13 @@ export interface ServerMetrics {
    * Mosquitto (no GC) and other scenarios.
    */
   readonly rssPerConnectionAfterGcKB: number | undefined;
+  /**
+   * idle, Node servers: where the after-GC figure lies, bytes per connection, from
+   * `process.memoryUsage()` at both ends: V8's heap in use and reserved, memory outside
+   * it that V8 knows of (`external`, Buffers' backing stores among it), and the rest of
+   * RSS (the allocator's heap, thread stacks, code).
+   */
+  readonly afterGcBytesPerConnection: AfterGcBreakdown | undefined;
   readonly rssEndKB: number;
   readonly cpuConnectUs: number;
   readonly cpuPerConnectionUs: number;
@@ -345,7 +361,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
     await sleep(p.quick ? 200 : 1000);
     const pid = target.pid;
     const rssBaselineKB = processRssKB(pid);
-    const rssBaselineGcKB = p.scenario === 'idle' ? await rssAfterGc(target, pid) : undefined;
+    const baselineGc = p.scenario === 'idle' ? await rssAfterGc(target, pid) : undefined;
     const cpuBeforeConnect = processCpuUs(pid);
     const wBefore = sumStats(await pool.ask('stats')).cpuUs;
     const cBefore = ownCpuUs();
@@ -369,7 +385,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
     // Settle, then memory.
     await sleep(p.settleMs);
     const rssConnectedKB = processRssKB(pid);
-    const rssConnectedGcKB = rssBaselineGcKB !== undefined ? await rssAfterGc(target, pid) : undefined;
+    const connectedGc = baselineGc !== undefined ? await rssAfterGc(target, pid) : undefined;
 
     let idleCpuPercent: number | undefined;
     let fanout: FanoutMetrics | undefined;
@@ -512,7 +528,8 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
       rssConnectedKB,
       rssPerConnectionKB: round((rssConnectedKB - rssBaselineKB) / entered, 2),
       rssPerConnectionAfterGcKB:
-        rssBaselineGcKB !== undefined && rssConnectedGcKB !== undefined ? round((rssConnectedGcKB - rssBaselineGcKB) / entered, 2) : undefined,
+        baselineGc !== undefined && connectedGc !== undefined ? round((connectedGc.rssKB - baselineGc.rssKB) / entered, 2) : undefined,
+      afterGcBytesPerConnection: baselineGc !== undefined && connectedGc !== undefined ? breakdown(baselineGc, connectedGc, entered) : undefined,
       rssEndKB: processRssKB(pid),
       cpuConnectUs: Math.round(cpuAfterConnect - cpuBeforeConnect),
       cpuPerConnectionUs: round((cpuAfterConnect - cpuBeforeConnect) / entered, 1),
@@ -620,12 +637,31 @@ export function appendCsv(path: string, r: BenchResult): void {
 
 export const DEFAULT_CSV = join(REPO_ROOT, 'bench/results/results.csv');
 
-/** The server's RSS after a full GC, or undefined when it has no inspector to ask (Mosquitto). */
-async function rssAfterGc(target: Target, pid: number): Promise<number | undefined> {
-  if (!(await target.collectGarbage())) return undefined;
+interface AfterGc {
+  /** RSS from /proc, read 500 ms after the GC. */
+  readonly rssKB: number;
+  readonly usage: NodeMemoryUsage;
+}
+
+/** The server's RSS and memory usage after a full GC, or undefined when it has no inspector to ask (Mosquitto). */
+async function rssAfterGc(target: Target, pid: number): Promise<AfterGc | undefined> {
+  const usage = await target.collectGarbage();
+  if (usage === undefined) return undefined;
   // Let the GC's freed pages go back to the OS before reading.
   await sleep(500);
-  return processRssKB(pid);
+  return { rssKB: processRssKB(pid), usage };
+}
+
+function breakdown(before: AfterGc, after: AfterGc, n: number): AfterGcBreakdown {
+  const per = (k: keyof NodeMemoryUsage): number => Math.round((after.usage[k] - before.usage[k]) / n);
+  const rss = Math.round(((after.rssKB - before.rssKB) * 1024) / n);
+  return {
+    heapUsed: per('heapUsed'),
+    heapTotal: per('heapTotal'),
+    external: per('external'),
+    arrayBuffers: per('arrayBuffers'),
+    other: rss - per('heapTotal') - per('external'),
+  };
 }
 
 /** A few human lines about a result (stderr). */
@@ -636,6 +672,7 @@ export function summarize(r: BenchResult): string {
     `  connect   ${m.connect.entered} entered, ${m.connect.failed} failed in ${m.connect.durationMs} ms (${m.connect.perSecond}/s), p50 ${ms(m.connect.latencyUs.p50Us)} p99 ${ms(m.connect.latencyUs.p99Us)}`,
     `  server    ${m.server.rssPerConnectionKB} KB RSS/connection` +
       (m.server.rssPerConnectionAfterGcKB !== undefined ? ` (${m.server.rssPerConnectionAfterGcKB} KB after a full GC)` : '') +
+      (m.server.afterGcBytesPerConnection !== undefined ? ` [B/conn after GC: ${formatBreakdown(m.server.afterGcBytesPerConnection)}]` : '') +
       `, ${m.server.cpuPerConnectionUs} µs CPU/connection` +
       (m.server.idleCpuPercent !== undefined ? `, idle CPU ${m.server.idleCpuPercent}%` : ''),
   ];
@@ -655,4 +692,8 @@ export function summarize(r: BenchResult): string {
 
 function ms(us: number): string {
   return us >= 1000 ? `${round(us / 1000, 1)} ms` : `${us} µs`;
+}
+
+function formatBreakdown(b: AfterGcBreakdown): string {
+  return `heap used ${b.heapUsed} of ${b.heapTotal}, external ${b.external} (array buffers ${b.arrayBuffers}), other ${b.other}`;
 }

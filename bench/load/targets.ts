@@ -14,7 +14,7 @@
  * With `gcProbe`, every Node server starts with its inspector on a free loopback port,
  * and `collectGarbage()` runs a full GC in it (HeapProfiler.collectGarbage) — so memory
  * is read without the garbage a connect phase leaves behind, the same way for every
- * Node server, with no hook in any of them. Mosquitto (C) has no GC: it returns false.
+ * Node server, with no hook in any of them. Mosquitto (C) has no GC: it returns undefined.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -76,9 +76,21 @@ export interface Target {
   readonly defaultPush: 'http' | 'mqtt';
   /** The last lines it wrote to stderr (for error messages). */
   stderrTail(): string;
-  /** A full GC in the server through its inspector (`gcProbe`); false when it has none. */
-  collectGarbage(): Promise<boolean>;
+  /**
+   * A full GC in the server through its inspector (`gcProbe`), then its
+   * `process.memoryUsage()`; undefined when it has no inspector (Mosquitto).
+   */
+  collectGarbage(): Promise<NodeMemoryUsage | undefined>;
   stop(): Promise<void>;
+}
+
+/** `process.memoryUsage()` of a Node server, bytes. */
+export interface NodeMemoryUsage {
+  readonly rss: number;
+  readonly heapTotal: number;
+  readonly heapUsed: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
 }
 
 export interface StartOptions {
@@ -268,29 +280,41 @@ function serverNodeArgs(): string[] {
  * printed on stderr ("Debugger listening on ws://…"). Twice: the first pass can leave
  * objects that only a second one frees (weak references, finalizers).
  */
-async function inspectorGc(stderr: string): Promise<boolean> {
+async function inspectorGc(stderr: string): Promise<NodeMemoryUsage | undefined> {
   const url = /Debugger listening on (ws:\/\/\S+)/.exec(stderr)?.[1];
-  if (url === undefined) return false;
+  if (url === undefined) return undefined;
   const socket = new WebSocket(url);
+  const call = (id: number, method: string, params?: object): Promise<unknown> =>
+    new Promise<unknown>((resolve, reject) => {
+      const onMessage = (data: Buffer): void => {
+        const reply = JSON.parse(data.toString('utf8')) as { id?: number; error?: { message?: string }; result?: unknown };
+        if (reply.id !== id) return;
+        socket.off('message', onMessage);
+        if (reply.error !== undefined) reject(new Error(`inspector: ${reply.error.message ?? 'error'}`));
+        else resolve(reply.result);
+      };
+      socket.on('message', onMessage);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
     });
-    for (let id = 1; id <= 2; id++) {
-      await new Promise<void>((resolve, reject) => {
-        const onMessage = (data: Buffer): void => {
-          const reply = JSON.parse(data.toString('utf8')) as { id?: number; error?: { message?: string } };
-          if (reply.id !== id) return;
-          socket.off('message', onMessage);
-          if (reply.error !== undefined) reject(new Error(`inspector: ${reply.error.message ?? 'error'}`));
-          else resolve();
-        };
-        socket.on('message', onMessage);
-        socket.send(JSON.stringify({ id, method: 'HeapProfiler.collectGarbage' }));
-      });
-    }
-    return true;
+    await call(1, 'HeapProfiler.collectGarbage');
+    await call(2, 'HeapProfiler.collectGarbage');
+    const result = (await call(3, 'Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as {
+      result?: { value?: unknown };
+    };
+    const value = result.result?.value;
+    if (typeof value !== 'string') throw new Error('inspector: process.memoryUsage() gave no string');
+    const m = JSON.parse(value) as Partial<Record<keyof NodeMemoryUsage, unknown>>;
+    const num = (k: keyof NodeMemoryUsage): number => {
+      const v = m[k];
+      if (typeof v !== 'number') throw new Error(`inspector: process.memoryUsage().${k} is not a number`);
+      return v;
+    };
+    return { rss: num('rss'), heapTotal: num('heapTotal'), heapUsed: num('heapUsed'), external: num('external'), arrayBuffers: num('arrayBuffers') };
   } finally {
     socket.close();
   }

@@ -66,6 +66,8 @@ interface AddressState {
   tokens: number;
   /** When `tokens` was last brought up to date, ms. */
   at: number;
+  /** The ticket every settled connection from this address shares (AdmissionTicket.idle), made at first need. */
+  settled?: SettledTicket;
 }
 
 /**
@@ -202,6 +204,14 @@ abstract class TokenBucket {
   protected abstract get rate(): number;
   protected abstract now(): number;
 
+  /** True when the bucket is full (or has no rate): it holds nothing a fresh one would not. */
+  protected isFull(): boolean {
+    const rate = this.rate;
+    if (rate <= 0) return true;
+    const full = Math.floor(capacity(rate) * 1000);
+    return this.#milli + Math.floor((compactTime(this.now()) - this.#at) * rate) >= full;
+  }
+
   /** Counts one request; false when the connection is over its rate. */
   request(): boolean {
     const rate = this.rate;
@@ -247,14 +257,20 @@ export class RequestBucket extends TokenBucket {
  * pending, and its request bucket — inherited, not a second object, with the rate and
  * clock read through its address's entry: this is one per connection, so every field
  * counts in the memory per connection (BENCHMARKS.md).
+ *
+ * An idle connection needs none of it: once it has entered and its bucket is full
+ * again, `idle()` hands it its address's one shared SettledTicket, and its own ticket
+ * goes (56 bytes a connection); `own()` gives it a fresh one at its next request.
+ * The holder swaps in what these return, and releases what it holds once.
  */
 export class AdmissionTicket extends TokenBucket {
   readonly #state: AddressState;
-  #phase: TicketPhase = TicketPhase.PENDING;
+  #phase: TicketPhase;
 
-  constructor(state: AddressState) {
+  constructor(state: AddressState, phase: TicketPhase = TicketPhase.PENDING) {
     super(state.counted ? state.admission.limits.requestsPerSecond : 0, state.admission.now());
     this.#state = state;
+    this.#phase = phase;
   }
 
   protected get rate(): number {
@@ -280,12 +296,66 @@ export class AdmissionTicket extends TokenBucket {
     this.#state.admission.enteredOne();
   }
 
+  /**
+   * What to hold while the connection is idle: the address's shared ticket once this one
+   * has entered and its bucket is full (it then holds nothing of the connection's own),
+   * else this ticket.
+   */
+  idle(): AdmissionTicket {
+    if (this.#phase !== TicketPhase.ENTERED || !this.isFull()) return this;
+    return (this.#state.settled ??= new SettledTicket(this.#state));
+  }
+
+  /** A ticket of the connection's own, to count requests in: this one. */
+  own(): AdmissionTicket {
+    return this;
+  }
+
   /** The connection closed. Idempotent. */
   release(): void {
     if (this.#phase === TicketPhase.RELEASED) return;
     const wasPending = this.#phase === TicketPhase.PENDING;
     this.#phase = TicketPhase.RELEASED;
     this.#state.admission.settle(this.#state, wasPending);
+  }
+
+  /** @internal for SettledTicket */
+  protected get addressState(): AddressState {
+    return this.#state;
+  }
+}
+
+/**
+ * The ticket every entered, idle connection from one address shares: entered, with a
+ * full bucket. It counts no requests (`own()` first), and each holder releases it once.
+ */
+class SettledTicket extends AdmissionTicket {
+  constructor(state: AddressState) {
+    super(state, TicketPhase.ENTERED);
+  }
+
+  override entered(): void {}
+
+  override idle(): AdmissionTicket {
+    return this;
+  }
+
+  /**
+   * A fresh ticket with a full bucket, entered: the connection's own from here on. With
+   * no request rate to count, this one serves.
+   */
+  override own(): AdmissionTicket {
+    return this.rate <= 0 ? this : new AdmissionTicket(this.addressState, TicketPhase.ENTERED);
+  }
+
+  override request(): boolean {
+    if (this.rate <= 0) return true;
+    throw new Error('a settled admission ticket counts no requests: take own() first');
+  }
+
+  /** Not idempotent: shared, so each holder calls it once (and drops the ticket). */
+  override release(): void {
+    this.addressState.admission.settle(this.addressState, false);
   }
 }
 

@@ -123,6 +123,59 @@ describe('Admission', () => {
     a.close();
   });
 
+  it('an entered connection with a full bucket gives up its own ticket for its address’s shared one', () => {
+    const { a, clock } = admission({ maxConnectionsPerIp: 3, requestsPerSecond: 10 });
+    const t1 = a.admit('10.0.0.1');
+    assert.equal(t1.idle(), t1, 'a pending connection keeps its own ticket');
+    t1.entered();
+    assert.equal(t1.request(), true);
+    assert.equal(t1.idle(), t1, 'a bucket that is not full is state of its own');
+    clock.now += 100; // one token back at 10/s: full again
+    const s1 = t1.idle();
+    assert.notEqual(s1, t1);
+    const t2 = a.admit('10.0.0.1');
+    t2.entered();
+    assert.equal(t2.idle(), s1, 'one shared ticket per address');
+    assert.notEqual(a.admit('10.0.0.2').idle(), s1);
+    assert.equal(a.pending, 1, 'settling is not entering again');
+    assert.equal(s1.idle(), s1);
+    assert.throws(() => s1.request(), /take own\(\) first/);
+    a.close();
+  });
+
+  it('a settled connection counts requests in a fresh full bucket of its own, and releases its address once', () => {
+    const { a } = admission({ maxConnectionsPerIp: 2, requestsPerSecond: 10 });
+    const tickets = [a.admit('10.0.0.1'), a.admit('10.0.0.1')];
+    for (const t of tickets) t.entered();
+    const [s1, s2] = tickets.map((t) => t.idle());
+    const own = s1!.own();
+    assert.notEqual(own, s1);
+    assert.equal(own.own(), own);
+    for (let i = 0; i < 20; i++) assert.equal(own.request(), true, `request ${i}`);
+    assert.equal(own.request(), false, 'the burst is the same as a new connection’s');
+    assert.equal(refusal(() => a.admit('10.0.0.1')).code, 'LIMIT_CONNECTIONS_PER_IP');
+    own.release();
+    assert.equal(a.openFrom('10.0.0.1'), 1);
+    s2!.release();
+    assert.equal(a.openFrom('10.0.0.1'), 0);
+    assert.equal(a.pending, 0);
+    a.close();
+  });
+
+  it('with no request rate an entered connection settles at once, and counts requests on the shared ticket', () => {
+    const { a } = admission({ maxConnectionsPerIp: 1 });
+    const t = a.admit('10.0.0.1');
+    t.entered();
+    const s = t.idle();
+    assert.notEqual(s, t);
+    assert.equal(s.own(), s);
+    assert.equal(s.request(), true);
+    s.release();
+    assert.equal(a.openFrom('10.0.0.1'), 0);
+    a.admit('10.0.0.1');
+    a.close();
+  });
+
   it('sweeps idle addresses once their bucket is full again', () => {
     const { a, clock } = admission({ maxConnectionsPerIp: 5, connectsPerSecondPerIp: 1 });
     a.admit('10.0.0.1').release();

@@ -91,7 +91,10 @@ async function sioKick(t: TestServer): Promise<string> {
 async function mqttRefusal(t: TestServer, protocolVersion: 4 | 5, clientId: string): Promise<number> {
   const c = mqtt.connect(`mqtt://127.0.0.1:${t.server.mqttPort ?? 0}`, { username: t.app.apikey, clientId, protocolVersion, reconnectPeriod: 0, connectTimeout: 10_000 });
   try {
-    const err = await nextEvent<Error & { code?: number }>(c, 'error');
+    const err = await Promise.race([
+      nextEvent<Error & { code?: number }>(c, 'error'),
+      nextEvent(c, 'connect').then(() => assert.fail(`MQTT ${clientId}: let in, not refused`)),
+    ]);
     return err.code ?? -1;
   } finally {
     await c.endAsync(true);
@@ -333,6 +336,94 @@ describe('limits: requests per second per connection', () => {
     assert.equal(code, 1008);
     assert.match(reason.toString(), /^LIMIT_REQUEST_RATE/);
     assert.deepEqual(frames.map((f) => f.code), ['LIMIT_REQUEST_RATE']);
+  });
+});
+
+describe('limits: an idle connection gives up its own admission ticket', () => {
+  // With no request rate, an entered connection holds its address's shared ticket from
+  // the enter on (src/connectors/admission.ts): its close must still free its place once.
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ limitsExemptIps: [], maxConnectionsPerIp: 1, connectsPerSecondPerIp: 0, requestsPerSecond: 0 });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  const gone = (): Promise<void> => waitFor(() => t.server.hub.connectionCount === 0, { timeoutMs: 5000, message: 'the server to see the close' });
+  const enterHybrid = async (transport: 'tcp' | 'ws', clientId: string): Promise<PomeloClient> => {
+    const c = await PomeloClient.connect({ host: '127.0.0.1', port: t.server.hybridPort, transport });
+    assert.deepEqual(await c.request('connector.entryHandler.enter', { apikey: t.app.apikey, clientId, role: 'client' }), { code: 200, msg: 'add ok' });
+    return c;
+  };
+  const enterMqtt = async (clientId: string): Promise<mqtt.MqttClient> => {
+    const c = mqtt.connect(`mqtt://127.0.0.1:${t.server.mqttPort ?? 0}`, { username: t.app.apikey, clientId, protocolVersion: 5, reconnectPeriod: 0 });
+    await nextEvent(c, 'connect');
+    return c;
+  };
+
+  it('every connector: a closed connection makes room once — the next is let in, the one after it refused', async () => {
+    for (const transport of ['tcp', 'ws'] as const) {
+      await (await enterHybrid(transport, `h-${transport}-1`)).close();
+      await gone();
+      const second = await enterHybrid(transport, `h-${transport}-2`);
+      if (transport === 'tcp') assert.match(await hybridTcpKick(t), /^LIMIT_CONNECTIONS_PER_IP: /);
+      else assert.equal((await upgradeRefusal(`ws://127.0.0.1:${t.server.hybridPort}/`)).code, 'LIMIT_CONNECTIONS_PER_IP');
+      await second.close();
+      await gone();
+    }
+
+    await (await enterMqtt('m1')).endAsync();
+    await gone();
+    const m2 = await enterMqtt('m2');
+    assert.equal(await mqttRefusal(t, 5, 'm3'), 0x97);
+    await m2.endAsync();
+    await gone();
+
+    await closeWs(await wsEnter(t, 'w1'));
+    await gone();
+    const w2 = await wsEnter(t, 'w2');
+    assert.equal((await upgradeRefusal(`ws://127.0.0.1:${t.server.httpPort}/ws`)).code, 'LIMIT_CONNECTIONS_PER_IP');
+    await closeWs(w2);
+  });
+});
+
+describe('limits: a connection that went idle is still held to its request rate', () => {
+  let t: TestServer;
+  before(async () => {
+    // 20 requests per second, bursts of 40; a heartbeat every second is the idle moment.
+    t = await startTestServer({ limitsExemptIps: [], requestsPerSecond: 20, heartbeatSeconds: 1 });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  it('hybrid: after its heartbeats, the 41st request in a burst is answered with a kick LIMIT_REQUEST_RATE', async () => {
+    const c = await PomeloClient.connect({ host: '127.0.0.1', port: t.server.hybridPort, transport: 'tcp' });
+    assert.deepEqual(await c.request('connector.entryHandler.enter', { apikey: t.app.apikey, clientId: 'h1', role: 'client' }), { code: 200, msg: 'add ok' });
+    await waitFor(() => c.heartbeatsReceived >= 2, { timeoutMs: 5000, message: 'two heartbeats' });
+    const kicked = once(c, 'kick') as Promise<[string]>;
+    for (let i = 0; i < 41; i++) c.notify('shaddock.client.subscribe', { tags: ['a'] });
+    const [reason] = await kicked;
+    assert.match(reason, /^LIMIT_REQUEST_RATE: /);
+    await c.close();
+  });
+
+  it('MQTT: after a PINGREQ, the 41st request in a burst gets DISCONNECT 0x96', async () => {
+    const c = mqtt.connect(`mqtt://127.0.0.1:${t.server.mqttPort ?? 0}`, { username: t.app.apikey, clientId: 'q1', protocolVersion: 5, reconnectPeriod: 0, keepalive: 1 });
+    await nextEvent(c, 'connect');
+    await new Promise<void>((resolve) => {
+      const onPacket = (p: { cmd: string }): void => {
+        if (p.cmd !== 'pingresp') return;
+        c.off('packetreceive', onPacket);
+        resolve();
+      };
+      c.on('packetreceive', onPacket);
+    });
+    const disconnected = nextEvent<{ reasonCode?: number }>(c, 'disconnect');
+    for (let i = 0; i < 41; i++) c.subscribe(`apps/${t.app.apikey}/all`, { qos: 0 });
+    assert.equal((await disconnected).reasonCode, 0x96);
+    await c.endAsync(true);
   });
 });
 

@@ -148,7 +148,9 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.ctx.wheel.disarm(this);
     this.ctx.connections.delete(this);
     this.ctx.hub.leave(this);
-    this.admission?.release();
+    const ticket = this.admission;
+    this.admission = undefined;
+    ticket?.release();
     this.ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
@@ -227,6 +229,8 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   // holds: heartbeats alone do not keep an unauthenticated connection open.
   private heartbeat(): void {
     this.writeRaw(HEARTBEAT_PACKAGE);
+    // An idle moment: the connection's own admission ticket can go (admission.ts).
+    if (this.#state === State.ENTERED && this.admission !== undefined) this.admission = this.admission.idle();
     const enterLeft = this.connectedAt + this.ctx.handshakeTimeoutMs - Date.now();
     this.ctx.wheel.arm(this, this.#state === State.ENTERED ? this.ctx.heartbeatTimeoutMs : Math.max(0, Math.min(this.ctx.heartbeatTimeoutMs, enterLeft)));
   }
@@ -235,7 +239,10 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   private checkEntered(): void {
     if (this.#state !== State.WORKING || this.ctx.hub.identity(this) === undefined) return;
     this.#state = State.ENTERED;
-    this.admission?.entered();
+    if (this.admission !== undefined) {
+      this.admission.entered();
+      this.admission = this.admission.idle();
+    }
     this.ctx.wheel.arm(this, this.ctx.heartbeatTimeoutMs);
   }
 
@@ -246,7 +253,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     }
     const route = this.route(msg);
     // Acks answer what we sent, so they do not count as requests.
-    if (route !== ROUTES.ack && this.admission !== undefined && !this.admission.request()) {
+    if (route !== ROUTES.ack && this.admission !== undefined && !(this.admission = this.admission.own()).request()) {
       throw new LimitError('LIMIT_REQUEST_RATE');
     }
     if (route === undefined) {
@@ -382,7 +389,7 @@ export class TcpHybridConnection extends HybridConnection {
  */
 const HELD = Symbol('hybrid socket');
 export interface HybridSocket extends Socket {
-  [HELD]?: AdmissionTicket | TcpHybridConnection;
+  [HELD]?: AdmissionTicket | TcpHybridConnection | undefined;
 }
 
 /** Puts an accepted socket's ticket in its slot. */
@@ -390,10 +397,15 @@ export function holdTicket(socket: Socket, ticket: AdmissionTicket): void {
   (socket as HybridSocket)[HELD] = ticket;
 }
 
-/** The accepted socket's ticket, wherever it is held now. */
-export function heldTicket(socket: Socket): AdmissionTicket | undefined {
+/**
+ * Takes the ticket out of an accepted socket's slot, for a WebSocket connection that
+ * holds and releases it from here on (the socket's slot would keep it alive).
+ */
+export function takeHeldTicket(socket: Socket): AdmissionTicket | undefined {
   const held = (socket as HybridSocket)[HELD];
-  return held instanceof TcpHybridConnection ? held.admission : held;
+  if (held instanceof TcpHybridConnection) return undefined;
+  (socket as HybridSocket)[HELD] = undefined;
+  return held;
 }
 
 function onOwnedData(this: HybridSocket, chunk: Buffer): void {

@@ -14,7 +14,7 @@ import { listen, closeServer, createSocketServer, destroyOnError, peerAddress, t
 import { LimitError, refuseUpgrade, type Admission, type AdmissionTicket } from '../admission.js';
 import { encodeKick } from '../../protocol/pomelo/package.js';
 import { HybridEncoder } from './hybrid-encoder.js';
-import { HybridConnection, TcpHybridConnection, WsHybridConnection, onAcceptedSocketClose, heldTicket, holdTicket } from './hybrid-connection.js';
+import { HybridConnection, TcpHybridConnection, WsHybridConnection, onAcceptedSocketClose, takeHeldTicket, holdTicket } from './hybrid-connection.js';
 import type { HybridContext } from './hybrid-context.js';
 
 export interface HybridConnectorOptions {
@@ -94,7 +94,7 @@ export class HybridConnector {
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const address = peerAddress(req.socket);
-        const ticket = heldTicket(socket);
+        const ticket = takeHeldTicket(socket);
         const conn = new WsHybridConnection(this.#ctx, ws, ticket?.address ?? address);
         // The connection releases the ticket from here on (its close comes once): the
         // socket's listener goes, and with it a second 'close' listener (an array) per socket.

@@ -604,7 +604,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx.hub.leave(this);
     this.#ctx.hub.observer.closed(this, this.#rare?.closeReason ?? PEER_CLOSED);
     // Here rather than in a 'close' listener of its own: one closure fewer per connection.
-    this.admission?.release();
+    const ticket = this.admission;
+    this.admission = undefined;
+    ticket?.release();
   }
 
   // ---- Inbound -----------------------------------------------------------------------
@@ -632,7 +634,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   private receive(p: Packet): void {
     // Acks and pings answer or keep up what we do: not counted as requests.
-    if (!NOT_REQUESTS.has(p.cmd) && this.admission !== undefined && !this.admission.request()) {
+    if (!NOT_REQUESTS.has(p.cmd) && this.admission !== undefined && !(this.admission = this.admission.own()).request()) {
       this.reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
       return;
     }
@@ -868,7 +870,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.role = role;
     this.#connectId = clientId;
     this.phase = Phase.ready;
-    this.admission?.entered();
+    if (this.admission !== undefined) {
+      this.admission.entered();
+      this.admission = this.admission.idle();
+    }
     // sessionPresent: true whenever the client asked to resume (docs: the store, not the
     // broker, keeps its position); MQTT-3.2.2-1/-4: false for a clean session. MQTT 3.1
     // has no such flag (the bit is reserved).
@@ -1008,6 +1013,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     // MQTT-3.12.4-1
     this.control({ cmd: 'pingresp' });
     if (this.#out?.settled === true && !this.ackScheduled) this.#out = undefined;
+    if (this.phase === Phase.ready && this.admission !== undefined) this.admission = this.admission.idle();
   }
 
   private onPubrel(p: IPubrelPacket): void {

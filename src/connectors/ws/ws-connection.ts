@@ -216,6 +216,8 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     }
     this.#bytesAtPing = read;
     this.#ws.ping();
+    // An idle moment: the connection's own admission ticket can go (admission.ts).
+    if (this.state === State.ENTERED && this.admission !== undefined) this.admission = this.admission.idle();
   }
 
   /** The wheel says the enter deadline passed. */
@@ -248,7 +250,7 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
       return;
     }
     // Acks answer what we sent: not counted as requests.
-    if (frame.type !== 'ack' && this.admission !== undefined && !this.admission.request()) {
+    if (frame.type !== 'ack' && this.admission !== undefined && !(this.admission = this.admission.own()).request()) {
       const limit = new LimitError('LIMIT_REQUEST_RATE');
       this.#ctx.hub.observer.refused('ws', limit.code, limit.message, this);
       this.reply({ type: 'error', ref: frame.ref, code: limit.code, message: limit.message });
@@ -319,7 +321,10 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     // Closed while the hub awaited the store: the hub registered nothing, or leave() undid it.
     if (this.state !== State.ENTERING) return;
     this.state = State.ENTERED;
-    this.admission?.entered();
+    if (this.admission !== undefined) {
+      this.admission.entered();
+      this.admission = this.admission.idle();
+    }
     this.#ctx.wheel.disarm(this);
     this.send(encodeServerFrameBytes(reply));
     const pending = this.#pending;
@@ -398,7 +403,9 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     this.state = State.CLOSED;
     this.#pending = undefined;
     this.#ctx.wheel.disarm(this);
-    this.admission?.release();
+    const ticket = this.admission;
+    this.admission = undefined;
+    ticket?.release();
     this.#ctx.removed(this);
     this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
