@@ -1058,13 +1058,18 @@ function migrate(db: Database.Database): void {
 }
 
 /**
+ * SQLite page cache per database handle, KiB (PRAGMA cache_size). A fixed cost, not one
+ * per connection — but at 19,000 connections every 100 KB of it reads as 5 bytes per
+ * connection, and the 2 MB of SQLite's own default filled up with client rows during a
+ * connect storm and showed as 0.1–0.2 KB of RSS per connection (BENCHMARKS.md).
+ */
+export const PAGE_CACHE_KIB = 512;
+
+/**
  * Opens (creating if needed) the SQLite storage at `path`, creating its directory and
  * bringing its schema up to date. `':memory:'` gives a private in-memory database.
  * Several handles may open the same file at once (a server and the CLI).
  */
-/** SQLite page cache per database handle, KiB (PRAGMA cache_size). */
-export const PAGE_CACHE_KIB = 2000;
-
 export function openSqliteStorage(path: string, options: SqliteStorageOptions = {}): SqliteStorage {
   return attempt(`open ${path}`, () => {
     const inMemory = path === ':memory:' || path === '';
@@ -1080,10 +1085,11 @@ export function openSqliteStorage(path: string, options: SqliteStorageOptions = 
       // frames are already in the OS page cache; only an OS crash or power loss can lose
       // the last transactions (never corrupt the file). https://sqlite.org/pragma.html#pragma_synchronous
       db.pragma('synchronous = NORMAL');
-      // The page cache: SQLite's own default of 2 MB, where better-sqlite3 builds with
-      // 16 MB. What a node reads is small and hot (apps, the newest messages, the
-      // entering client's row); other pages come from the OS's file cache, and a node
-      // holding 100,000 clients does not keep its clients table in process memory too.
+      // The page cache: 512 KB, where better-sqlite3 builds with 16 MB and SQLite's own
+      // default is 2 MB. What a node reads again soon is small and hot (apps, the newest
+      // messages and the B-tree's upper pages); other pages come from the OS's file
+      // cache at the cost of a read() (microseconds), and a node holding 100,000 clients
+      // does not keep its clients table in process memory too.
       db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
       // Off by default and per connection; messages and clients reference their app,
       // target and recipient rows their message (the cascades delete them).
