@@ -33,7 +33,7 @@ export interface WsContext {
   readonly hub: Hub;
   readonly log: Logger;
   /** Enter deadlines. */
-  readonly wheel: DeadlineWheel<WsConnection>;
+  readonly wheel: DeadlineWheel<EnterDeadline>;
   readonly limits: JsonLimits;
   readonly maxBadFrames: number;
   readonly enterTimeoutMs: number;
@@ -88,7 +88,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
  * One plain WebSocket (JSON) connection: the one place where its frames become hub
  * calls (STYLE §4), and the way the hub's writes and closes reach the socket.
  */
-export class WsConnection implements Connection<Buffer>, WheelItem {
+export class WsConnection implements Connection<Buffer> {
   // Methods are TypeScript-`private`, not `#`-private: a class with `#` methods costs a
   // brand slot in every instance (hybrid-connection.ts).
   readonly id = allocateConnectionId();
@@ -104,9 +104,12 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     return expandTime(this.#connectedAt);
   }
   readonly remoteAddress: string;
-  wheelSlot = -1;
-  wheelNext: WheelItem | undefined = undefined;
-  wheelPrev: WheelItem | undefined = undefined;
+  /**
+   * The enter deadline's place in the wheel, only until the connection enters or closes:
+   * an entered one is kept alive by the ping sweep, so its three wheel fields would be
+   * dead weight in every idle connection.
+   */
+  #enterDeadline: EnterDeadline | undefined;
   /** The connector's LinkedSet of open connections owns these. */
   setNext: SetLinks | undefined = undefined;
   setPrev: SetLinks | undefined = undefined;
@@ -124,13 +127,12 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   readonly #ctx: WsContext;
   /** The State and the count of bad frames, in one small integer: one slot, not two. */
   #stateAndBadFrames: number = State.NEW;
-  /** Why the server closed it, for the close report; unset: the peer went first. */
-  #closeReason: string | undefined;
   /**
-   * Hub writes that arrive while an enter is in flight wait here, so `entered` goes
-   * first. Their bytes are summed when asked: a wait this short holds a few frames.
+   * One slot for two things that never overlap: while an enter is in flight, the hub
+   * writes that wait for it (so `entered` goes first; their bytes are summed when asked:
+   * a wait this short holds a few frames); once closed by the server, why.
    */
-  #pending: Buffer[] | undefined;
+  #pendingOrReason: Buffer[] | string | undefined;
 
   /** `socket`: the upgraded request's socket, under `ws`. */
   constructor(ctx: WsContext, ws: WebSocket, socket: Socket, remoteAddress: string) {
@@ -138,7 +140,8 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     this.#ws = ws;
     this.#socket = socket;
     this.remoteAddress = remoteAddress;
-    ctx.wheel.arm(this, ctx.enterTimeoutMs);
+    this.#enterDeadline = new EnterDeadline(this);
+    ctx.wheel.arm(this.#enterDeadline, ctx.enterTimeoutMs);
     // Listeners shared by every connection, which find theirs on the WebSocket: no
     // closures or once-wrapper per idle connection (bench/micro/heap-summary.ts).
     (ws as OwnedWebSocket)[OWNER] = this;
@@ -173,7 +176,8 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
 
   get bufferedBytes(): number {
     let pending = 0;
-    if (this.#pending !== undefined) for (const frame of this.#pending) pending += frame.length;
+    const waiting = this.#pendingOrReason;
+    if (Array.isArray(waiting)) for (const frame of waiting) pending += frame.length;
     return this.#ws.bufferedAmount + pending;
   }
 
@@ -190,7 +194,9 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
       sendPreframed(this.#ws, frame);
       this.#ctx.hub.observer.wrote('ws', frame.length);
     } else if (this.state === State.ENTERING) {
-      (this.#pending ??= []).push(frame);
+      const waiting = this.#pendingOrReason;
+      if (Array.isArray(waiting)) waiting.push(frame);
+      else this.#pendingOrReason = [frame];
     }
   }
 
@@ -314,8 +320,10 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
         reply = { type: 'entered', ref: frame.ref, clientId: frame.clientId };
       }
     } catch (err) {
-      if (this.state === State.ENTERING) this.state = State.NEW;
-      this.#pending = undefined;
+      if (this.state === State.ENTERING) {
+        this.state = State.NEW;
+        this.#pendingOrReason = undefined;
+      }
       throw err;
     }
     // Closed while the hub awaited the store: the hub registered nothing, or leave() undid it.
@@ -325,11 +333,11 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
       this.admission.entered();
       this.admission = this.admission.idle();
     }
-    this.#ctx.wheel.disarm(this);
+    this.dropEnterDeadline();
     this.send(encodeServerFrameBytes(reply));
-    const pending = this.#pending;
-    this.#pending = undefined;
-    if (pending) for (const frame of pending) sendPreframed(this.#ws, frame);
+    const pending = this.#pendingOrReason;
+    this.#pendingOrReason = undefined;
+    if (Array.isArray(pending)) for (const frame of pending) sendPreframed(this.#ws, frame);
   }
 
   private async push(frame: PushFrame): Promise<void> {
@@ -386,9 +394,8 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
   private end(reason: string, how: number | 'terminate'): void {
     if (this.state === State.CLOSED) return;
     this.state = State.CLOSED;
-    this.#closeReason ??= reason;
-    this.#pending = undefined;
-    this.#ctx.wheel.disarm(this);
+    this.#pendingOrReason = reason;
+    this.dropEnterDeadline();
     this.#ctx.log.debug({ conn: this.id, reason, how }, 'ws connection closing');
     if (how === 'terminate') this.#ws.terminate();
     else this.#ws.close(how, truncateReason(reason));
@@ -401,14 +408,29 @@ export class WsConnection implements Connection<Buffer>, WheelItem {
     // CLOSED already: end() ran, and left the hub then.
     if (this.state !== State.CLOSED) this.#ctx.hub.leave(this);
     this.state = State.CLOSED;
-    this.#pending = undefined;
-    this.#ctx.wheel.disarm(this);
+    const reason = typeof this.#pendingOrReason === 'string' ? this.#pendingOrReason : PEER_CLOSED;
+    this.#pendingOrReason = undefined;
+    this.dropEnterDeadline();
     const ticket = this.admission;
     this.admission = undefined;
     ticket?.release();
     this.#ctx.removed(this);
-    this.#ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
+    this.#ctx.hub.observer.closed(this, reason);
   }
+
+  private dropEnterDeadline(): void {
+    if (this.#enterDeadline === undefined) return;
+    this.#ctx.wheel.disarm(this.#enterDeadline);
+    this.#enterDeadline = undefined;
+  }
+}
+
+/** A connection's enter deadline in the wheel (WsConnection.#enterDeadline). */
+export class EnterDeadline implements WheelItem {
+  wheelSlot = -1;
+  wheelNext: WheelItem | undefined = undefined;
+  wheelPrev: WheelItem | undefined = undefined;
+  constructor(readonly conn: WsConnection) {}
 }
 
 function toBuffer(data: RawData): Buffer {

@@ -6,7 +6,7 @@ import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
-import { WsConnection, type WsContext } from './ws-connection.js';
+import { WsConnection, type EnterDeadline, type WsContext } from './ws-connection.js';
 import { LimitError, refuseUpgrade, releaseTicketOn, stopReleasingTicketOn, type Admission, type AdmissionTicket } from '../admission.js';
 import { peerAddress } from '../listen.js';
 
@@ -52,7 +52,7 @@ export class WsConnector {
     this.#log = opts.log;
     const enterTimeoutMs = opts.enterTimeoutMs ?? 10_000;
     // Deadlines are coarse by design (deadline-wheel.ts); a short test timeout gets finer slots.
-    const wheel = new DeadlineWheel<WsConnection>((c) => c.expire(), Math.min(1000, Math.max(25, enterTimeoutMs / 4)));
+    const wheel = new DeadlineWheel<EnterDeadline>((d) => d.conn.expire(), Math.min(1000, Math.max(25, enterTimeoutMs / 4)));
     this.#ctx = {
       hub: opts.hub,
       log: opts.log,
