@@ -52,6 +52,9 @@ export interface Sample {
   readonly rssPerConnectionKB: number;
   /** idle, Node servers: RSS per connection after a full GC at both ends. */
   readonly rssPerConnectionAfterGcKB: number | undefined;
+  /** The same, split (bytes per connection): V8's heap in use, and RSS outside V8's heap and external memory. */
+  readonly heapUsedPerConnectionB: number | undefined;
+  readonly otherPerConnectionB: number | undefined;
   readonly cpuPerConnectionUs: number;
   readonly deliveredPerSecond: number | undefined;
   readonly cpuUsPerDelivery: number | undefined;
@@ -107,6 +110,8 @@ export function sampleOf(r: BenchResult): Sample {
     connectP99Us: r.metrics.connect.latencyUs.p99Us,
     rssPerConnectionKB: r.metrics.server.rssPerConnectionKB,
     rssPerConnectionAfterGcKB: r.metrics.server.rssPerConnectionAfterGcKB,
+    heapUsedPerConnectionB: r.metrics.server.afterGcBytesPerConnection?.heapUsed,
+    otherPerConnectionB: r.metrics.server.afterGcBytesPerConnection?.other,
     cpuPerConnectionUs: r.metrics.server.cpuPerConnectionUs,
     deliveredPerSecond: f?.deliveredPerSecond,
     cpuUsPerDelivery: r.metrics.server.cpuUsPerDelivery,
@@ -142,6 +147,8 @@ export function medianSample(runs: readonly Sample[]): Sample | undefined {
     connectP99Us: m('connectP99Us') ?? 0,
     rssPerConnectionKB: m('rssPerConnectionKB') ?? NaN,
     rssPerConnectionAfterGcKB: m('rssPerConnectionAfterGcKB'),
+    heapUsedPerConnectionB: m('heapUsedPerConnectionB'),
+    otherPerConnectionB: m('otherPerConnectionB'),
     cpuPerConnectionUs: m('cpuPerConnectionUs') ?? NaN,
     deliveredPerSecond: m('deliveredPerSecond'),
     cpuUsPerDelivery: m('cpuUsPerDelivery'),

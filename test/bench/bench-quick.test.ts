@@ -99,6 +99,11 @@ describe('load benchmark, quick mode (correctness only, no timing)', { timeout: 
       const gc = r.metrics.server.rssPerConnectionAfterGcKB;
       assert.equal(typeof gc, 'number', 'a Node server started by the bench answers the GC probe');
       assert.ok(Number.isFinite(gc));
+      // Where it lies: the server's own process.memoryUsage(), read through the inspector.
+      const parts = r.metrics.server.afterGcBytesPerConnection;
+      assert.ok(parts !== undefined, 'the after-GC figure is split into heap and the rest');
+      assert.ok(parts.heapUsed > 0, `every idle socket keeps some V8 heap: ${JSON.stringify(parts)}`);
+      for (const v of Object.values(parts)) assert.ok(Number.isInteger(v), JSON.stringify(parts));
     });
   }
 
@@ -140,7 +145,7 @@ describe('load benchmark, quick mode (correctness only, no timing)', { timeout: 
   }
 
   it('the chart renders as a PNG from a comparison result', () => {
-    const sample = { ok: true, entered: 1, connectPerSecond: 1, connectP99Us: 1, rssPerConnectionKB: 3.5, rssPerConnectionAfterGcKB: 2.5, cpuPerConnectionUs: 9, deliveredPerSecond: 10, cpuUsPerDelivery: 4.2, latencyP50Us: 1, latencyP99Us: 2, latencyMaxUs: 3, lost: 0, duplicated: 0, loadgenCpuPercent: 5, serverCpuPercent: 50 };
+    const sample = { ok: true, entered: 1, connectPerSecond: 1, connectP99Us: 1, rssPerConnectionKB: 3.5, rssPerConnectionAfterGcKB: 2.5, heapUsedPerConnectionB: 1300, otherPerConnectionB: 700, cpuPerConnectionUs: 9, deliveredPerSecond: 10, cpuUsPerDelivery: 4.2, latencyP50Us: 1, latencyP99Us: 2, latencyMaxUs: 3, lost: 0, duplicated: 0, loadgenCpuPercent: 5, serverCpuPercent: 50 };
     const result: CompareResult = {
       schema: 1,
       date: new Date().toISOString(),
