@@ -847,12 +847,19 @@ interface PendingTouch {
   readonly reject: (err: unknown) => void;
 }
 
+/** A touch batch scheduled within this long of the last one is in a storm, ms … */
+const TOUCH_STORM_GAP_MS = 5;
+/** … and waits this long for more touches to share its transaction, ms. */
+const TOUCH_GATHER_MS = 2;
+
 export class SqliteClientStore implements ClientStore {
   readonly #get;
   readonly #touch;
   /** The touches of this turn, run together in one transaction (see `touch`). */
   readonly #touchBatch;
   #pendingTouches: PendingTouch[] = [];
+  /** When the last touch batch ran (performance.now()), to tell a storm. */
+  #lastFlushAt = -Infinity;
   #flushScheduled = false;
   readonly #setTags;
   readonly #savePositions;
@@ -949,12 +956,15 @@ export class SqliteClientStore implements ClientStore {
       // Every enter touches its client. A reconnect storm brings thousands in a second,
       // and a write transaction each was the largest cost of an enter (~100 µs of a
       // ~265 µs enter in a connect-storm profile): the touches of one event-loop turn
-      // share one transaction, run right after the turn's I/O (setImmediate).
+      // share one transaction, run right after the turn's I/O (setImmediate). In a
+      // storm — the last batch ran moments ago — the next one waits a little longer,
+      // so that the enters of a few turns share it (its commit is most of its cost).
       return new Promise<ClientState>((resolve, reject) => {
         this.#pendingTouches.push({ apikey, clientId, addTags, startAfter, now, resolve, reject });
         if (!this.#flushScheduled) {
           this.#flushScheduled = true;
-          setImmediate(() => this.flush());
+          if (performance.now() - this.#lastFlushAt < TOUCH_STORM_GAP_MS) setTimeout(() => this.flush(), TOUCH_GATHER_MS);
+          else setImmediate(() => this.flush());
         }
       });
     });
@@ -965,6 +975,7 @@ export class SqliteClientStore implements ClientStore {
     this.#flushScheduled = false;
     const batch = this.#pendingTouches;
     if (batch.length === 0) return;
+    this.#lastFlushAt = performance.now();
     this.#pendingTouches = [];
     let outcomes: unknown[];
     try {

@@ -113,6 +113,32 @@ void describe('SqliteStorage', () => {
     assert.equal(count.n, 51);
   });
 
+  it('in a storm (a batch ran moments ago) touches of several turns share one batch, and each gets its own state', async () => {
+    const s = openSqliteStorage(freshPath());
+    const { apikey } = await s.apps.createApp({ name: 'storm' });
+    const now = Date.now();
+    await s.clients.touch(apikey, cid('first'), { startAfter: mid(0), now }); // the batch that starts the storm
+    // One touch per event-loop turn, as enters arrive in a connect storm; note the turn each resolves in.
+    let turn = 0;
+    const resolvedIn: number[] = [];
+    const touches: Promise<void>[] = [];
+    for (let i = 0; i < 20; i++) {
+      touches.push(
+        s.clients.touch(apikey, cid(`c${i}`), { startAfter: mid(i), now }).then((state) => {
+          assert.equal(state.lastAckedId, i);
+          resolvedIn.push(turn);
+        }),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      turn++;
+    }
+    await Promise.all(touches);
+    const batches = new Set(resolvedIn).size;
+    assert.ok(batches < 20, `20 touches in 20 turns ran in ${batches} batches: none waited for the next turn's`);
+    assert.equal((await s.clients.get(apikey, cid('c19')))?.lastAckedId, 19);
+    await s.close();
+  });
+
   void it('creates the parent directory and uses WAL', async () => {
     const path = join(dir, 'nested', 'deeper', 'shaddock.db');
     const s = openSqliteStorage(path);
