@@ -342,6 +342,9 @@ function distinct<T>(values: readonly T[]): T[] {
 
 // ---- apps ------------------------------------------------------------------------------
 
+/** Apps kept read at most (a node serves a few; the map starts over past this). */
+const APP_CACHE_MAX = 1000;
+
 export class SqliteAppStore implements AppStore {
   readonly #insert;
   readonly #get;
@@ -350,8 +353,18 @@ export class SqliteAppStore implements AppStore {
   readonly #rotate;
   readonly #previous;
   readonly #delete;
+  readonly #dataVersion;
+  /**
+   * Apps read, by apikey: every enter and every push looks its app up, and the row read
+   * was the largest part of an enter's SQLite time in a connect storm. Valid while the
+   * file's `data_version` is unchanged — it moves when another handle (the CLI, another
+   * process) commits — and this handle's own app writes drop their entry.
+   */
+  readonly #cache = new Map<string, App>();
+  #cachedAt = -1;
 
   constructor(db: Database.Database) {
+    this.#dataVersion = db.prepare<[]>('PRAGMA data_version').pluck();
     this.#insert = db.prepare<{
       apikey: string;
       secret: string;
@@ -408,8 +421,19 @@ export class SqliteAppStore implements AppStore {
 
   async getApp(apikey: ApiKey): Promise<App | undefined> {
     return attempt('get app', () => {
+      const version = this.#dataVersion.get();
+      if (version !== this.#cachedAt) {
+        this.#cache.clear();
+        this.#cachedAt = typeof version === 'number' ? version : -1;
+      }
+      const cached = this.#cache.get(apikey);
+      if (cached !== undefined) return cached;
       const row = this.#get.get(apikey);
-      return row === undefined ? undefined : toApp(row);
+      if (row === undefined) return undefined; // unknown keys are not kept: a flood of them would fill the map
+      const app = Object.freeze(toApp(row));
+      if (this.#cache.size >= APP_CACHE_MAX) this.#cache.clear();
+      this.#cache.set(apikey, app);
+      return app;
     });
   }
 
@@ -419,6 +443,7 @@ export class SqliteAppStore implements AppStore {
 
   async updateApp(apikey: ApiKey, settings: AppSettings): Promise<App | undefined> {
     return attempt('update app', () => {
+      this.#cache.delete(apikey);
       const row = this.#update.get({
         apikey,
         name: settings.name ?? null,
@@ -431,6 +456,7 @@ export class SqliteAppStore implements AppStore {
 
   async rotateSecret(apikey: ApiKey, opts: RotateOptions = {}): Promise<App | undefined> {
     return attempt('rotate secret', () => {
+      this.#cache.delete(apikey);
       const until = graceUntil(opts);
       const row = this.#rotate.get({ apikey, secret: generateSecret(), until });
       return row === undefined ? undefined : toApp(row);
@@ -445,7 +471,10 @@ export class SqliteAppStore implements AppStore {
   }
 
   async deleteApp(apikey: ApiKey): Promise<boolean> {
-    return attempt('delete app', () => this.#delete.run(apikey).changes > 0);
+    return attempt('delete app', () => {
+      this.#cache.delete(apikey);
+      return this.#delete.run(apikey).changes > 0;
+    });
   }
 }
 
@@ -847,10 +876,44 @@ interface PendingTouch {
   readonly reject: (err: unknown) => void;
 }
 
-/** A touch batch scheduled within this long of the last one is in a storm, ms … */
+/** A lone touch within this long of the last batch may be a storm's, ms. */
 const TOUCH_STORM_GAP_MS = 5;
-/** … and waits this long for more touches to share its transaction, ms. */
-const TOUCH_GATHER_MS = 2;
+/** A gathering batch waits this long for more touches to share its transaction, ms. */
+export const TOUCH_GATHER_MS = 2;
+/** After a gathering batch that found no company, this many batches run at once before trying again. */
+export const TOUCH_PROBE_EVERY = 16;
+
+/**
+ * Whether the next batch of client touches waits TOUCH_GATHER_MS for company. In a
+ * connect storm, where a turn holds one or two enters, waiting lets the enters of a few
+ * turns share one transaction (its commit is most of its cost); one client entering
+ * after another gains nothing by it. So: gathering goes on while it finds company; a
+ * batch of several found at once starts it; a lone touch soon after the last batch
+ * tries it (a storm of one enter per turn), at most once every TOUCH_PROBE_EVERY batches.
+ */
+export class TouchPacer {
+  #lastAt = -Infinity;
+  #gathering = false;
+  #probeIn = 0;
+
+  get gathering(): boolean {
+    return this.#gathering;
+  }
+
+  /** A batch of `size` touches ran at `at` (ms, monotonic); `gathered`: it had waited for company. */
+  ran(size: number, gathered: boolean, at: number): void {
+    if (gathered) {
+      this.#gathering = size > 1;
+      if (!this.#gathering) this.#probeIn = TOUCH_PROBE_EVERY;
+    } else if (size > 1) {
+      this.#gathering = true;
+    } else if (at - this.#lastAt < TOUCH_STORM_GAP_MS) {
+      if (this.#probeIn > 0) this.#probeIn--;
+      else this.#gathering = true;
+    }
+    this.#lastAt = at;
+  }
+}
 
 export class SqliteClientStore implements ClientStore {
   readonly #get;
@@ -858,8 +921,7 @@ export class SqliteClientStore implements ClientStore {
   /** The touches of this turn, run together in one transaction (see `touch`). */
   readonly #touchBatch;
   #pendingTouches: PendingTouch[] = [];
-  /** When the last touch batch ran (performance.now()), to tell a storm. */
-  #lastFlushAt = -Infinity;
+  readonly #pacer = new TouchPacer();
   #flushScheduled = false;
   readonly #setTags;
   readonly #savePositions;
@@ -956,15 +1018,14 @@ export class SqliteClientStore implements ClientStore {
       // Every enter touches its client. A reconnect storm brings thousands in a second,
       // and a write transaction each was the largest cost of an enter (~100 µs of a
       // ~265 µs enter in a connect-storm profile): the touches of one event-loop turn
-      // share one transaction, run right after the turn's I/O (setImmediate). In a
-      // storm — the last batch ran moments ago — the next one waits a little longer,
-      // so that the enters of a few turns share it (its commit is most of its cost).
+      // share one transaction, run right after the turn's I/O (setImmediate) — or, in a
+      // storm, a little later, so that the enters of a few turns share one (TouchPacer).
       return new Promise<ClientState>((resolve, reject) => {
         this.#pendingTouches.push({ apikey, clientId, addTags, startAfter, now, resolve, reject });
         if (!this.#flushScheduled) {
           this.#flushScheduled = true;
-          if (performance.now() - this.#lastFlushAt < TOUCH_STORM_GAP_MS) setTimeout(() => this.flush(), TOUCH_GATHER_MS);
-          else setImmediate(() => this.flush());
+          if (this.#pacer.gathering) setTimeout(() => this.runBatch(true), TOUCH_GATHER_MS);
+          else setImmediate(() => this.runBatch(false));
         }
       });
     });
@@ -972,10 +1033,15 @@ export class SqliteClientStore implements ClientStore {
 
   /** Runs the touches waiting for their turn's batch now. Called before the handle closes. */
   flush(): void {
+    this.runBatch(false);
+  }
+
+  /** Runs the waiting touches; `gathered`: the batch waited for company (TouchPacer). */
+  private runBatch(gathered: boolean): void {
     this.#flushScheduled = false;
     const batch = this.#pendingTouches;
     if (batch.length === 0) return;
-    this.#lastFlushAt = performance.now();
+    this.#pacer.ran(batch.length, gathered, performance.now());
     this.#pendingTouches = [];
     let outcomes: unknown[];
     try {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { asApiKey, asClientId, asMessageId, type ApiKey } from '../../src/ids.js';
 import { verifyPassword } from '../../src/store/secrets.js';
-import { SCHEMA_VERSION, StoreError, explainReadFor, openSqliteStorage } from '../../src/store/sqlite-storage.js';
+import { SCHEMA_VERSION, StoreError, TOUCH_PROBE_EVERY, TouchPacer, explainReadFor, openSqliteStorage } from '../../src/store/sqlite-storage.js';
 import type { NewMessage, Target } from '../../src/store/store.js';
 import { runStorageContract } from './contract.js';
 
@@ -137,6 +137,52 @@ void describe('SqliteStorage', () => {
     assert.ok(batches < 20, `20 touches in 20 turns ran in ${batches} batches: none waited for the next turn's`);
     assert.equal((await s.clients.get(apikey, cid('c19')))?.lastAckedId, 19);
     await s.close();
+  });
+
+  it('touch pacing: gathers while batches find company, never for touches far apart, and retries a lone one seldom', () => {
+    const p = new TouchPacer();
+    let t = 0;
+    for (let i = 0; i < 5; i++) p.ran(1, false, (t += 100));
+    assert.equal(p.gathering, false, 'one enter now and then: every batch at once');
+    p.ran(3, false, (t += 100));
+    assert.equal(p.gathering, true, 'several touches in one turn: a storm');
+    p.ran(6, true, (t += 2));
+    assert.equal(p.gathering, true, 'the wait found company: go on');
+    p.ran(1, true, (t += 2));
+    assert.equal(p.gathering, false, 'the wait found none: stop');
+    // One client entering after another, each soon after the last: a retry only every TOUCH_PROBE_EVERY batches.
+    for (let i = 0; i < TOUCH_PROBE_EVERY; i++) {
+      p.ran(1, false, (t += 1));
+      assert.equal(p.gathering, false, `batch ${i} after a wait that found nobody`);
+    }
+    p.ran(1, false, (t += 1));
+    assert.equal(p.gathering, true, 'then it tries again');
+  });
+
+  it('an app changed through another handle on the same file is read anew; its own changes at once', async () => {
+    const path = freshPath();
+    const server = openSqliteStorage(path);
+    const cli = openSqliteStorage(path);
+    const { apikey, secret } = await server.apps.createApp({ name: 'before' });
+    assert.equal((await server.apps.getApp(apikey))?.name, 'before');
+    assert.equal((await server.apps.getApp(apikey))?.name, 'before'); // read again: the kept copy
+    await cli.apps.updateApp(apikey, { name: 'after' });
+    assert.equal((await server.apps.getApp(apikey))?.name, 'after');
+    const rotated = await cli.apps.rotateSecret(apikey);
+    assert.notEqual(rotated?.secret, secret);
+    assert.equal((await server.apps.getApp(apikey))?.secret, rotated?.secret);
+    const own = await server.apps.rotateSecret(apikey);
+    assert.equal((await server.apps.getApp(apikey))?.secret, own?.secret);
+    await server.apps.updateApp(apikey, { requireClientToken: true });
+    assert.equal((await server.apps.getApp(apikey))?.requireClientToken, true);
+    await cli.apps.deleteApp(apikey);
+    assert.equal(await server.apps.getApp(apikey), undefined);
+    const other = await cli.apps.createApp({ name: 'other' });
+    assert.equal((await server.apps.getApp(other.apikey))?.name, 'other');
+    await server.apps.deleteApp(other.apikey);
+    assert.equal(await server.apps.getApp(other.apikey), undefined);
+    await cli.close();
+    await server.close();
   });
 
   void it('creates the parent directory and uses WAL', async () => {
