@@ -359,6 +359,44 @@ class SettledTicket extends AdmissionTicket {
   }
 }
 
+/**
+ * A connection holding its ticket. A holder keeps whatever the ticket hands it (its own,
+ * or its address's shared one) and releases what it holds once: the functions below are
+ * the only ways connections use their tickets, so that rule lives here.
+ */
+export interface AdmissionHolder {
+  admission: AdmissionTicket | undefined;
+}
+
+/** Counts one request; false when over the rate. A holder of the shared ticket takes one of its own first. */
+export function countRequest(holder: AdmissionHolder): boolean {
+  const ticket = holder.admission;
+  if (ticket === undefined) return true;
+  const own = ticket.own();
+  holder.admission = own;
+  return own.request();
+}
+
+/** The connection entered: no longer pending, and it gives up its own ticket if it can. */
+export function admissionEntered(holder: AdmissionHolder): void {
+  const ticket = holder.admission;
+  if (ticket === undefined) return;
+  ticket.entered();
+  holder.admission = ticket.idle();
+}
+
+/** An idle moment (a heartbeat, PINGREQ, keep-alive ping): an entered connection gives up its own ticket if it can. */
+export function admissionIdle(holder: AdmissionHolder): void {
+  if (holder.admission !== undefined) holder.admission = holder.admission.idle();
+}
+
+/** The connection closed: its ticket is released, once. */
+export function releaseAdmission(holder: AdmissionHolder): void {
+  const ticket = holder.admission;
+  holder.admission = undefined;
+  ticket?.release();
+}
+
 const TicketPhase = { PENDING: 0, ENTERED: 1, RELEASED: 2 } as const;
 type TicketPhase = (typeof TicketPhase)[keyof typeof TicketPhase];
 

@@ -34,6 +34,11 @@ export function withFlag(flags: number, bit: number, on: boolean): number {
   return on ? flags | bit : flags & ~bit;
 }
 
+/** `flags` with the field of `mask` bits at bit `at` set to `value` (cut to the mask). */
+export function withBits(flags: number, at: number, mask: number, value: number): number {
+  return (flags & ~(mask << at)) | ((value & mask) << at);
+}
+
 /** Epoch milliseconds back from `compactTime`. */
 export function expandTime(compact: number): number {
   return compact + TIME_ORIGIN;

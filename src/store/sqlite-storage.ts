@@ -361,7 +361,7 @@ export class SqliteAppStore implements AppStore {
    * process) commits — and this handle's own app writes drop their entry.
    */
   readonly #cache = new Map<string, App>();
-  #cachedAt = -1;
+  #cacheVersion = -1;
 
   constructor(db: Database.Database) {
     this.#dataVersion = db.prepare<[]>('PRAGMA data_version').pluck();
@@ -422,9 +422,9 @@ export class SqliteAppStore implements AppStore {
   async getApp(apikey: ApiKey): Promise<App | undefined> {
     return attempt('get app', () => {
       const version = this.#dataVersion.get();
-      if (version !== this.#cachedAt) {
+      if (version !== this.#cacheVersion) {
         this.#cache.clear();
-        this.#cachedAt = typeof version === 'number' ? version : -1;
+        this.#cacheVersion = typeof version === 'number' ? version : -1;
       }
       const cached = this.#cache.get(apikey);
       if (cached !== undefined) return cached;
@@ -879,7 +879,7 @@ interface PendingTouch {
 /** A lone touch within this long of the last batch may be a storm's, ms. */
 const TOUCH_STORM_GAP_MS = 5;
 /** A gathering batch waits this long for more touches to share its transaction, ms. */
-export const TOUCH_GATHER_MS = 2;
+const TOUCH_GATHER_MS = 2;
 /** After a gathering batch that found no company, this many batches run at once before trying again. */
 export const TOUCH_PROBE_EVERY = 16;
 

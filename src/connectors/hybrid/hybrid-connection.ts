@@ -26,7 +26,7 @@ import type { WheelItem } from '../deadline-wheel.js';
 import { sendPreframed } from '../ws-frames.js';
 import { corkForTurn } from '../write-coalescer.js';
 import { ROUTES, handlePomeloRoute } from '../pomelo-routes.js';
-import { LimitError, type AdmissionTicket } from '../admission.js';
+import { LimitError, admissionEntered, admissionIdle, countRequest, releaseAdmission, type AdmissionTicket } from '../admission.js';
 import type { HybridContext } from './hybrid-context.js';
 
 /** How long a closing connection may take to finish before it is dropped, ms. */
@@ -148,9 +148,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.ctx.wheel.disarm(this);
     this.ctx.connections.delete(this);
     this.ctx.hub.leave(this);
-    const ticket = this.admission;
-    this.admission = undefined;
-    ticket?.release();
+    releaseAdmission(this);
     this.ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
   }
 
@@ -230,7 +228,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   private heartbeat(): void {
     this.writeRaw(HEARTBEAT_PACKAGE);
     // An idle moment: the connection's own admission ticket can go (admission.ts).
-    if (this.#state === State.ENTERED && this.admission !== undefined) this.admission = this.admission.idle();
+    admissionIdle(this);
     const enterLeft = this.connectedAt + this.ctx.handshakeTimeoutMs - Date.now();
     this.ctx.wheel.arm(this, this.#state === State.ENTERED ? this.ctx.heartbeatTimeoutMs : Math.max(0, Math.min(this.ctx.heartbeatTimeoutMs, enterLeft)));
   }
@@ -239,10 +237,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   private checkEntered(): void {
     if (this.#state !== State.WORKING || this.ctx.hub.identity(this) === undefined) return;
     this.#state = State.ENTERED;
-    if (this.admission !== undefined) {
-      this.admission.entered();
-      this.admission = this.admission.idle();
-    }
+    admissionEntered(this);
     this.ctx.wheel.arm(this, this.ctx.heartbeatTimeoutMs);
   }
 
@@ -253,7 +248,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     }
     const route = this.route(msg);
     // Acks answer what we sent, so they do not count as requests.
-    if (route !== ROUTES.ack && this.admission !== undefined && !(this.admission = this.admission.own()).request()) {
+    if (route !== ROUTES.ack && !countRequest(this)) {
       throw new LimitError('LIMIT_REQUEST_RATE');
     }
     if (route === undefined) {

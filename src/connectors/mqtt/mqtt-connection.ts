@@ -16,7 +16,7 @@ import {
 } from 'mqtt-packet';
 import type { ApiKey } from '../../ids.js';
 import type { App } from '../../store/store.js';
-import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime, withFlag } from '../../hub/connection.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime, withBits, withFlag } from '../../hub/connection.js';
 import { PEER_CLOSED, codeOf, leadingCode } from '../../hub/observer.js';
 import { HubError, type Role } from '../../hub/hub.js';
 import { isProtocolError } from '../../protocol/errors.js';
@@ -41,7 +41,7 @@ import { MqttPacketReader, UnsupportedVersionError, type MqttReaderSettings } fr
 import { NO_APP, appTopics, classifyFilter, clientTopic, tagTopic, type AppTopics } from './mqtt-topics.js';
 import { parsePushRequest, type PushRequest } from './push-request.js';
 import type { MqttContext } from './mqtt-context.js';
-import { LimitError, type AdmissionTicket } from '../admission.js';
+import { LimitError, admissionEntered, admissionIdle, countRequest, releaseAdmission, type AdmissionTicket } from '../admission.js';
 import { corkForTurn } from '../write-coalescer.js';
 
 const Phase = {
@@ -314,7 +314,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     return (this.#flags & PHASE_BITS) as Phase;
   }
   private set phase(phase: Phase) {
-    this.#flags = (this.#flags & ~PHASE_BITS) | phase;
+    this.#flags = withBits(this.#flags, 0, PHASE_BITS, phase);
   }
 
   private get role(): Role {
@@ -341,7 +341,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     return (this.#flags >> PLAIN_SUBS_AT) & PLAIN_SUBS_BITS;
   }
   private set plainSubs(subs: number) {
-    this.#flags = (this.#flags & ~(PLAIN_SUBS_BITS << PLAIN_SUBS_AT)) | ((subs & PLAIN_SUBS_BITS) << PLAIN_SUBS_AT);
+    this.#flags = withBits(this.#flags, PLAIN_SUBS_AT, PLAIN_SUBS_BITS, subs);
   }
 
   private get busy(): boolean {
@@ -356,7 +356,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     return Math.ceil(((this.#flags >> KEEPALIVE_AT) & KEEPALIVE_BITS) * 1000 * KEEPALIVE_FACTOR);
   }
   private set keepaliveSeconds(seconds: number) {
-    this.#flags = (this.#flags & ~(KEEPALIVE_BITS << KEEPALIVE_AT)) | ((seconds & KEEPALIVE_BITS) << KEEPALIVE_AT);
+    this.#flags = withBits(this.#flags, KEEPALIVE_AT, KEEPALIVE_BITS, seconds);
   }
 
   /** For writing what MqttRare holds (reads go through `this.#rare?.`). */
@@ -604,9 +604,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#ctx.hub.leave(this);
     this.#ctx.hub.observer.closed(this, this.#rare?.closeReason ?? PEER_CLOSED);
     // Here rather than in a 'close' listener of its own: one closure fewer per connection.
-    const ticket = this.admission;
-    this.admission = undefined;
-    ticket?.release();
+    releaseAdmission(this);
   }
 
   // ---- Inbound -----------------------------------------------------------------------
@@ -634,7 +632,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   private receive(p: Packet): void {
     // Acks and pings answer or keep up what we do: not counted as requests.
-    if (!NOT_REQUESTS.has(p.cmd) && this.admission !== undefined && !(this.admission = this.admission.own()).request()) {
+    if (!NOT_REQUESTS.has(p.cmd) && !countRequest(this)) {
       this.reject(new MqttViolation('messageRateTooHigh', new LimitError('LIMIT_REQUEST_RATE').reason));
       return;
     }
@@ -870,10 +868,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.role = role;
     this.#connectId = clientId;
     this.phase = Phase.ready;
-    if (this.admission !== undefined) {
-      this.admission.entered();
-      this.admission = this.admission.idle();
-    }
+    admissionEntered(this);
     // sessionPresent: true whenever the client asked to resume (docs: the store, not the
     // broker, keeps its position); MQTT-3.2.2-1/-4: false for a clean session. MQTT 3.1
     // has no such flag (the bit is reserved).
@@ -1013,7 +1008,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     // MQTT-3.12.4-1
     this.control({ cmd: 'pingresp' });
     if (this.#out?.settled === true && !this.ackScheduled) this.#out = undefined;
-    if (this.phase === Phase.ready && this.admission !== undefined) this.admission = this.admission.idle();
+    admissionIdle(this);
   }
 
   private onPubrel(p: IPubrelPacket): void {
@@ -1145,7 +1140,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   private setPlainSub(which: PlainSub, qos: DeliveryQos): void {
     const shift = PLAIN_SUB_SHIFT[which];
-    this.plainSubs = (this.plainSubs & ~(3 << shift)) | ((qos + 1) << shift);
+    this.plainSubs = withBits(this.plainSubs, shift, 3, qos + 1);
   }
 
   /** False when there was no such subscription. */

@@ -6,7 +6,7 @@ import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../../log.js';
 import { asClientId, type ApiKey } from '../../ids.js';
 import { HubError, type Hub } from '../../hub/hub.js';
-import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime } from '../../hub/connection.js';
+import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime, withBits } from '../../hub/connection.js';
 import { PEER_CLOSED } from '../../hub/observer.js';
 import type { Target } from '../../store/store.js';
 import { isProtocolError } from '../../protocol/errors.js';
@@ -26,7 +26,7 @@ import {
 import type { DeadlineWheel, WheelItem } from '../deadline-wheel.js';
 import { WS_ENCODER, type WsEncoder } from './ws-encoder.js';
 import { sendPreframed } from '../ws-frames.js';
-import { LimitError, type AdmissionTicket } from '../admission.js';
+import { LimitError, admissionEntered, admissionIdle, countRequest, releaseAdmission, type AdmissionTicket } from '../admission.js';
 
 /** What every connection of one WsConnector shares (one object, not one per connection). */
 export interface WsContext {
@@ -185,7 +185,7 @@ export class WsConnection implements Connection<Buffer> {
     return (this.#stateAndBadFrames & STATE_BITS) as State;
   }
   private set state(state: State) {
-    this.#stateAndBadFrames = (this.#stateAndBadFrames & ~STATE_BITS) | state;
+    this.#stateAndBadFrames = withBits(this.#stateAndBadFrames, 0, STATE_BITS, state);
   }
 
   /** `frame`: a whole WebSocket frame from WS_ENCODER, shared by every recipient. */
@@ -223,7 +223,7 @@ export class WsConnection implements Connection<Buffer> {
     this.#bytesAtPing = read;
     this.#ws.ping();
     // An idle moment: the connection's own admission ticket can go (admission.ts).
-    if (this.state === State.ENTERED && this.admission !== undefined) this.admission = this.admission.idle();
+    admissionIdle(this);
   }
 
   /** The wheel says the enter deadline passed. */
@@ -256,7 +256,7 @@ export class WsConnection implements Connection<Buffer> {
       return;
     }
     // Acks answer what we sent: not counted as requests.
-    if (frame.type !== 'ack' && this.admission !== undefined && !(this.admission = this.admission.own()).request()) {
+    if (frame.type !== 'ack' && !countRequest(this)) {
       const limit = new LimitError('LIMIT_REQUEST_RATE');
       this.#ctx.hub.observer.refused('ws', limit.code, limit.message, this);
       this.reply({ type: 'error', ref: frame.ref, code: limit.code, message: limit.message });
@@ -329,10 +329,7 @@ export class WsConnection implements Connection<Buffer> {
     // Closed while the hub awaited the store: the hub registered nothing, or leave() undid it.
     if (this.state !== State.ENTERING) return;
     this.state = State.ENTERED;
-    if (this.admission !== undefined) {
-      this.admission.entered();
-      this.admission = this.admission.idle();
-    }
+    admissionEntered(this);
     this.dropEnterDeadline();
     this.send(encodeServerFrameBytes(reply));
     const pending = this.#pendingOrReason;
@@ -411,9 +408,7 @@ export class WsConnection implements Connection<Buffer> {
     const reason = typeof this.#pendingOrReason === 'string' ? this.#pendingOrReason : PEER_CLOSED;
     this.#pendingOrReason = undefined;
     this.dropEnterDeadline();
-    const ticket = this.admission;
-    this.admission = undefined;
-    ticket?.release();
+    releaseAdmission(this);
     this.#ctx.removed(this);
     this.#ctx.hub.observer.closed(this, reason);
   }
