@@ -817,6 +817,12 @@ export class Hub {
         this.#releaseHeld(o);
         if (o.held.size === 0) break;
         const missing = await this.#storage.messages.get(apikey, asMessageId(o.next));
+        // Its bus copy may have come while we read it (and been held, as we were
+        // filling): the same message. Left in `held`, it would never be released (its
+        // id is behind `next` now), and this loop would run on past ids not yet stored,
+        // skipping them — so that later messages arriving out of order were not put back
+        // in order, and members dropped the older one.
+        o.held.delete(o.next);
         if (missing) this.#deliver(missing);
         else this.#log.warn({ app: apikey, id: o.next }, 'message missing from the bus and the store');
         o.next++;

@@ -108,6 +108,31 @@ describe('Hub in a cluster', () => {
     assert.deepEqual(ids(c), [m1.id, m2.id]);
   });
 
+  it('a message whose bus copy arrives while the gap filler reads it from the store is delivered once, and the order goes on', async () => {
+    const c = new FakeConnection(new CountingEncoder());
+    await (await hub.enterClient(c, { apikey: app.apikey, clientId: 'c' })).replayed;
+    const append = (data: number) => storage.messages.append({ apikey: app.apikey, targeted: 1, target: all, event: 'onMsg', data, ttlSeconds: 60 });
+    const [m1, m2, m3] = [await append(1), await append(2), await append(3)];
+    // A slow store read, during which the message's own bus copy comes in (as from a busy node).
+    const get = storage.messages.get.bind(storage.messages);
+    storage.messages.get = async (apikey, id) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (id === m1!.id) bus.fromElsewhere({ kind: 'message', msg: m1! });
+      return get(apikey, id);
+    };
+    bus.fromElsewhere({ kind: 'message', msg: m2! }); // 2 before 1: a gap, filled from the store
+    await waitFor(() => ids(c).length === 2, { timeoutMs: 2000, message: 'messages 1 and 2' });
+    bus.fromElsewhere({ kind: 'message', msg: m3! });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Two more, whose bus events arrive in the wrong order: they must still be put in order.
+    const m4 = await append(4);
+    const m5 = await append(5);
+    bus.fromElsewhere({ kind: 'message', msg: m5 });
+    bus.fromElsewhere({ kind: 'message', msg: m4 });
+    await waitFor(() => ids(c).length >= 5, { timeoutMs: 2000, message: 'five messages' }).catch(() => undefined);
+    assert.deepEqual(ids(c), [1, 2, 3, 4, 5]);
+  });
+
   it('a client entering on another node replaces the one here only if ours was announced first', async () => {
     const enc = new CountingEncoder();
     const older = new FakeConnection(enc);
