@@ -70,7 +70,7 @@ export async function handlePomeloRoute(
       case ROUTES.push:
         return await managerPush(hub, conn, b);
       default:
-        return { code: 500, msg: `unknown route "${route.slice(0, 255)}"` };
+        return { code: 500, msg: `unknown route "${route.slice(0, 255)}"`, error: 'ROUTE_UNKNOWN' };
     }
   } catch (err) {
     if (err instanceof HubError) {
@@ -79,7 +79,7 @@ export async function handlePomeloRoute(
     }
     const errorId = crypto.randomUUID();
     log.error({ err, conn: conn.id, route, errorId }, 'route handler failed');
-    return { code: 500, msg: `internal error (id ${errorId})` };
+    return { code: 500, msg: `internal error (id ${errorId})`, error: 'INTERNAL' };
   }
 }
 

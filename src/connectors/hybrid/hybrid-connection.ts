@@ -252,7 +252,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       throw new LimitError('LIMIT_REQUEST_RATE');
     }
     if (route === undefined) {
-      this.answer(msg, '', { code: 500, msg: `unknown route code ${String(msg.route)}` });
+      this.answer(msg, '', { code: 500, msg: `unknown route code ${String(msg.route)}`, error: 'ROUTE_UNKNOWN' });
       return;
     }
     let decoded: unknown;
@@ -260,7 +260,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       decoded = this.decodeBody(route, msg.body);
     } catch (err) {
       const why = isProtocolError(err) ? err.message : 'undecodable body';
-      this.answer(msg, route, { code: 500, msg: `bad request body: ${why}` });
+      this.answer(msg, route, { code: 500, msg: `bad request body: ${why}`, error: isProtocolError(err) ? err.code : 'PROTO_BAD_MESSAGE' });
       return;
     }
     void handlePomeloRoute(this.ctx.hub, this, route, decoded, this.ctx.log).then((resp) => {

@@ -516,7 +516,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     }
     const errorId = crypto.randomUUID();
     this.#ctx.log.error({ err, conn: this.id, errorId }, 'sio request failed');
-    return { code: 500, msg: `internal error (id ${errorId})` };
+    return { code: 500, msg: `internal error (id ${errorId})`, error: 'INTERNAL' };
   }
 }
 
