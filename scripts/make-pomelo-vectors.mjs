@@ -18,8 +18,9 @@
 // was written. The one literal is the engine.io open packet of `sio-engineio-open`,
 // observed on a live pomelo server and kept as text.
 //
-// The output is deterministic; test/fixtures/pomelo-vectors.test.ts checks that the
-// committed file is exactly what this script writes, so the two cannot drift apart.
+// Sections (§N) are those of docs/pomelo-protocol.md. The output is deterministic;
+// test/fixtures/pomelo-vectors.test.ts checks that the committed file is exactly what
+// this script writes, so the two cannot drift apart.
 
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';

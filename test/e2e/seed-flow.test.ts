@@ -203,7 +203,7 @@ for (const transport of ['tcp', 'ws'] as const) {
       const bystander = await device('bystander');
       const offender = await client();
       const kicked = offender.waitFor('kick');
-      // Package type 9 does not exist (spec §2.2).
+      // Package type 9 does not exist (docs/pomelo-protocol.md §2.2).
       offender.sendRaw(Buffer.from([0x09, 0x00, 0x00, 0x01, 0x00]));
       const [reason] = await kicked;
       assert.match(String(reason), /PROTO_BAD_TYPE/);
@@ -294,7 +294,7 @@ describe('hybrid connector with Pomelo protobuf and a push dictionary', () => {
       try {
         assert.equal(c.handshake.sys['useProto'], true);
         assert.ok(c.handshake.sys['protos'], 'the handshake carries the protos');
-        // Configured dictionary routes come after the handler routes (spec §8.1).
+        // Configured dictionary routes come after the handler routes (docs/pomelo-protocol.md §8.1).
         const dict = c.handshake.sys['dict'] as Record<string, number>;
         assert.equal(dict['onMsg'], Object.keys(dict).length);
         // The enter body goes out as protobuf (the client encodes by clientProtos).
