@@ -91,7 +91,7 @@ const pomelo: DecoderSpec = {
 
 // ---------------------------------------------------------------- socket.io
 
-/** What a client could put in the 4 id characters and route-length character (spec §11.3). */
+/** What a client could put in the 4 id characters and route-length character (docs/pomelo-protocol.md §11.3). */
 function sioFrame(id: number, route: string, body: unknown): string {
   const head = String.fromCharCode((id >>> 24) & 0xff, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff, route.length);
   return head + route + JSON.stringify(body);

@@ -193,7 +193,7 @@ interface PomeloHost {
   failNow(why: string): void;
 }
 
-/** Handles one Pomelo package (spec §4–§7) from `buf[start, end)`. */
+/** Handles one Pomelo package (docs/pomelo-protocol.md §4–§7) from `buf[start, end)`. */
 function onPomeloPackage(host: PomeloHost, sink: Sink, buf: Buffer, start: number, end: number): void {
   const type = buf[start]!;
   if (type === PackageType.DATA) {
@@ -239,7 +239,7 @@ function onPomeloHandshake(host: PomeloHost, sink: Sink, body: Buffer): void {
   const cfg = sink.cfg;
   const enterBody = JSON.stringify({ apikey: cfg.apikey, apiKey: cfg.apikey, clientId: cfg.clientIdPrefix + host.g, role: 'client' });
   const enter = encodePackage(PackageType.DATA, encodeRequest(1, cfg.enterRoute, Buffer.from(enterBody)));
-  // Two packages, two sends: a WebSocket message holds exactly one (spec §2.3).
+  // Two packages, two sends: a WebSocket message holds exactly one (docs/pomelo-protocol.md §2.3).
   host.sendPackage(HANDSHAKE_ACK_PACKAGE);
   host.sendPackage(enter);
 }
@@ -399,7 +399,7 @@ abstract class WsClient extends Client {
   protected abstract onWsMessage(buf: Buffer, start: number, end: number): void;
 }
 
-/** Pomelo hybrid over WebSocket: one package per binary message (spec §2.3). */
+/** Pomelo hybrid over WebSocket: one package per binary message (docs/pomelo-protocol.md §2.3). */
 export class HybridWsClient extends WsClient implements PomeloHost {
   protected onOpen(): void {
     this.sendWs(OP_BINARY, handshakeBytes);
@@ -550,7 +550,7 @@ export class SioClient extends WsClient {
       this.sendWs(OP_TEXT, Buffer.from(`420${JSON.stringify(['enter', { apikey: cfg.apikey, clientId }])}`));
       return;
     }
-    // spec §11.3: 4 id characters (32-bit BE), 1 route-length character, route, JSON body.
+    // docs/pomelo-protocol.md §11.3: 4 id characters (32-bit BE), 1 route-length character, route, JSON body.
     const route = cfg.enterRoute;
     const head = String.fromCharCode(0, 0, 0, 1, route.length);
     const msg = head + route + JSON.stringify({ apikey: cfg.apikey, apiKey: cfg.apikey, clientId, role: 'client' });

@@ -58,7 +58,7 @@ export class Splitter {
   }
 }
 
-/** Pomelo package: 1 type byte, 24-bit big-endian body length (spec §2). */
+/** Pomelo package: 1 type byte, 24-bit big-endian body length (docs/pomelo-protocol.md §2). */
 export const pomeloPackageLength: FrameLength = (buf, off, end) => {
   if (end - off < 4) return -1;
   return 4 + ((buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!);

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodError } from 'zod';
 import type { Logger } from '../log.js';
@@ -10,6 +12,8 @@ export const API_ERROR_CODES = [
   'NOT_FOUND',
   'LIMIT_PAYLOAD',
   'UNSUPPORTED_MEDIA_TYPE',
+  'LIMIT_HEADERS',
+  'REQUEST_TIMEOUT',
   'UNAVAILABLE',
   'INTERNAL',
 ] as const;
@@ -22,6 +26,8 @@ const STATUS: Readonly<Record<ApiErrorCode, number>> = {
   NOT_FOUND: 404,
   LIMIT_PAYLOAD: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  LIMIT_HEADERS: 431,
+  REQUEST_TIMEOUT: 408,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 };
@@ -82,5 +88,64 @@ export function makeErrorHandler(log: Logger) {
       return;
     }
     void reply.status(api.status).send({ code: api.code, message: api.message });
+  };
+}
+
+/**
+ * Fastify's own refusals before any route runs (`frameworkErrors`): a path that is not
+ * valid percent-encoding, or a path segment longer than the router's `maxParamLength`.
+ * Without this they answer in fastify's shape (`{error, code: "FST_…", statusCode}`,
+ * and 414 for a long segment) instead of ours.
+ */
+export function makeFrameworkErrorHandler(log: Logger, maxParamLength: number) {
+  const other = makeErrorHandler(log);
+  return (err: FastifyError, req: FastifyRequest, reply: FastifyReply): void => {
+    if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      // Every path parameter we take (apikey, clientId, message id) is at most this long:
+      // a longer one is a bad value, not a URL the server cannot read.
+      const message = `a path segment is longer than ${maxParamLength} characters (apikeys and client ids are at most ${maxParamLength})`;
+      void reply.status(400).send({ code: 'BAD_REQUEST', message });
+    } else if (err.code === 'FST_ERR_BAD_URL') {
+      void reply.status(400).send({ code: 'BAD_REQUEST', message: 'the path is not valid percent-encoded UTF-8' });
+    } else {
+      other(err, req, reply);
+    }
+  };
+}
+
+/** Node's HTTP parser errors (fastify's ConnectionError), as far as we read them. */
+interface ParserError extends Error {
+  readonly code?: string;
+}
+
+/**
+ * What node's HTTP parser refuses before fastify sees a request (the server's
+ * `clientError` event): headers or request line over `maxHeaderSize` (431), a request
+ * that took too long (408), bytes that are not HTTP (400). Answered in our
+ * `{code, message}` shape too, then the connection is closed (the stream cannot be
+ * trusted after a parse error, as node itself does).
+ */
+export function makeClientErrorHandler(log: Logger) {
+  return (err: ParserError, socket: Socket): void => {
+    // A reset peer or a socket already gone: there is nobody to answer.
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const code: ApiErrorCode =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 'LIMIT_HEADERS' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+    const message =
+      code === 'LIMIT_HEADERS'
+        ? 'the request line and headers are larger than the server accepts'
+        : code === 'REQUEST_TIMEOUT'
+          ? 'the request took too long to arrive'
+          : 'the request is not valid HTTP/1.1';
+    log.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'http request refused by the parser');
+    if (socket.writable) {
+      const status = STATUS[code];
+      const body = JSON.stringify({ code, message });
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
   };
 }

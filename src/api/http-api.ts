@@ -12,7 +12,7 @@ import { appView } from './views.js';
 import { signClientToken } from '../hub/client-tokens.js';
 import { SESSION_COOKIE, SESSION_TTL_MS, SessionStore, basicAuthUsername, readCookie, sessionCookie, type LoginLimiter } from './sessions.js';
 import { MAX_SECRET_GRACE_SECONDS } from '../store/secrets.js';
-import { ApiError, badRequestFromZod, makeErrorHandler } from './errors.js';
+import { ApiError, badRequestFromZod, makeClientErrorHandler, makeErrorHandler, makeFrameworkErrorHandler } from './errors.js';
 import { registerMetricsRoute, type Metrics } from './metrics.js';
 import { tlsServerOptions, type TlsListenOptions } from '../tls.js';
 
@@ -134,7 +134,18 @@ export function buildHttpApi(opts: HttpApiOptions) {
     // null: plain HTTP. Either way the instance is typed for https.Server, whose requests
     // and responses are the same IncomingMessage and ServerResponse as http's.
     https: opts.tls ? tlsServerOptions(opts.tls) : null,
+    // The longest path parameter we accept is a client id (apikeys are shorter): fastify's
+    // default of 100 refused longer client ids on SSE with its own 414 (issue 15, item 7).
+    // find-my-way compares the decoded value, so this is characters, like the schemas.
+    routerOptions: { maxParamLength: MAX_CLIENT_ID_LENGTH },
+    // Every refusal, fastify's and node's own included, answers `{code, message}` (docs/api.md).
+    frameworkErrors: makeFrameworkErrorHandler(opts.log, MAX_CLIENT_ID_LENGTH),
+    clientErrorHandler: makeClientErrorHandler(opts.log),
   });
+  // Bodies are JSON only: fastify's default text/plain parser let a plain-text body reach
+  // the routes as a string (a 400 where docs/api.md promises 415), and text/plain is what
+  // a cross-site form may send without a CORS preflight.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(makeErrorHandler(opts.log));
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '';

@@ -26,7 +26,7 @@ const KICK_REPLACED = 'replaced';
 export const MAX_TAG_LENGTH = 128;
 export const MAX_TAGS = 256;
 
-/** `sys.type` / `sys.version` in the handshake (spec §4.2); the server only logs them. */
+/** `sys.type` / `sys.version` in the handshake (docs/pomelo-protocol.md §4.2); the server only logs them. */
 export const CLIENT_TYPE = 'shaddock-js';
 export const CLIENT_VERSION = '0.1.0';
 

@@ -1,5 +1,5 @@
 /**
- * The client side of Pomelo's hybrid protocol (shared/spec/pomelo-protocol.md §2–§4),
+ * The client side of Pomelo's hybrid protocol (docs/pomelo-protocol.md §2–§4),
  * over Uint8Array only so that it runs in browsers: the package layer with a stream
  * reader, the message layer for what a client sends (REQUEST, NOTIFY) and receives
  * (RESPONSE, PUSH), and JSON bodies. Protobuf bodies are not supported (docs/delivery.md).
@@ -8,11 +8,11 @@
  */
 import { ShaddockClientError } from './errors.js';
 
-/** spec §2 */
+/** docs/pomelo-protocol.md §2 */
 export const PackageType = { HANDSHAKE: 1, HANDSHAKE_ACK: 2, HEARTBEAT: 3, DATA: 4, KICK: 5 } as const;
 export type PackageType = (typeof PackageType)[keyof typeof PackageType];
 
-/** spec §3.1 */
+/** docs/pomelo-protocol.md §3.1 */
 export const MessageType = { REQUEST: 0, NOTIFY: 1, RESPONSE: 2, PUSH: 3 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -27,10 +27,10 @@ export type ServerMessage =
   | { readonly type: typeof MessageType.RESPONSE; readonly id: number; readonly body: Uint8Array }
   | { readonly type: typeof MessageType.PUSH; readonly route: string | number; readonly body: Uint8Array };
 
-/** Largest body the 24-bit length field can describe (spec §2). */
+/** Largest body the 24-bit length field can describe (docs/pomelo-protocol.md §2). */
 export const MAX_BODY = 0xffffff;
 const HEADER_BYTES = 4;
-/** spec §3.2: request ids are 1 to 2^31-1 in practice. */
+/** docs/pomelo-protocol.md §3.2: request ids are 1 to 2^31-1 in practice. */
 export const MAX_REQUEST_ID = 0x7fffffff;
 
 const utf8Encoder = new TextEncoder();
@@ -46,7 +46,7 @@ function bad(message: string): ShaddockClientError {
 }
 
 /**
- * Encodes one package: type, 24-bit big-endian body length, body (spec §2).
+ * Encodes one package: type, 24-bit big-endian body length, body (docs/pomelo-protocol.md §2).
  * @throws ShaddockClientError LIMIT_PAYLOAD for a body over 0xFFFFFF bytes.
  */
 export function encodePackage(type: PackageType, body?: Uint8Array): Uint8Array {
@@ -62,7 +62,7 @@ export function encodePackage(type: PackageType, body?: Uint8Array): Uint8Array 
 }
 
 /**
- * Splits a byte stream into packages (spec §2.1). Used for raw TCP and for WebSocket
+ * Splits a byte stream into packages (docs/pomelo-protocol.md §2.1). Used for raw TCP and for WebSocket
  * alike: a WebSocket message holds one package, or several (the `buffer` scheduler,
  * §2.3), and a stream reader handles both. Header checks come before buffering the
  * body: a bad type byte or an oversized length fails at once.
@@ -115,7 +115,7 @@ export class PackageReader {
   }
 }
 
-/** spec §3.2: varint, low 7-bit group first. */
+/** docs/pomelo-protocol.md §3.2: varint, low 7-bit group first. */
 function varintLength(n: number): number {
   let len = 1;
   while (n >= 0x80) {
@@ -136,7 +136,7 @@ function writeVarint(out: Uint8Array, offset: number, n: number): number {
 
 /**
  * Encodes a REQUEST (with `id`) or a NOTIFY (without) as a whole DATA package
- * (spec §3). A number `route` is a dictionary code sent compressed (§8.2).
+ * (docs/pomelo-protocol.md §3). A number `route` is a dictionary code sent compressed (§8.2).
  * @throws ShaddockClientError PROTO_BAD_MESSAGE for a route over 255 bytes or a bad id.
  */
 export function encodeClientMessage(id: number | undefined, route: string | number, body: Uint8Array): Uint8Array {
@@ -176,8 +176,8 @@ export function encodeClientMessage(id: number | undefined, route: string | numb
 }
 
 /**
- * Decodes the body of a DATA package from the server: a RESPONSE or a PUSH (spec §3).
- * Bit 4 of the flag (gzip) is masked off, as spec §3.1 requires.
+ * Decodes the body of a DATA package from the server: a RESPONSE or a PUSH (docs/pomelo-protocol.md §3).
+ * Bit 4 of the flag (gzip) is masked off, as docs/pomelo-protocol.md §3.1 requires.
  * @throws ShaddockClientError PROTO_BAD_MESSAGE
  */
 export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
@@ -233,9 +233,9 @@ export function decodeJson(bytes: Uint8Array): unknown {
   }
 }
 
-/** What the SDK needs from a handshake reply (spec §4.3). */
+/** What the SDK needs from a handshake reply (docs/pomelo-protocol.md §4.3). */
 export interface HandshakeReply {
-  /** Seconds; absent when the server wants no heartbeats (spec §5). */
+  /** Seconds; absent when the server wants no heartbeats (docs/pomelo-protocol.md §5). */
   readonly heartbeatSeconds: number | undefined;
   /** Route → code, when the server uses a route dictionary (§8). */
   readonly routeToCode: ReadonlyMap<string, number>;
@@ -250,7 +250,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * Reads a handshake reply. A code other than 200 is a refusal (spec §4.4).
+ * Reads a handshake reply. A code other than 200 is a refusal (docs/pomelo-protocol.md §4.4).
  * @throws ShaddockClientError PROTO_BAD_JSON, CLIENT_HANDSHAKE_FAILED
  */
 export function parseHandshakeReply(body: Uint8Array): HandshakeReply {
@@ -283,7 +283,7 @@ export function parseHandshakeReply(body: Uint8Array): HandshakeReply {
   return { heartbeatSeconds, routeToCode, codeToRoute, protobufRoutes };
 }
 
-/** The handshake request (spec §4.2). The server only needs `sys`. */
+/** The handshake request (docs/pomelo-protocol.md §4.2). The server only needs `sys`. */
 export function encodeHandshake(type: string, version: string): Uint8Array {
   return encodePackage(PackageType.HANDSHAKE, encodeJson({ sys: { type, version }, user: {} }));
 }
@@ -291,7 +291,7 @@ export function encodeHandshake(type: string, version: string): Uint8Array {
 export const HANDSHAKE_ACK_PACKAGE: Uint8Array = encodePackage(PackageType.HANDSHAKE_ACK);
 export const HEARTBEAT_PACKAGE: Uint8Array = encodePackage(PackageType.HEARTBEAT);
 
-/** A KICK body is `{"reason": "..."}` (spec §7); anything else reads as "kick". */
+/** A KICK body is `{"reason": "..."}` (docs/pomelo-protocol.md §7); anything else reads as "kick". */
 export function parseKick(body: Uint8Array): string {
   try {
     const v = decodeJson(body);

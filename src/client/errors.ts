@@ -5,7 +5,7 @@
  * (src/protocol/errors.ts); the `CLIENT_…` codes are the SDK's own.
  */
 export const CLIENT_ERROR_CODES = [
-  /** A package type byte outside 1..5 (Pomelo spec §2.2). */
+  /** A package type byte outside 1..5 (docs/pomelo-protocol.md §2.2). */
   'PROTO_BAD_TYPE',
   /** A message, varint or route that runs past its package, or an unexpected message type. */
   'PROTO_BAD_MESSAGE',
@@ -17,7 +17,7 @@ export const CLIENT_ERROR_CODES = [
   'CLIENT_BAD_URL',
   /** Options that cannot work (no URL, no apikey, a bad tag, …). */
   'CLIENT_BAD_OPTIONS',
-  /** The server refused the handshake (spec §4.4), or sent none in time. */
+  /** The server refused the handshake (docs/pomelo-protocol.md §4.4), or sent none in time. */
   'CLIENT_HANDSHAKE_FAILED',
   /** The server refused to let the client enter (unknown apikey, bad token, …): fatal. */
   'CLIENT_ENTER_REFUSED',

@@ -1,6 +1,6 @@
 /**
  * `shaddock/client/node`: the SDK plus Node transports. Node 20 has no global
- * WebSocket, and raw TCP (Pomelo's other hybrid transport, spec §2.1) needs `node:net`:
+ * WebSocket, and raw TCP (Pomelo's other hybrid transport, docs/pomelo-protocol.md §2.1) needs `node:net`:
  * `nodeTransport()` opens `tcp://`, `tls://`, `ws://` and `wss://` URLs.
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
@@ -113,7 +113,7 @@ function wsTransport(url: string, opts: NodeTransportOptions, events: TransportE
   };
   ws.on('open', () => events.open());
   ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-    // spec §2.3: Pomelo sends binary frames only.
+    // docs/pomelo-protocol.md §2.3: Pomelo sends binary frames only.
     if (closed || !isBinary) return;
     if (Array.isArray(data)) for (const part of data) events.data(part);
     else events.data(data instanceof ArrayBuffer ? new Uint8Array(data) : data);

@@ -1,6 +1,6 @@
 /**
  * One connection to a Pomelo hybrid server: handshake, heartbeats, requests and
- * notifies, pushes and kicks (shared/spec/pomelo-protocol.md §4–§7). It knows
+ * notifies, pushes and kicks (docs/pomelo-protocol.md §4–§7). It knows
  * nothing of Shaddock's routes or of reconnecting; client.ts does.
  */
 import {
@@ -33,7 +33,7 @@ export interface SessionOptions {
   readonly requestTimeoutMs: number;
   /** Largest package body accepted, bytes. */
   readonly maxPackageBytes: number;
-  /** `sys.type` and `sys.version` of the handshake (spec §4.2). */
+  /** `sys.type` and `sys.version` of the handshake (docs/pomelo-protocol.md §4.2). */
   readonly clientType: string;
   readonly clientVersion: string;
 }
@@ -41,7 +41,7 @@ export interface SessionOptions {
 export interface SessionEvents {
   /** A push: its route and its raw body (JSON unless the route has a proto). */
   push(route: string, body: Uint8Array): void;
-  /** The server kicked this connection (spec §7); `closed` follows. */
+  /** The server kicked this connection (docs/pomelo-protocol.md §7); `closed` follows. */
   kicked(reason: string): void;
   /** Called once, whatever ended the session (also a failed open). */
   closed(reason: string, error: ShaddockClientError | undefined): void;
@@ -57,7 +57,7 @@ interface PendingRequest {
 const State = { OPENING: 0, HANDSHAKING: 1, WORKING: 2, CLOSED: 3 } as const;
 type State = (typeof State)[keyof typeof State];
 
-/** spec §5: the reference client checks its heartbeat deadline with 100 ms of tolerance. */
+/** docs/pomelo-protocol.md §5: the reference client checks its heartbeat deadline with 100 ms of tolerance. */
 const HEARTBEAT_GAP_MS = 100;
 
 export class HybridSession {
@@ -88,7 +88,7 @@ export class HybridSession {
     return this.#state === State.CLOSED;
   }
 
-  /** Opens the transport and completes the handshake (spec §4). Rejects if that fails. */
+  /** Opens the transport and completes the handshake (docs/pomelo-protocol.md §4). Rejects if that fails. */
   open(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#opened = { resolve, reject };
@@ -114,7 +114,7 @@ export class HybridSession {
   }
 
   /**
-   * Sends a request and resolves with the decoded response body (spec §6). Rejects
+   * Sends a request and resolves with the decoded response body (docs/pomelo-protocol.md §6). Rejects
    * with CLIENT_REQUEST_TIMEOUT, or CLIENT_DISCONNECTED when the session ends first.
    */
   request(route: string, body: unknown): Promise<unknown> {
@@ -139,7 +139,7 @@ export class HybridSession {
     });
   }
 
-  /** Sends a notify (no answer, spec §6); does nothing unless the session is working. */
+  /** Sends a notify (no answer, docs/pomelo-protocol.md §6); does nothing unless the session is working. */
   notify(route: string, body: unknown): void {
     if (this.#state !== State.WORKING) return;
     this.#send(encodeClientMessage(undefined, this.#routeOnWire(route), encodeJson(body)));
@@ -153,7 +153,7 @@ export class HybridSession {
     t?.close();
   }
 
-  // spec §8.2: a route in the dictionary may be sent as its 2-byte code.
+  // docs/pomelo-protocol.md §8.2: a route in the dictionary may be sent as its 2-byte code.
   #routeOnWire(route: string): string | number {
     return this.#handshake?.routeToCode.get(route) ?? route;
   }
@@ -184,7 +184,7 @@ export class HybridSession {
   }
 
   #onPackage(pkg: Package): void {
-    // spec §5: every package from the server proves the connection is alive.
+    // docs/pomelo-protocol.md §5: every package from the server proves the connection is alive.
     if (this.#deadlineTimer !== undefined) this.#deadline = Date.now() + 2 * this.#heartbeatMs;
     switch (pkg.type) {
       case PackageType.HANDSHAKE:
@@ -232,7 +232,7 @@ export class HybridSession {
     opened?.resolve();
   }
 
-  // spec §5, the reference client's rule: after a server heartbeat wait `heartbeat`
+  // docs/pomelo-protocol.md §5, the reference client's rule: after a server heartbeat wait `heartbeat`
   // seconds, send one, then expect some package within 2 × heartbeat.
   #onHeartbeat(): void {
     if (this.#state !== State.WORKING || this.#heartbeatMs === 0) return;

@@ -57,7 +57,7 @@ export function globalWebSocket(): WebSocketConstructor | undefined {
 
 /**
  * A transport over a WHATWG WebSocket (`ws://` and `wss://` URLs). Pomelo sends
- * binary frames (spec §2.3); text frames are ignored.
+ * binary frames (docs/pomelo-protocol.md §2.3); text frames are ignored.
  * @param WebSocketImpl the constructor to use. @default globalThis.WebSocket
  */
 export function webSocketTransport(WebSocketImpl?: WebSocketConstructor): TransportFactory {

@@ -5,7 +5,7 @@ import type { Connection } from '../hub/connection.js';
 
 /**
  * The seed push platform's routes, shared by the Pomelo hybrid and socket.io
- * connectors (ARCHITECTURE.md "Seed compatibility", spec §15).
+ * connectors (docs/pomelo.md, docs/pomelo-protocol.md §15).
  */
 export const ROUTES = {
   hybridEnter: 'hybrid-connector.entryHandler.enter',
@@ -20,7 +20,7 @@ export const ROUTES = {
   push: 'shaddock.manager.push',
 } as const;
 
-/** Handler routes, as Pomelo would number them in the route dictionary (spec §8.1). */
+/** Handler routes, as Pomelo would number them in the route dictionary (docs/pomelo-protocol.md §8.1). */
 export const HANDLER_ROUTES: readonly string[] = Object.values(ROUTES);
 
 /** What a route answers: always an object with a numeric `code`. */
@@ -70,7 +70,7 @@ export async function handlePomeloRoute(
       case ROUTES.push:
         return await managerPush(hub, conn, b);
       default:
-        return { code: 500, msg: `unknown route "${route.slice(0, 255)}"` };
+        return { code: 500, msg: `unknown route "${route.slice(0, 255)}"`, error: 'ROUTE_UNKNOWN' };
     }
   } catch (err) {
     if (err instanceof HubError) {
@@ -79,12 +79,12 @@ export async function handlePomeloRoute(
     }
     const errorId = crypto.randomUUID();
     log.error({ err, conn: conn.id, route, errorId }, 'route handler failed');
-    return { code: 500, msg: `internal error (id ${errorId})` };
+    return { code: 500, msg: `internal error (id ${errorId})`, error: 'INTERNAL' };
   }
 }
 
 async function enter(hub: Hub, conn: Connection, route: string, b: RouteBody): Promise<RouteResponse> {
-  // Real clients send `apiKey` to enter and `apikey` to push: accept either (spec §15.1).
+  // Real clients send `apiKey` to enter and `apikey` to push: accept either (docs/pomelo-protocol.md §15.1).
   const apikey = str(b, 'apiKey') ?? str(b, 'apikey');
   if (apikey === undefined) throw new HubError('BAD_REQUEST', 'missing "apiKey"');
   if (b['role'] === 'server') {

@@ -6,7 +6,7 @@
  * Codes are stable: messages may be reworded, a code never changes meaning.
  */
 export const PROTOCOL_ERROR_CODES = [
-  /** Package header type byte is not 1..5 (Pomelo spec §2.2), or an encoder was given an unknown type. */
+  /** Package header type byte is not 1..5 (docs/pomelo-protocol.md §2.2), or an encoder was given an unknown type. */
   'PROTO_BAD_TYPE',
   /** Input ended before a complete value: short package, varint or route running past the end. */
   'PROTO_TRUNCATED',

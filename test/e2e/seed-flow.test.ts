@@ -145,7 +145,7 @@ for (const transport of ['tcp', 'ws'] as const) {
       assert.deepEqual((await got)[0], { msg: 'to the twin', id: ((await got)[0] as { id: number }).id });
     });
 
-    it('wrong secret, unknown apikey, missing fields and unknown routes get {code: 500, msg} and never echo the password', async () => {
+    it('wrong secret, unknown apikey, missing fields and unknown routes get {code: 500, msg, error} and never echo the password', async () => {
       const c = await client();
       const wrong = (await c.request('hybrid-connector.entryHandler.enter', {
         apiKey: t.app.apikey,
@@ -155,19 +155,25 @@ for (const transport of ['tcp', 'ws'] as const) {
       })) as Record<string, unknown>;
       assert.equal(wrong['code'], 500);
       assert.match(String(wrong['msg']), /wrong app secret/);
+      assert.equal(wrong['error'], 'AUTH_FAILED');
       assert.ok(!JSON.stringify(wrong).includes('hunter2'), 'the password is not echoed');
       const unknownApp = (await c.request('sio-connector.entryHandler.enter', { apiKey: 'nope', clientId: 'x', role: 'client' })) as Record<string, unknown>;
       assert.equal(unknownApp['code'], 500);
       assert.match(String(unknownApp['msg']), /unknown apikey/);
+      assert.equal(unknownApp['error'], 'APP_UNKNOWN');
       const missing = (await c.request('sio-connector.entryHandler.enter', { apiKey: t.app.apikey, role: 'client' })) as Record<string, unknown>;
       assert.deepEqual(missing['code'], 500);
       assert.match(String(missing['msg']), /clientId/);
+      assert.equal(missing['error'], 'BAD_REQUEST');
       const unknownRoute = (await c.request('chat.chatHandler.send', { a: 1 })) as Record<string, unknown>;
       assert.equal(unknownRoute['code'], 500);
       assert.match(String(unknownRoute['msg']), /unknown route "chat.chatHandler.send"/);
+      // docs/pomelo.md: every error answer carries a stable `error` code, this one too.
+      assert.equal(unknownRoute['error'], 'ROUTE_UNKNOWN');
       const notManager = (await c.request('pushserver.pushHandler.pushAll', { apikey: t.app.apikey, msg: 'x' })) as Record<string, unknown>;
       assert.equal(notManager['code'], 500);
       assert.match(String(notManager['msg']), /manager/);
+      assert.equal(typeof notManager['error'], 'string');
       assert.equal(c.closed, false, 'refusals do not close the connection');
     });
 
@@ -197,7 +203,7 @@ for (const transport of ['tcp', 'ws'] as const) {
       const bystander = await device('bystander');
       const offender = await client();
       const kicked = offender.waitFor('kick');
-      // Package type 9 does not exist (spec §2.2).
+      // Package type 9 does not exist (docs/pomelo-protocol.md §2.2).
       offender.sendRaw(Buffer.from([0x09, 0x00, 0x00, 0x01, 0x00]));
       const [reason] = await kicked;
       assert.match(String(reason), /PROTO_BAD_TYPE/);
@@ -288,7 +294,7 @@ describe('hybrid connector with Pomelo protobuf and a push dictionary', () => {
       try {
         assert.equal(c.handshake.sys['useProto'], true);
         assert.ok(c.handshake.sys['protos'], 'the handshake carries the protos');
-        // Configured dictionary routes come after the handler routes (spec §8.1).
+        // Configured dictionary routes come after the handler routes (docs/pomelo-protocol.md §8.1).
         const dict = c.handshake.sys['dict'] as Record<string, number>;
         assert.equal(dict['onMsg'], Object.keys(dict).length);
         // The enter body goes out as protobuf (the client encodes by clientProtos).

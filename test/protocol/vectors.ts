@@ -1,16 +1,14 @@
 /**
- * Loader for the Pomelo test vectors produced by the reference implementation
- * (shared/spec/pomelo-vectors.json, spec §17). The file lives beside the repository:
- * `../shared/spec/pomelo-vectors.json` from the repo root. POMELO_VECTORS overrides
- * the path.
+ * Loader for the Pomelo test vectors (docs/pomelo-protocol.md §17):
+ * test/fixtures/pomelo-vectors.json, written by scripts/make-pomelo-vectors.mjs from the
+ * reference npm packages (test/fixtures/pomelo-vectors.test.ts keeps the two equal).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
 import fc from 'fast-check';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const VECTORS_PATH = process.env['POMELO_VECTORS'] ?? resolve(REPO_ROOT, '../shared/spec/pomelo-vectors.json');
+export const VECTORS_PATH = fileURLToPath(new URL('../fixtures/pomelo-vectors.json', import.meta.url));
 
 interface Base {
   readonly id: string;
@@ -178,7 +176,7 @@ export interface HybridCoderVector extends Base {
 }
 
 export interface OtherVector extends Base {
-  readonly kind: 'sio' | 'sio-note' | 'mqtt';
+  readonly kind: 'sio' | 'sio-note';
 }
 
 export type Vector =
@@ -244,7 +242,7 @@ export function vectorById<K extends Vector['kind']>(kind: K, id: string): Extra
 
 export const hex = (s: string): Buffer => Buffer.from(s, 'hex');
 
-/** Handler routes of the demo app (spec §15), from which its dictionary is built. */
+/** Handler routes of the seed push app (docs/pomelo-protocol.md §15), from which its dictionary is built. */
 export const DEMO_HANDLER_ROUTES: readonly string[] = [
   'sio-connector.entryHandler.enter',
   'hybrid-connector.entryHandler.enter',

@@ -33,7 +33,7 @@ import type { HybridContext } from './hybrid-context.js';
 const CLOSE_GRACE_MS = 2000;
 
 /**
- * spec §4.1, and ENTERED: working, and entered the hub as a client or manager (the enter
+ * docs/pomelo-protocol.md §4.1, and ENTERED: working, and entered the hub as a client or manager (the enter
  * deadline no longer applies) — a state, not a second field per connection.
  */
 const State = { INITED: 0, WAIT_ACK: 1, WORKING: 2, CLOSED: 3, ENTERED: 4 } as const;
@@ -120,7 +120,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   /** Drops the transport at once (a peer that never finished closing). */
   protected abstract destroyTransport(): void;
 
-  /** Kick with a reason (spec §7), then close. */
+  /** Kick with a reason (docs/pomelo-protocol.md §7), then close. */
   close(reason: string): void {
     if (this.#state === State.CLOSED) return;
     const slow = reason === CLOSE_REASONS.slowConsumer;
@@ -166,7 +166,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     switch (pkg.type) {
       case PackageType.HANDSHAKE:
         if (this.#state === State.INITED) this.handshake(pkg.body);
-        // spec §4.1: a second handshake is ignored.
+        // docs/pomelo-protocol.md §4.1: a second handshake is ignored.
         return;
       case PackageType.HANDSHAKE_ACK:
         if (this.#state !== State.WAIT_ACK) return;
@@ -194,7 +194,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     try {
       request = parseHandshakeRequest(body);
     } catch (err) {
-      // spec §4.4: code 500, then close.
+      // docs/pomelo-protocol.md §4.4: code 500, then close.
       this.ctx.log.debug({ conn: this.id, err: (err as Error).message }, 'handshake refused');
       this.ctx.hub.observer.refused(this.connector, 'PROTO_BAD_HANDSHAKE', (err as Error).message, this);
       this.#closeReason = 'PROTO_BAD_HANDSHAKE: bad handshake';
@@ -222,7 +222,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.#state = State.WAIT_ACK;
   }
 
-  // spec §5: answer at once, then expect the next heartbeat within the timeout. Until
+  // docs/pomelo-protocol.md §5: answer at once, then expect the next heartbeat within the timeout. Until
   // the connection has entered, the handshake deadline (counted from connect) still
   // holds: heartbeats alone do not keep an unauthenticated connection open.
   private heartbeat(): void {
@@ -252,7 +252,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       throw new LimitError('LIMIT_REQUEST_RATE');
     }
     if (route === undefined) {
-      this.answer(msg, '', { code: 500, msg: `unknown route code ${String(msg.route)}` });
+      this.answer(msg, '', { code: 500, msg: `unknown route code ${String(msg.route)}`, error: 'ROUTE_UNKNOWN' });
       return;
     }
     let decoded: unknown;
@@ -260,7 +260,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       decoded = this.decodeBody(route, msg.body);
     } catch (err) {
       const why = isProtocolError(err) ? err.message : 'undecodable body';
-      this.answer(msg, route, { code: 500, msg: `bad request body: ${why}` });
+      this.answer(msg, route, { code: 500, msg: `bad request body: ${why}`, error: isProtocolError(err) ? err.code : 'PROTO_BAD_MESSAGE' });
       return;
     }
     void handlePomeloRoute(this.ctx.hub, this, route, decoded, this.ctx.log).then((resp) => {
@@ -285,18 +285,18 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     }
   }
 
-  /** Responds to a request (spec §6); a notify gets nothing. */
+  /** Responds to a request (docs/pomelo-protocol.md §6); a notify gets nothing. */
   private answer(msg: Message, route: string, response: unknown): void {
     if (msg.type !== MessageType.REQUEST || !isWorking(this.#state)) return;
     // Echo the id bytes as received: canonical ids are unchanged and the seed's
-    // legacy big-endian ids come back as the client wrote them (spec §16.2).
+    // legacy big-endian ids come back as the client wrote them (docs/pomelo-protocol.md §16.2).
     const id = msg.idBytes.length > 0 ? msg.idBytes : msg.id;
     const body = this.ctx.encoder.encodeBody(route, response);
     this.writeRaw(encodeResponsePackage(id, body));
   }
 }
 
-/** Raw TCP: a byte stream split into packages (spec §2.1). */
+/** Raw TCP: a byte stream split into packages (docs/pomelo-protocol.md §2.1). */
 export class TcpHybridConnection extends HybridConnection {
   // A getter, not a field: one less slot per connection.
   get connector(): 'hybrid-tcp' {
@@ -437,7 +437,7 @@ function terminateOnError(this: WebSocket): void {
   this.terminate();
 }
 
-/** WebSocket: one package per message (spec §2.3), binary frames out. */
+/** WebSocket: one package per message (docs/pomelo-protocol.md §2.3), binary frames out. */
 export class WsHybridConnection extends HybridConnection {
   // A getter, not a field: one less slot per connection.
   get connector(): 'hybrid-ws' {

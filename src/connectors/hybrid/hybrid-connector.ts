@@ -29,7 +29,7 @@ export interface HybridConnectorOptions {
   readonly handshakeTimeoutSeconds: number;
   /** Largest package body accepted, bytes. */
   readonly maxPackageBytes: number;
-  /** Extra dictionary routes (spec §8.1 step 4), e.g. push events. */
+  /** Extra dictionary routes (docs/pomelo-protocol.md §8.1 step 4), e.g. push events. */
   readonly dictionaryRoutes: readonly string[];
   /** Pomelo protobuf protos, already parsed; JSON bodies when absent. */
   readonly protos?: { readonly server: ParsedProtos; readonly client: ParsedProtos };
@@ -47,7 +47,7 @@ const REFUSAL_WAIT_MS = 1000;
 
 /**
  * Pomelo's hybrid connector: raw TCP and WebSocket on one port, told apart by the
- * first bytes (spec §10.1).
+ * first bytes (docs/pomelo-protocol.md §10.1).
  */
 export class HybridConnector {
   readonly #net: NetServer;
@@ -172,7 +172,7 @@ export class HybridConnector {
         return;
       }
       if (refusal) {
-        // Pomelo's way to say why: a kick with the reason (spec §7), then close.
+        // Pomelo's way to say why: a kick with the reason (docs/pomelo-protocol.md §7), then close.
         this.#opts.log.debug({ remote: remoteAddress, code: refusal.code }, 'hybrid connection refused');
         this.#opts.hub.observer.refused('hybrid-tcp', refusal.code, refusal.message, undefined, remoteAddress);
         socket.end(encodeKick(refusal.reason));

@@ -13,7 +13,7 @@ import { WS_OPCODE, encodeServerFrame } from '../ws-frames.js';
 export class HybridEncoder implements PushEncoder<Buffer> {
   readonly #dictionary: RouteDictionary | undefined;
   readonly #serverProtos: ParsedProtos | undefined;
-  /** The package inside a WebSocket frame (spec §2.3: one package per binary message). */
+  /** The package inside a WebSocket frame (docs/pomelo-protocol.md §2.3: one package per binary message). */
   readonly ws: HybridWsEncoder;
   // The hub encodes a broadcast once per encoder, TCP then WebSocket (or the other way):
   // the last message's package is kept so the WebSocket frame reuses it instead of
@@ -37,12 +37,12 @@ export class HybridEncoder implements PushEncoder<Buffer> {
   }
 
   encodeEvent(event: string, body: unknown): Buffer {
-    // spec §8.2: a push route in the dictionary goes out as its 2-byte code.
+    // docs/pomelo-protocol.md §8.2: a push route in the dictionary goes out as its 2-byte code.
     const code = this.#dictionary?.routeToCode[event];
     return encodePushPackage(code ?? event, this.encodeBody(event, body));
   }
 
-  /** spec §9.1: protobuf when the server protos name the route, JSON otherwise. */
+  /** docs/pomelo-protocol.md §9.1: protobuf when the server protos name the route, JSON otherwise. */
   encodeBody(route: string, body: unknown): Buffer {
     if (this.#serverProtos !== undefined && hasProto(this.#serverProtos, route)) {
       // A message the proto cannot express goes out with an empty body, as the reference does.

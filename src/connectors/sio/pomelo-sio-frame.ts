@@ -1,7 +1,7 @@
 import { ProtocolError } from '../../protocol/errors.js';
 
 /**
- * Pomelo's sioconnector framing (spec §11.3, §11.4): pure functions over the string a
+ * Pomelo's sioconnector framing (docs/pomelo-protocol.md §11.3, §11.4): pure functions over the string a
  * socket.io `message` event carries. No sockets, no clock, no logging (STYLE §3);
  * socket.io itself does the framing underneath.
  */
@@ -14,15 +14,15 @@ export interface PomeloSioRequest {
   readonly body: unknown;
 }
 
-/** 4 id characters and 1 route-length character (spec §11.3). */
+/** 4 id characters and 1 route-length character (docs/pomelo-protocol.md §11.3). */
 const HEADER_CHARS = 5;
-/** Each header "byte" is one character with a code 0 to 255 (spec §11.3). */
+/** Each header "byte" is one character with a code 0 to 255 (docs/pomelo-protocol.md §11.3). */
 const MAX_BYTE_CHAR = 0xff;
 
 /**
  * The request id of a message, when its first four characters can be one: a 32-bit
  * big-endian value, one byte per character, read as a *signed* 32-bit integer as the
- * reference does (spec §11.3), so an id is echoed exactly as Pomelo echoed it.
+ * reference does (docs/pomelo-protocol.md §11.3), so an id is echoed exactly as Pomelo echoed it.
  * Undefined when there are fewer than four characters or one is above 255.
  */
 export function readRequestId(str: string): number | undefined {
@@ -59,7 +59,7 @@ export function decodePomeloSioRequest(str: string): PomeloSioRequest {
   const route = str.slice(HEADER_CHARS, routeEnd);
   let body: unknown;
   try {
-    // spec §11.3: the body MUST be JSON; the reference threw and answered nothing.
+    // docs/pomelo-protocol.md §11.3: the body MUST be JSON; the reference threw and answered nothing.
     body = JSON.parse(str.slice(routeEnd)) as unknown;
   } catch {
     throw new ProtocolError('PROTO_BAD_JSON', `the body after route "${route.slice(0, 64)}" is not valid JSON`);
@@ -67,17 +67,17 @@ export function decodePomeloSioRequest(str: string): PomeloSioRequest {
   return { id, route, body };
 }
 
-/** The string a request is answered with (spec §11.4): `{"id":…,"body":…}`. */
+/** The string a request is answered with (docs/pomelo-protocol.md §11.4): `{"id":…,"body":…}`. */
 export function encodePomeloSioResponse(id: number, body: unknown): string {
   return JSON.stringify({ id, body });
 }
 
-/** The string of a push (spec §11.4): `{"route":…,"body":…}`. */
+/** The string of a push (docs/pomelo-protocol.md §11.4): `{"route":…,"body":…}`. */
 export function encodePomeloSioPush(route: string, body: unknown): string {
   return JSON.stringify({ route, body });
 }
 
-/** The kick string (spec §11.4): note `reason`, not `body`. */
+/** The kick string (docs/pomelo-protocol.md §11.4): note `reason`, not `body`. */
 export function encodePomeloSioKick(reason: string): string {
   return JSON.stringify({ route: 'onKick', reason });
 }

@@ -47,7 +47,7 @@ export const SIO_LIMITS = {
   tagsPerRequest: MAX_TAGS_PER_CLIENT,
   /** Client ids in one native push (as the HTTP API). */
   clientIdsPerPush: 10_000,
-  /** Event names are Pomelo routes: at most 255 characters (spec §3.3). */
+  /** Event names are Pomelo routes: at most 255 characters (docs/pomelo-protocol.md §3.3). */
   eventLength: 255,
   /** The longest time to live a push may ask for, seconds (one year, as the other connectors). */
   ttlSeconds: 365 * 24 * 3600,
@@ -58,7 +58,7 @@ export const NATIVE_EVENTS = ['enter', 'ack', 'subscribe', 'unsubscribe', 'push'
 type NativeEvent = (typeof NATIVE_EVENTS)[number];
 const NATIVE_EVENT_SET: ReadonlySet<string> = new Set(NATIVE_EVENTS);
 
-/** The Pomelo framing's only event (spec §11.3). */
+/** The Pomelo framing's only event (docs/pomelo-protocol.md §11.3). */
 const POMELO_EVENT = 'message';
 
 /**
@@ -192,7 +192,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     }
   }
 
-  /** Kick with a reason in the socket's API, then DISCONNECT (spec §11.4). */
+  /** Kick with a reason in the socket's API, then DISCONNECT (docs/pomelo-protocol.md §11.4). */
   close(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -311,7 +311,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     this.#api = 'pomelo';
     const str = args[0];
     if (args.length !== 1 || typeof str !== 'string') {
-      this.reject(new ProtocolError('PROTO_BAD_MESSAGE', `a "message" event carries one string (spec §11.3), got (${describeArgs(args)})`));
+      this.reject(new ProtocolError('PROTO_BAD_MESSAGE', `a "message" event carries one string (docs/pomelo-protocol.md §11.3), got (${describeArgs(args)})`));
       return;
     }
     let req: PomeloSioRequest;
@@ -344,7 +344,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
       .then((answer) => {
         this.#inFlight--;
         this.#checkEntered();
-        // spec §11.3: a notify (id 0) is never answered.
+        // docs/pomelo-protocol.md §11.3: a notify (id 0) is never answered.
         if (id !== 0) this.#respond(id, answer);
       });
   }
@@ -516,7 +516,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     }
     const errorId = crypto.randomUUID();
     this.#ctx.log.error({ err, conn: this.id, errorId }, 'sio request failed');
-    return { code: 500, msg: `internal error (id ${errorId})` };
+    return { code: 500, msg: `internal error (id ${errorId})`, error: 'INTERNAL' };
   }
 }
 

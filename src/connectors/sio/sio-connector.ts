@@ -33,7 +33,7 @@ export interface SioConnectorOptions {
   readonly admission?: Admission;
 }
 
-/** The path the seed's sioconnector served (spec §11.1). */
+/** The path the seed's sioconnector served (docs/pomelo-protocol.md §11.1). */
 export const SIO_PATH = '/socket.io';
 
 /** How long shutdown waits for kicked clients to take their kick, milliseconds. */
@@ -41,8 +41,8 @@ const SHUTDOWN_GRACE_MS = 1000;
 
 /**
  * The socket.io connector (the seed's `sio-connector`): a socket.io v4 server that
- * also accepts socket.io 1.x/2.x clients (EIO3, spec §11.1), with two APIs on one
- * port: Pomelo's sioconnector framing (`message` strings, spec §11.3/§11.4) and a
+ * also accepts socket.io 1.x/2.x clients (EIO3, docs/pomelo-protocol.md §11.1), with two APIs on one
+ * port: Pomelo's sioconnector framing (`message` strings, docs/pomelo-protocol.md §11.3/§11.4) and a
  * native event API (docs/connectors.md).
  */
 export class SioConnector {
@@ -84,9 +84,9 @@ export class SioConnector {
     this.#io = new Server(this.#http, {
       path: SIO_PATH,
       serveClient: false,
-      // spec §11.1: Pomelo 2.x clients are socket.io-client 1.x/2.x, engine.io protocol 3.
+      // docs/pomelo-protocol.md §11.1: Pomelo 2.x clients are socket.io-client 1.x/2.x, engine.io protocol 3.
       allowEIO3: true,
-      // spec §11.2: the transports must be listed, or nothing connects.
+      // docs/pomelo-protocol.md §11.2: the transports must be listed, or nothing connects.
       transports: ['polling', 'websocket'],
       maxHttpBufferSize: opts.maxPayloadBytes,
       ...(opts.pingIntervalMs !== undefined ? { pingInterval: opts.pingIntervalMs } : {}),

@@ -43,7 +43,7 @@ export interface SioAckedPush {
 
 export type NativeAck = (this: unknown, ...args: unknown[]) => void;
 
-/** The Pomelo framing (spec §11.4): `message` with `{"route","body"}` as a JSON string. */
+/** The Pomelo framing (docs/pomelo-protocol.md §11.4): `message` with `{"route","body"}` as a JSON string. */
 export class PomeloSioEncoder implements PushEncoder<SioPush> {
   /** Same body as the hybrid encoder: seed clients read `body.msg`; `id` lets them ack and resume. */
   encodeMessage(msg: StoredMessage): SioPush {

@@ -87,7 +87,7 @@ export const DEFAULT_MAX_DEPTH = 32;
 export const MAX_TAGS = 256;
 export const MAX_TAG_LENGTH = 128;
 export const MAX_REF_LENGTH = 128;
-/** Pomelo routes are at most 255 bytes (spec §6.2); event names follow them. */
+/** Pomelo routes are at most 255 bytes (docs/pomelo-protocol.md §3.3); event names follow them. */
 export const MAX_EVENT_LENGTH = 255;
 export const MAX_TARGET_CLIENT_IDS = 10_000;
 export const MAX_TTL_SECONDS = 365 * 24 * 3600;

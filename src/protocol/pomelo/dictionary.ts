@@ -1,5 +1,5 @@
 /**
- * Route dictionary (route compression, spec §8): route <-> 16-bit code, built the way
+ * Route dictionary (route compression, docs/pomelo-protocol.md §8): route <-> 16-bit code, built the way
  * pomelo 2.2.7's dictionary component builds it so that codes and `dictVersion` match
  * (vector `hs-reply-demo-app`).
  */
@@ -10,7 +10,7 @@ export interface RouteDictionary {
   readonly routeToCode: Readonly<Record<string, number>>;
   /** String(code) -> route. A null-prototype object. */
   readonly codeToRoute: Readonly<Record<string, string>>;
-  /** base64(md5(JSON.stringify(routeToCode))): a cache token clients send back (spec §4.3). */
+  /** base64(md5(JSON.stringify(routeToCode))): a cache token clients send back (docs/pomelo-protocol.md §4.3). */
   readonly version: string;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Pomelo handshake bodies (spec §4): the client's JSON request and the server's reply,
+ * Pomelo handshake bodies (docs/pomelo-protocol.md §4): the client's JSON request and the server's reply,
  * byte-identical to pomelo 2.2.7's `handshake.js` (vectors `hs-reply-*`).
  */
 import { Buffer } from 'node:buffer';
@@ -18,7 +18,7 @@ export interface HandshakeRequest {
     readonly dictVersion?: string;
     /** Cached protos version (newer JS clients send 0 when they have none). */
     readonly protoVersion?: string | number;
-    /** `{rsa_n, rsa_e}` from clients that use crypto (spec §4.6); unchecked. */
+    /** `{rsa_n, rsa_e}` from clients that use crypto (docs/pomelo-protocol.md §4.6); unchecked. */
     readonly rsa?: unknown;
   };
   readonly user?: unknown;
@@ -34,9 +34,9 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /**
  * Parses a HANDSHAKE package body. Fields of `sys` with an unexpected type are dropped,
- * not rejected: only `checkClient`-style hooks ever look at them (spec §4.2).
+ * not rejected: only `checkClient`-style hooks ever look at them (docs/pomelo-protocol.md §4.2).
  * @throws ProtocolError PROTO_BAD_HANDSHAKE for a body that is not JSON or has no `sys`
- *   object; the connector answers `encodeHandshakeFailure(500)` (spec §4.4).
+ *   object; the connector answers `encodeHandshakeFailure(500)` (docs/pomelo-protocol.md §4.4).
  */
 export function parseHandshakeRequest(body: Buffer): HandshakeRequest {
   let parsed: unknown;
@@ -79,7 +79,7 @@ export function shouldSendProtos(request: HandshakeRequest, version: string): bo
 }
 
 export interface HandshakeReplyOptions {
-  /** Heartbeat interval in SECONDS (spec §5); omitted from the reply when undefined. */
+  /** Heartbeat interval in SECONDS (docs/pomelo-protocol.md §5); omitted from the reply when undefined. */
   readonly heartbeatSeconds?: number;
   /** The route dictionary, when route compression is on (`useDict`). */
   readonly dictionary?: RouteDictionary;
@@ -139,7 +139,7 @@ function handshakePackage(json: string): Buffer {
 
 /**
  * The full HANDSHAKE package of a success reply (code 200). Key order is the
- * reference's (spec §4.3): `code, sys, user`, and inside `sys` `heartbeat, dict,
+ * reference's (docs/pomelo-protocol.md §4.3): `code, sys, user`, and inside `sys` `heartbeat, dict,
  * routeToCode, codeToRoute, dictVersion, useDict, protos, useProto`. `useDict` is
  * present whenever a dictionary is configured and `useProto` whenever protos are.
  */
@@ -166,13 +166,13 @@ const FAILURE_501 = handshakePackage('{"code":501}');
 
 /**
  * `{"code":500}` (bad handshake, hook error) or `{"code":501}` (old client) as a
- * HANDSHAKE package (spec §4.4). Shared buffers: never write into them.
+ * HANDSHAKE package (docs/pomelo-protocol.md §4.4). Shared buffers: never write into them.
  */
 export function encodeHandshakeFailure(code: 500 | 501): Buffer {
   return code === 501 ? FAILURE_501 : FAILURE_500;
 }
 
-/** `base64(md5(JSON.stringify(client) + JSON.stringify(server)))` (spec §4.3). */
+/** `base64(md5(JSON.stringify(client) + JSON.stringify(server)))` (docs/pomelo-protocol.md §4.3). */
 export function protosVersion(client: ParsedProtos, server: ParsedProtos): string {
   return createHash('md5').update(protosJson(client) + protosJson(server), 'utf8').digest('base64');
 }

@@ -1,5 +1,5 @@
 /**
- * Pomelo message layer (spec §3): the body of a DATA package.
+ * Pomelo message layer (docs/pomelo-protocol.md §3): the body of a DATA package.
  *
  *   flag (1 B) | id (LE varint, REQUEST/RESPONSE only) | route (REQUEST/NOTIFY/PUSH) | body
  *
@@ -21,7 +21,7 @@ export interface Message {
   /**
    * The id's varint bytes exactly as received (empty when absent). Echo these in the
    * response: canonical ids come back unchanged and the legacy big-endian browser
-   * bundle gets its own bytes back (spec §3.2, §16.2, vectors `legacy-id-*`).
+   * bundle gets its own bytes back (docs/pomelo-protocol.md §3.2, §16.2, vectors `legacy-id-*`).
    */
   readonly idBytes: Buffer;
   /** string route, number = compressed route code (not resolved), null when the type has none. */
@@ -97,7 +97,7 @@ function writeVarint(out: Buffer, offset: number, n: number): number {
   return offset;
 }
 
-/** Canonical LE varint of a message id (0..2^32-1), e.g. 300 => `ac 02` (spec §3.2). */
+/** Canonical LE varint of a message id (0..2^32-1), e.g. 300 => `ac 02` (docs/pomelo-protocol.md §3.2). */
 export function encodeVarint(n: number): Buffer {
   checkId(n);
   const out = Buffer.allocUnsafe(varintSize(n));
@@ -171,7 +171,7 @@ function routeSpec(route: string | number): RouteSpec {
   const ascii = route.length <= MAX_ROUTE_BYTES && isAscii(route);
   const length = ascii ? route.length : Buffer.byteLength(route, 'utf8');
   if (length > MAX_ROUTE_BYTES) {
-    throw new ProtocolError('PROTO_BAD_ROUTE', `route is ${length} B, at most ${MAX_ROUTE_BYTES} B fit (spec §3.3)`);
+    throw new ProtocolError('PROTO_BAD_ROUTE', `route is ${length} B, at most ${MAX_ROUTE_BYTES} B fit (docs/pomelo-protocol.md §3.3)`);
   }
   return { compressed: false, size: 1 + length, code: length, text: route, ascii };
 }

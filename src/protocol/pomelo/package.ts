@@ -1,5 +1,5 @@
 /**
- * Pomelo package layer (spec §2): a 4-byte header (type, 24-bit big-endian body
+ * Pomelo package layer (docs/pomelo-protocol.md §2): a 4-byte header (type, 24-bit big-endian body
  * length) followed by the body. Pure functions over Buffer plus one small stream
  * reader per TCP connection.
  */
@@ -20,7 +20,7 @@ export interface PackageLimits {
   readonly maxPackage: number;
 }
 
-/** Largest body the 24-bit length field can describe (spec §2). */
+/** Largest body the 24-bit length field can describe (docs/pomelo-protocol.md §2). */
 export const MAX_BODY = 0xffffff;
 
 /** Header size in bytes. */
@@ -84,7 +84,7 @@ export function readPackage(buf: Buffer, limits: PackageLimits): Step<Package> {
 }
 
 /**
- * Reassembles packages from a TCP byte stream (spec §2.1). Complete packages inside
+ * Reassembles packages from a TCP byte stream (docs/pomelo-protocol.md §2.1). Complete packages inside
  * one chunk are views into that chunk; a package spanning chunks is copied once, when
  * its last byte arrives. Memory held is the bytes received so far for the current
  * package (never more than `maxPackage + 4`), not the declared length.
@@ -210,7 +210,7 @@ class PartialPackage {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Decodes a WebSocket message, which must hold exactly one package (spec §2.3).
+ * Decodes a WebSocket message, which must hold exactly one package (docs/pomelo-protocol.md §2.3).
  * @throws ProtocolError PROTO_TRUNCATED when shorter than its header or declared
  *   length, PROTO_TRAILING when longer, PROTO_BAD_TYPE, LIMIT_PAYLOAD.
  */
@@ -225,12 +225,12 @@ export function decodeSinglePackage(buf: Buffer, limits: PackageLimits): Package
   return step.value;
 }
 
-/** `03 00 00 00`, the same in both directions (spec §5). Shared: never write into it. */
+/** `03 00 00 00`, the same in both directions (docs/pomelo-protocol.md §5). Shared: never write into it. */
 export const HEARTBEAT_PACKAGE: Buffer = encodePackage(PackageType.HEARTBEAT);
-/** `02 00 00 00` (spec §4.5). Shared: never write into it. */
+/** `02 00 00 00` (docs/pomelo-protocol.md §4.5). Shared: never write into it. */
 export const HANDSHAKE_ACK_PACKAGE: Buffer = encodePackage(PackageType.HANDSHAKE_ACK);
 
-/** KICK package with body `{"reason":...}` (spec §7, vectors `pkg-kick-*`). */
+/** KICK package with body `{"reason":...}` (docs/pomelo-protocol.md §7, vectors `pkg-kick-*`). */
 export function encodeKick(reason: string): Buffer {
   const json = JSON.stringify({ reason });
   const length = Buffer.byteLength(json);

@@ -1,5 +1,5 @@
 /**
- * pomelo-protobuf 0.4.0's dialect of protobuf (spec §9), byte-compatible with the
+ * pomelo-protobuf 0.4.0's dialect of protobuf (docs/pomelo-protocol.md §9), byte-compatible with the
  * reference Node codec for everything it encodes correctly:
  *
  * - `int32` and `sInt32` are both zig-zag; `uInt32` is a plain varint (up to 2^53-1,
@@ -25,7 +25,7 @@
 import { Buffer } from 'node:buffer';
 import { ProtocolError } from '../errors.js';
 
-/** A proto description as written in serverProtos.json / clientProtos.json (spec §9.2). */
+/** A proto description as written in serverProtos.json / clientProtos.json (docs/pomelo-protocol.md §9.2). */
 export type ProtoSource = Record<string, unknown>;
 
 export type FieldRule = 'required' | 'optional' | 'repeated';
@@ -90,7 +90,7 @@ function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void
   }
 }
 
-// ---------------------------------------------------------------- parsing (spec §9.2)
+// ---------------------------------------------------------------- parsing (docs/pomelo-protocol.md §9.2)
 
 /**
  * Parses a proto description into the form the handshake sends, exactly as
@@ -168,7 +168,7 @@ interface CField {
   readonly name: string;
   readonly repeated: boolean;
   readonly kind: Kind;
-  /** Scalar kinds whose repeated form is count-prefixed (spec §9.4). */
+  /** Scalar kinds whose repeated form is count-prefixed (docs/pomelo-protocol.md §9.4). */
   readonly simple: boolean;
   readonly typeName: string;
   /** Key varint value `tag << 3 | wireType`; -1 when the tag is unusable. */
@@ -341,7 +341,7 @@ function writeVarint(out: Buffer, pos: number, n: number): number {
   return pos;
 }
 
-// ---------------------------------------------------------------- encoding (spec §9.4)
+// ---------------------------------------------------------------- encoding (docs/pomelo-protocol.md §9.4)
 
 /** Thrown inside the encoder when the message does not fit the proto; becomes null. */
 const UNFIT = Symbol('unfit');
@@ -512,7 +512,7 @@ class Encoder {
 }
 
 /**
- * Encodes `msg` with the proto for `route` (spec §9.4), fields in the object's key order.
+ * Encodes `msg` with the proto for `route` (docs/pomelo-protocol.md §9.4), fields in the object's key order.
  * Returns null when there is no proto for the route or the message does not fit it: a
  * required field missing at any depth (the reference's behaviour; pomelo then sends an
  * empty body, vector `pb-missing-required`), a value of the wrong type, a type the
@@ -534,7 +534,7 @@ export function encodeProtobuf(protos: ParsedProtos, route: string, msg: unknown
   }
 }
 
-// ---------------------------------------------------------------- decoding (spec §9.5)
+// ---------------------------------------------------------------- decoding (docs/pomelo-protocol.md §9.5)
 
 class Decoder {
   pos = 0;
@@ -587,7 +587,7 @@ class Decoder {
     const obj: Record<string, unknown> = {};
     while (this.pos < end) {
       const key = this.varint(end);
-      // The wire type is ignored for known fields (spec §9.5).
+      // The wire type is ignored for known fields (docs/pomelo-protocol.md §9.5).
       const field = cm.byTag.get(Math.floor(key / 8));
       if (field === undefined) {
         this.skip(key % 8, end);

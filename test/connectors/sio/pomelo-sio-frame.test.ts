@@ -11,7 +11,7 @@ import {
 } from '../../../src/connectors/sio/pomelo-sio-frame.js';
 import { vectorById } from '../../protocol/vectors.js';
 
-/** The fields of the spec's `sio` vectors (spec §17); test/protocol/vectors.ts leaves them untyped. */
+/** The fields of the `sio` vectors (docs/pomelo-protocol.md §17); test/protocol/vectors.ts leaves them untyped. */
 interface SioVector {
   readonly messageString: string;
   readonly wsTextFrame: string;
@@ -32,7 +32,7 @@ function codeOf(fn: () => unknown): string {
   assert.fail('expected a throw');
 }
 
-/** The client side of the framing (spec §11.3), as the seed's Android and JS clients build it. */
+/** The client side of the framing (docs/pomelo-protocol.md §11.3), as the seed's Android and JS clients build it. */
 function frame(id: number, route: string, bodyJson: string): string {
   const header = String.fromCharCode((id >>> 24) & 0xff, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff, route.length);
   return header + route + bodyJson;

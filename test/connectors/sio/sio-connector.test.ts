@@ -85,7 +85,7 @@ interface SioClient {
   close(): void;
 }
 
-/** The client side of Pomelo's sio framing (spec §11.3), as the seed's Android app builds it. */
+/** The client side of Pomelo's sio framing (docs/pomelo-protocol.md §11.3), as the seed's Android app builds it. */
 function pomeloFrame(id: number, route: string, body: unknown): string {
   const header = String.fromCharCode((id >>> 24) & 0xff, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff, route.length);
   return header + route + JSON.stringify(body);

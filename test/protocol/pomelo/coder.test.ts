@@ -72,7 +72,7 @@ function serverSees(app: App, pkgHex: string): ServerSees & { readonly message: 
     try {
       decoded = JSON.parse(message.body.toString('utf8'));
     } catch {
-      decoded = {}; // spec §9.1: invalid JSON becomes {}
+      decoded = {}; // docs/pomelo-protocol.md §9.1: invalid JSON becomes {}
     }
   }
   return { id: message.id, route: route!, compressRoute: message.compressRoute ? 1 : 0, body: decoded, message };

@@ -7,7 +7,7 @@ import { DEMO_HANDLER_ROUTES, SPEC_EXTRA_ROUTES, loadVectors } from '../vectors.
 
 const demo = loadVectors().demoApp;
 
-describe('route dictionary (spec §8.1)', () => {
+describe('route dictionary (docs/pomelo-protocol.md §8.1)', () => {
   it('reproduces the demo app dictionary and its dictVersion', () => {
     const d = buildRouteDictionary(DEMO_HANDLER_ROUTES);
     assert.equal(JSON.stringify(d.routeToCode), JSON.stringify(demo.dictionary));

@@ -123,7 +123,7 @@ describe('parseHandshakeRequest', () => {
     assert.deepEqual(parseHandshakeRequest(pkg.body), { sys: { type: 'js-websocket', version: '0.0.1' } });
   });
 
-  it('the newer JS client and the Unity client (spec §4.2)', () => {
+  it('the newer JS client and the Unity client (docs/pomelo-protocol.md §4.2)', () => {
     assert.deepEqual(
       parseHandshakeRequest(json('{"sys":{"type":"js-websocket","version":"0.0.1","rsa":{},"protoVersion":0},"user":{"a":1}}')),
       { sys: { type: 'js-websocket', version: '0.0.1', rsa: {}, protoVersion: 0 }, user: { a: 1 } },

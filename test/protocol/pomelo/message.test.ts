@@ -106,7 +106,7 @@ describe('message vectors', () => {
   });
 });
 
-describe('legacy big-endian ids (spec §3.2, §16.2)', () => {
+describe('legacy big-endian ids (docs/pomelo-protocol.md §3.2, §16.2)', () => {
   for (const v of vectorsOf('legacy-id')) {
     it(v.id, () => {
       const m = decodeMessage(hex(v.requestMessageHex));

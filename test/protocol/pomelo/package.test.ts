@@ -161,7 +161,7 @@ describe('package vectors', () => {
         // Views, not copies.
         assert.equal(single.body.buffer, bytes.buffer);
       } else {
-        // One WebSocket message must hold exactly one package (spec §2.3).
+        // One WebSocket message must hold exactly one package (docs/pomelo-protocol.md §2.3).
         assert.equal(codeOf(() => decodeSinglePackage(bytes, LIMITS)), 'PROTO_TRAILING');
       }
       if (v.sha256 !== undefined) assert.equal(createHash('sha256').update(bytes).digest('hex'), v.sha256);
@@ -233,7 +233,7 @@ describe('package error fixtures', () => {
     ['type 0', '00000000', 'PROTO_BAD_TYPE'],
     ['type 6', '06000000', 'PROTO_BAD_TYPE'],
     ['type ff', 'ff000000', 'PROTO_BAD_TYPE'],
-    ['"GET " misread as TCP (spec §10.1)', '47455420', 'PROTO_BAD_TYPE'],
+    ['"GET " misread as TCP (docs/pomelo-protocol.md §10.1)', '47455420', 'PROTO_BAD_TYPE'],
     ['bad type after a good package', '03000000' + '09', 'PROTO_BAD_TYPE'],
   ];
   for (const [name, h, code] of cases) {

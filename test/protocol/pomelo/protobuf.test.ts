@@ -147,7 +147,7 @@ function chain(depth: number): Record<string, unknown> {
 }
 
 describe('protobuf dialect', () => {
-  it('int32 is zig-zag like sInt32 (spec §9.3)', () => {
+  it('int32 is zig-zag like sInt32 (docs/pomelo-protocol.md §9.3)', () => {
     assert.equal(hexOf(encodeProtobuf(DIALECT, 'ints', { i: -1, s: -1, u: 1 })), '080110011801');
     assert.equal(hexOf(encodeProtobuf(DIALECT, 'ints', { i: 1 })), '0802');
     assert.deepEqual(decodeProtobuf(DIALECT, 'ints', hex('0801100218ac02')), { i: -1, s: 1, u: 300 });
