@@ -10,6 +10,7 @@ export const API_ERROR_CODES = [
   'NOT_FOUND',
   'LIMIT_PAYLOAD',
   'UNSUPPORTED_MEDIA_TYPE',
+  'PUSH_INVALID',
   'UNAVAILABLE',
   'INTERNAL',
 ] as const;
@@ -22,6 +23,7 @@ const STATUS: Readonly<Record<ApiErrorCode, number>> = {
   NOT_FOUND: 404,
   LIMIT_PAYLOAD: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  PUSH_INVALID: 400,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 };
@@ -36,6 +38,7 @@ const FROM_HUB: Readonly<Record<HubErrorCode, ApiErrorCode>> = {
   // Refusals of connectors' enter calls; the API never enters, these are here for the type.
   LIMIT_APP_CONNECTIONS: 'UNAVAILABLE',
   LIMIT_LOGIN_RATE: 'FORBIDDEN',
+  PUSH_INVALID: 'PUSH_INVALID',
 };
 
 /** A 4xx answer: `{code, message}` naming what was wrong. */
