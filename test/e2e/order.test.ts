@@ -4,7 +4,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { createRequire } from 'node:module';
 import { WebSocket } from 'ws';
+import { io as ioV4 } from 'socket.io-client';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { connectManager, type ManagerKind } from '../fixtures/any-manager.js';
 import { reference, type RefPackage } from '../fixtures/pomelo-client.js';
@@ -103,7 +105,57 @@ describe('order on every connector', () => {
       }
     });
   }
+
+  it('sio (socket.io-client 4, native): a client re-entering with lastId gets the enter callback before its backlog', async () => {
+    const clientId = 'reenter-sio';
+    const ids: number[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await push({ event: 'onMsg', data: { i }, to: { clientIds: [clientId] } }));
+    const s = ioV4(`http://127.0.0.1:${t.server.sioPort}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+    try {
+      // What arrives, in arrival order: socket.io calls an ack callback and onAny
+      // listeners as each packet is read.
+      const seen: string[] = [];
+      s.onAny((event: string, payload: { id?: number }) => seen.push(`${event} ${payload.id}`));
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      s.emit('enter', { apikey: t.app.apikey, clientId, lastId: ids[0]! - 1 }, (res: { code: number }) => seen.push(`answer ${res.code}`));
+      await waitFor(() => seen.length === 1 + ids.length, { timeoutMs: 5000, message: 'the enter answer and the backlog' });
+      assert.deepEqual(seen, ['answer 200', ...ids.map((id) => `onMsg ${id}`)]);
+    } finally {
+      s.disconnect();
+    }
+  });
+
+  it('sio (socket.io-client 2, Pomelo framing): a client re-entering with lastId gets the enter answer before its backlog', async () => {
+    const clientId = 'reenter-sio-v2';
+    const ids: number[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await push({ event: 'onMsg', data: { i }, to: { clientIds: [clientId] } }));
+    const s = ioV2(`http://127.0.0.1:${t.server.sioPort}`, { path: '/socket.io', transports: ['websocket'], forceNew: true, reconnection: false });
+    try {
+      const seen: string[] = [];
+      s.on('message', (raw: unknown) => {
+        const m = JSON.parse(String(raw)) as { id?: number; route?: string; body?: { id?: number; code?: number } };
+        seen.push(m.route === undefined ? `answer ${m.id} ${m.body?.code}` : `${m.route} ${m.body?.id}`);
+      });
+      await new Promise<void>((resolve) => s.on('connect', () => resolve()));
+      const route = 'sio-connector.entryHandler.enter';
+      const body = JSON.stringify({ apiKey: t.app.apikey, clientId, lastId: ids[0]! - 1 });
+      // The Pomelo sio framing: 4-byte request id, route length, route, JSON body.
+      s.emit('message', `\u0000\u0000\u0000\u0001${String.fromCharCode(route.length)}${route}${body}`);
+      await waitFor(() => seen.length === 1 + ids.length, { timeoutMs: 5000, message: 'the enter answer and the backlog' });
+      assert.deepEqual(seen, ['answer 1 200', ...ids.map((id) => `onMsg ${id}`)]);
+    } finally {
+      s.close();
+    }
+  });
 });
+
+/** The part of a socket.io-client 2.x socket used here (the package has no types). */
+interface V2Socket {
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  emit(event: string, ...args: unknown[]): unknown;
+  close(): unknown;
+}
+const ioV2 = createRequire(import.meta.url)('socket.io-client-v2') as (url: string, opts: Readonly<Record<string, unknown>>) => V2Socket;
 
 /** A hybrid client built from the reference codec alone, keeping every package in arrival order. */
 class RawPomeloPeer {

@@ -52,6 +52,9 @@ export const SIO_LIMITS = {
   ttlSeconds: 365 * 24 * 3600,
 } as const;
 
+/** Pomelo routes that enter the hub: their answer goes before what the hub writes meanwhile. */
+const ENTER_ROUTES: ReadonlySet<string> = new Set([ROUTES.hybridEnter, ROUTES.sioEnter, ROUTES.connectorEnter]);
+
 /** The native API's client → server events; anything else is answered "unknown event". */
 export const NATIVE_EVENTS = ['enter', 'ack', 'subscribe', 'unsubscribe', 'push'] as const;
 type NativeEvent = (typeof NATIVE_EVENTS)[number];
@@ -121,6 +124,11 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   #queuedChars = 0;
   /** Why the server closed it, for the close report; unset: the peer went first. */
   #closeReason: string | undefined;
+  /**
+   * While an enter is in flight: the hub's writes that wait for its answer (the backlog,
+   * live messages, presence), so the answer goes first, as on the other connectors.
+   */
+  #held: SioPush[] | undefined;
 
   constructor(ctx: SioContext, socket: Socket) {
     this.#ctx = ctx;
@@ -168,11 +176,15 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
    * strings in 1 or 2 bytes per unit, so it is close to the memory they take.
    */
   get bufferedBytes(): number {
-    return this.#queuedChars + wsBufferedAmount(this.#socket);
+    return this.#queuedChars + wsBufferedAmount(this.#socket) + this.#heldChars();
   }
 
   write(push: SioPush): void {
     if (this.#closed) return;
+    if (this.#held !== undefined) {
+      this.#held.push(push);
+      return;
+    }
     if (push.kind === 'packet') {
       // Encoded and framed once for every recipient; written as socket.io's broadcasts write.
       writePreframedPacket(this.#socket, push.packet, push.options);
@@ -185,6 +197,26 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
         if (oldest.done !== true) acks.delete(oldest.value);
       }
     }
+  }
+
+  /** Holds the hub's writes until the enter now starting is answered; false when one already holds them. */
+  #holdForEnter(): boolean {
+    if (this.#entered || this.#held !== undefined) return false;
+    this.#held = [];
+    return true;
+  }
+
+  /** The enter was answered: what the hub wrote meanwhile goes out, in order. */
+  #releaseHeld(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held !== undefined) for (const push of held) this.write(push);
+  }
+
+  #heldChars(): number {
+    let n = 0;
+    for (const push of this.#held ?? []) n += push.kind === 'packet' ? push.packet.length : push.json.length;
+    return n;
   }
 
   /** Kick with a reason in the socket's API, then DISCONNECT (spec §11.4). */
@@ -331,6 +363,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
       return;
     }
     this.#inFlight++;
+    const holding = ENTER_ROUTES.has(route) && this.#holdForEnter();
     void handlePomeloRoute(this.#ctx.hub, this, route, body, this.#ctx.log)
       .then(
         (answer) => answer,
@@ -341,6 +374,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
         this.#checkEntered();
         // spec §11.3: a notify (id 0) is never answered.
         if (id !== 0) this.#respond(id, answer);
+        if (holding) this.#releaseHeld();
       });
   }
 
@@ -356,9 +390,11 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     this.#api = 'native';
     const arg = args[0];
     switch (event) {
-      case 'enter':
-        this.#run(ack, () => this.#enter(arg));
+      case 'enter': {
+        const holding = this.#holdForEnter();
+        this.#run(ack, () => this.#enter(arg), holding ? () => this.#releaseHeld() : undefined);
         return;
+      }
       case 'ack':
         this.#ack(arg, ack);
         return;
@@ -454,10 +490,11 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     return { code: 200, id: result.message.id, targeted: result.targeted };
   }
 
-  /** Runs one native request with a bound on how many wait at once, and answers it. */
-  #run(ack: Ack | undefined, work: () => Promise<Answer>): void {
+  /** Runs one native request with a bound on how many wait at once, and answers it; then `answered`. */
+  #run(ack: Ack | undefined, work: () => Promise<Answer>, answered?: () => void): void {
     if (this.#inFlight >= SIO_LIMITS.requestsInFlight) {
       this.#reply(ack, tooManyInFlight());
+      answered?.();
       return;
     }
     this.#inFlight++;
@@ -470,6 +507,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
         this.#inFlight--;
         this.#checkEntered();
         this.#reply(ack, answer);
+        answered?.();
       });
   }
 
