@@ -7,6 +7,7 @@ import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { connectAny } from '../fixtures/any-client.js';
 import { MANAGER_KINDS, connectManager, type ManagerKind, type ManagerPush } from '../fixtures/any-manager.js';
 import { waitFor } from '../fixtures/wait.js';
+import { PomeloClient, reference } from '../fixtures/pomelo-client.js';
 
 /** `{"a":{"a":…}}` nested `n` deep, built without recursion. */
 function nested(n: number): unknown {
@@ -90,6 +91,33 @@ describe('push rules on every way in', () => {
       }
     }
     await waitFor(async () => (await history()).length === before + MANAGER_KINDS.length, { timeoutMs: 5000, message: 'every push stored' });
+  });
+
+  it("the seed's routes pushAll and pushByClientId follow the same rules, and 5,000-deep JSON over hybrid is refused (pomelo-protocol codec over TCP)", async () => {
+    const c = await PomeloClient.connect({ host: '127.0.0.1', port: t.server.hybridPort, transport: 'tcp' });
+    try {
+      await c.request('hybrid-connector.entryHandler.enter', { apiKey: t.app.apikey, role: 'server', password: t.app.secret });
+      const before = (await history()).length;
+      for (const [route, body] of [
+        ['pushserver.pushHandler.pushAll', { apikey: t.app.apikey, msg: nested(500) }],
+        ['pushserver.pushHandler.pushByClientId', { apikey: t.app.apikey, clientId: 'x', msg: nested(65) }],
+      ] as const) {
+        const answer = (await c.request(route, body)) as { code: number; msg: string; error?: string };
+        assert.deepEqual([answer.code, answer.error], [500, 'PUSH_INVALID'], `${route}: ${JSON.stringify(answer)}`);
+        assert.match(answer.msg, /^data: nested deeper than 64/);
+      }
+      // 5,000 deep, written as bytes (a JS client's own encoder would overflow its stack).
+      const { Package, Message, strencode } = reference.protocol;
+      const json = `{"data":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+      const answered = c.waitFor('unmatched-response', (id) => id === 999, 5000);
+      c.sendRaw(Package.encode(Package.TYPE_DATA, Message.encode(999, Message.TYPE_REQUEST, 0, 'shaddock.manager.push', strencode(json))));
+      const [, raw] = await answered;
+      const answer = JSON.parse(String(raw)) as { code: number; msg: string; error?: string };
+      assert.deepEqual([answer.code, answer.error], [500, 'PUSH_INVALID'], JSON.stringify(answer));
+      assert.equal((await history()).length, before);
+    } finally {
+      await c.close();
+    }
   });
 
   it('HTTP: 5,000-deep JSON is a 400, not a stack overflow, and nothing is stored', async () => {
