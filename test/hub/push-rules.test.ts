@@ -5,6 +5,10 @@ import { Hub, HubError } from '../../src/hub/hub.js';
 import { LocalBus } from '../../src/bus/local-bus.js';
 import type { Bus, BusEvent } from '../../src/bus/bus.js';
 import { openSqliteStorage } from '../../src/store/sqlite-storage.js';
+import { openRedisStorage } from '../../src/store/redis-storage.js';
+import { unlinkByPrefix } from '../../src/redis/client.js';
+import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import { createLogger } from '../../src/log.js';
 import { asClientId, asMessageId } from '../../src/ids.js';
 import type { App, Storage, StoredMessage } from '../../src/store/store.js';
@@ -12,6 +16,7 @@ import type { PushEncoder } from '../../src/hub/connection.js';
 import { CountingEncoder, FakeConnection, type Encoded } from './fake-connection.js';
 
 const all = { all: true, clientIds: [], tags: [] };
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
 /** `{"a":{"a":…}}` nested `n` deep, built without recursion. */
 function nested(n: number): unknown {
@@ -136,25 +141,40 @@ describe('Hub.publish: the door of every push', () => {
     await local.close();
   });
 
-  it("stores one manager connection's pushes in the order it made them, whatever each awaits", async () => {
-    const hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 20 });
-    const manager = new FakeConnection(new CountingEncoder());
-    await hub.enterManager(manager, app.apikey, app.secret, undefined);
-    // A broadcast awaits an online count a targeted push does not; a bad push in the
-    // middle is refused without letting the next one overtake those before it.
-    const pushes: Promise<unknown>[] = [];
-    for (let i = 0; i < 30; i++) {
-      const target = i % 2 === 0 ? all : { all: false, clientIds: [asClientId('c')], tags: [] };
-      const event = i === 15 ? 'bad\n' : 'onMsg';
-      pushes.push(hub.publishAsManager(manager, { apikey: app.apikey, target, event, data: { seq: i } }).catch(() => undefined));
-    }
-    await Promise.all(pushes);
-    const stored: StoredMessage[] = [];
-    for (let id = 1; id <= 29; id++) stored.push((await storage.messages.get(app.apikey, asMessageId(id)))!);
-    assert.deepEqual(
-      stored.map((m) => (m.data as { seq: number }).seq),
-      Array.from({ length: 30 }, (_, i) => i).filter((i) => i !== 15),
-    );
-    await hub.close();
-  });
+  for (const backend of ['sqlite', 'redis'] as const) {
+    it(`stores one manager connection's pushes in the order it made them, whatever each awaits (${backend})`, async () => {
+      // Redis: ids follow the order append sends its scripts on the one connection.
+      const prefix = `shaddock-test:${randomUUID()}:`;
+      const store = backend === 'sqlite' ? storage : await openRedisStorage({ url: REDIS_URL, prefix });
+      const own = backend === 'sqlite' ? app : await store.apps.createApp({ name: 'a' });
+      const hub = new Hub({ storage: store, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 20 });
+      try {
+        const manager = new FakeConnection(new CountingEncoder());
+        await hub.enterManager(manager, own.apikey, own.secret, undefined);
+        // A broadcast awaits an online count a targeted push does not; a bad push in the
+        // middle is refused without letting the next one overtake those before it.
+        const pushes: Promise<unknown>[] = [];
+        for (let i = 0; i < 30; i++) {
+          const target = i % 2 === 0 ? all : { all: false, clientIds: [asClientId('c')], tags: [] };
+          const event = i === 15 ? 'bad\n' : 'onMsg';
+          pushes.push(hub.publishAsManager(manager, { apikey: own.apikey, target, event, data: { seq: i } }).catch(() => undefined));
+        }
+        await Promise.all(pushes);
+        const stored: StoredMessage[] = [];
+        for (let id = 1; id <= 29; id++) stored.push((await store.messages.get(own.apikey, asMessageId(id)))!);
+        assert.deepEqual(
+          stored.map((m) => (m.data as { seq: number }).seq),
+          Array.from({ length: 30 }, (_, i) => i).filter((i) => i !== 15),
+        );
+      } finally {
+        await hub.close();
+        if (store !== storage) {
+          await store.close();
+          const admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+          await unlinkByPrefix(admin, prefix);
+          admin.disconnect();
+        }
+      }
+    });
+  }
 });
