@@ -14,6 +14,7 @@ export const API_ERROR_CODES = [
   'UNSUPPORTED_MEDIA_TYPE',
   'LIMIT_HEADERS',
   'REQUEST_TIMEOUT',
+  'PUSH_INVALID',
   'UNAVAILABLE',
   'INTERNAL',
 ] as const;
@@ -28,6 +29,7 @@ const STATUS: Readonly<Record<ApiErrorCode, number>> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   LIMIT_HEADERS: 431,
   REQUEST_TIMEOUT: 408,
+  PUSH_INVALID: 400,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 };
@@ -42,6 +44,7 @@ const FROM_HUB: Readonly<Record<HubErrorCode, ApiErrorCode>> = {
   // Refusals of connectors' enter calls; the API never enters, these are here for the type.
   LIMIT_APP_CONNECTIONS: 'UNAVAILABLE',
   LIMIT_LOGIN_RATE: 'FORBIDDEN',
+  PUSH_INVALID: 'PUSH_INVALID',
 };
 
 /** A 4xx answer: `{code, message}` naming what was wrong. */

@@ -2,6 +2,7 @@ import type { Logger } from '../log.js';
 import { asApiKey, asClientId, type ClientId } from '../ids.js';
 import { HubError, type Hub } from '../hub/hub.js';
 import type { Connection } from '../hub/connection.js';
+import { PUSH_INVALID } from '../hub/push-rules.js';
 
 /**
  * The seed push platform's routes, shared by the Pomelo hybrid and socket.io
@@ -135,7 +136,8 @@ async function managerPush(hub: Hub, conn: Connection, b: RouteBody): Promise<Ro
   if (!identity) throw new HubError('NOT_ENTERED', 'enter as a manager (role "server") before pushing');
   if (!('data' in b)) throw new HubError('BAD_REQUEST', 'missing "data"');
   const event = b['event'] ?? 'onMsg';
-  if (typeof event !== 'string' || event.length === 0 || Buffer.byteLength(event) > 255) throw new HubError('BAD_REQUEST', '"event" must be 1 to 255 bytes');
+  // What the name may hold is the hub's rule for every way in (src/hub/push-rules.ts).
+  if (typeof event !== 'string') throw new HubError(PUSH_INVALID, 'event: expected a string');
   const to = b['to'] ?? {};
   if (typeof to !== 'object' || to === null || Array.isArray(to)) throw new HubError('BAD_REQUEST', '"to" must be an object');
   const target = to as RouteBody;

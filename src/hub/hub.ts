@@ -6,12 +6,23 @@ import type { App, Storage, StoredMessage, Target } from '../store/store.js';
 import type { Bus, BusEvent } from '../bus/bus.js';
 import type { Presence, PresenceEntry } from '../presence/presence.js';
 import { CLOSE_REASONS, type Connection, type ConnectorName, type PushEncoder } from './connection.js';
-import { AppRoom, ClientMember, ManagerMember, MAX_PENDING_DURING_REPLAY, MAX_UNACKED_TRACKED, type Member } from './members.js';
+import { AppRoom, ClientMember, ManagerMember, MAX_PENDING_DURING_REPLAY, MAX_UNACKED_TRACKED, type Member, type PushTurn } from './members.js';
 import { ReceiptBuffer } from './receipt-buffer.js';
 import { TokenError, verifyClientToken } from './client-tokens.js';
 import { NO_OBSERVERS, type Observers } from './observer.js';
+import { PUSH_INVALID, checkPush } from './push-rules.js';
 
-export const HUB_ERROR_CODES = ['APP_UNKNOWN', 'AUTH_FAILED', 'BAD_REQUEST', 'NOT_ENTERED', 'FORBIDDEN', 'LIMIT_APP_CONNECTIONS', 'LIMIT_LOGIN_RATE'] as const;
+export const HUB_ERROR_CODES = [
+  'APP_UNKNOWN',
+  'AUTH_FAILED',
+  'BAD_REQUEST',
+  'NOT_ENTERED',
+  'FORBIDDEN',
+  'LIMIT_APP_CONNECTIONS',
+  'LIMIT_LOGIN_RATE',
+  // A push some connector could not carry (push-rules.ts): refused before it is stored.
+  PUSH_INVALID,
+] as const;
 export type HubErrorCode = (typeof HUB_ERROR_CODES)[number];
 
 /** A refusal the caller answers with (a Pomelo `{code: 500, msg}`, an HTTP 4xx, …). */
@@ -443,31 +454,67 @@ export class Hub {
    * promise resolves the message is durable.
    */
   async publish(req: PublishRequest): Promise<PublishResult> {
-    const app = await this.app(req.apikey);
-    const tags = checkTags(req.target.tags);
-    const ttlSeconds = req.ttlSeconds ?? app.messageTtlSeconds;
-    const targeted = await this.#countTargets(app.apikey, req.target);
-    const message = await this.#storage.messages.append({
-      apikey: app.apikey,
-      targeted,
-      target: { all: req.target.all, clientIds: [...new Set(req.target.clientIds)], tags },
-      event: req.event,
-      data: req.data,
-      ttlSeconds,
-    });
-    this.#statsOf(app.apikey).accepted++;
-    this.observer.accepted(app.apikey);
-    await this.#bus.publish({ kind: 'message', msg: message });
+    return this.#publish(req, undefined);
+  }
+
+  /**
+   * `turn`: the manager connection's place in its queue of pushes (publishAsManager);
+   * the store is called only when the pushes that connection sent before have been.
+   */
+  async #publish(req: PublishRequest, turn: PushTurn | undefined): Promise<PublishResult> {
+    let message: StoredMessage;
+    let targeted: number;
+    try {
+      // The door every way in goes through: a push some connector cannot carry is
+      // refused here, before it is stored (push-rules.ts, docs/api.md).
+      const bad = checkPush(req);
+      if (bad) throw new HubError(PUSH_INVALID, bad.message);
+      if (turn) await turn.previous;
+      const app = await this.app(req.apikey);
+      const tags = checkTags(req.target.tags);
+      const ttlSeconds = req.ttlSeconds ?? app.messageTtlSeconds;
+      targeted = await this.#countTargets(app.apikey, req.target);
+      const appending = this.#storage.messages.append({
+        apikey: app.apikey,
+        targeted,
+        target: { all: req.target.all, clientIds: [...new Set(req.target.clientIds)], tags },
+        event: req.event,
+        data: req.data,
+        ttlSeconds,
+      });
+      // Both stores assign ids in the order append is called (SQLite at once, Redis in
+      // the order its scripts are sent on the one connection): the connection's next
+      // push may go now, without waiting for this one to be durable.
+      turn?.done();
+      message = await appending;
+    } finally {
+      turn?.done();
+    }
+    this.#statsOf(message.apikey).accepted++;
+    this.observer.accepted(message.apikey);
+    // Stored: from here on the caller hears "accepted", whatever happens next. A failure
+    // to hand the message to the bus, or in the fan-out behind it (the local bus delivers
+    // synchronously), is logged; clients get the message from the store when they resume.
+    try {
+      await this.#bus.publish({ kind: 'message', msg: message });
+    } catch (err) {
+      this.#log.error({ err, app: message.apikey, id: message.id }, 'a stored message could not be handed to the bus; clients will read it from the store');
+    }
     return { message, targeted };
   }
 
-  /** Publishes on behalf of a manager connection, which may push only to its own app. */
+  /**
+   * Publishes on behalf of a manager connection, which may push only to its own app.
+   * The pushes of one connection are stored in the order it made them (docs/connectors.md
+   * "Order"), whatever each one awaits on the way (an online count for a broadcast, the
+   * app): every connector calls this in the order the connection's requests arrive.
+   */
   async publishAsManager(conn: Connection, req: PublishRequest): Promise<PublishResult> {
     const member = conn.hubMember;
     if (!member) throw new HubError('NOT_ENTERED', 'enter as a manager (role "server") before pushing');
     if (member.role !== 'manager') throw new HubError('FORBIDDEN', 'only a manager (role "server") may push');
     if (member.apikey !== req.apikey) throw new HubError('FORBIDDEN', 'a manager may push only to its own app');
-    return this.publish(req);
+    return this.#publish(req, member.nextPushTurn());
   }
 
   /** The app's clients online on this node. */

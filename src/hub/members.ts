@@ -23,11 +23,43 @@ export class ManagerMember {
   get clientId(): undefined {
     return undefined;
   }
+  /** Settles when the connection's latest push has reached the store (or failed); undefined when none is on its way. */
+  #lastPush: Promise<void> | undefined = undefined;
   constructor(
     readonly conn: Connection,
     readonly apikey: ApiKey,
     readonly enteredAt: number,
   ) {}
+
+  /** A place in this connection's queue of pushes: wait for `previous`, call `done` once the store has been called. */
+  nextPushTurn(): PushTurn {
+    const previous = this.#lastPush ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    this.#lastPush = mine;
+    let released = false;
+    return {
+      previous,
+      // Never before `previous`: a push refused before its turn must not let the next
+      // one overtake those still on their way.
+      done: () => {
+        if (released) return;
+        released = true;
+        void previous.then(() => {
+          release();
+          // The last of the queue: nothing holds on to a settled promise.
+          if (this.#lastPush === mine) this.#lastPush = undefined;
+        });
+      },
+    };
+  }
+}
+
+/** One push's place in its manager connection's queue (Hub.publishAsManager). */
+export interface PushTurn {
+  readonly previous: Promise<void>;
+  /** Lets the next push go (once `previous` has settled); calling it again does nothing. */
+  readonly done: () => void;
 }
 
 /**

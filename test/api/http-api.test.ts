@@ -62,7 +62,7 @@ describe('HTTP API', () => {
       [await push({ data: 1 }, ''), 401, 'UNAUTHORIZED', /Bearer/],
       [await push({ data: 1 }, `Bearer ${t.app.secret}`, 'no-such-app'), 404, 'NOT_FOUND', /no app/],
       [await push({}), 400, 'BAD_REQUEST', /data/],
-      [await push({ data: 1, ttl: -5 }), 400, 'BAD_REQUEST', /ttl/],
+      [await push({ data: 1, ttl: -5 }), 400, 'PUSH_INVALID', /^ttl:/],
       [await push({ data: 1, to: { clientIds: [] } }), 400, 'BAD_REQUEST', /to\.clientIds/],
       [await push({ data: 1, extra: true }), 400, 'BAD_REQUEST', /extra|Unrecognized/i],
       [await push('{not json'), 400, 'BAD_REQUEST', /JSON/i],

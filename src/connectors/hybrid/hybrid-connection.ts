@@ -44,6 +44,9 @@ function isWorking(state: State): boolean {
   return state === State.WORKING || state === State.ENTERED;
 }
 
+/** Routes that enter the hub: their answer goes before what the hub writes meanwhile. */
+const ENTER_ROUTES: ReadonlySet<string> = new Set([ROUTES.hybridEnter, ROUTES.sioEnter, ROUTES.connectorEnter]);
+
 /** Handshake replies of each listener, by (sendDictionary ? 2 : 0) | (sendProtos ? 1 : 0). */
 const HANDSHAKE_REPLIES = new WeakMap<HybridContext, Buffer[]>();
 
@@ -80,8 +83,13 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   /** Limits bookkeeping (src/connectors/admission.ts), set by the connector. */
   admission: AdmissionTicket | undefined;
   #state: State = State.INITED;
-  /** Why the server closed it, for the close report; unset: the peer went first. */
-  #closeReason: string | undefined;
+  /**
+   * One slot for two things that never overlap: while an enter is in flight, the hub's
+   * writes that wait for its answer (so the answer goes first, then the backlog, as on
+   * the plain WebSocket connector); once closed by the server, why (for the close
+   * report; unset: the peer went first).
+   */
+  #heldOrCloseReason: Buffer[] | string | undefined;
   readonly ctx: HybridContext;
 
   constructor(ctx: HybridContext) {
@@ -100,7 +108,27 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
   abstract readonly remoteAddress: string;
   abstract get bufferedBytes(): number;
   write(bytes: Buffer): void {
-    if (isWorking(this.#state)) this.writeEncoded(bytes);
+    if (!isWorking(this.#state)) return;
+    const held = this.#heldOrCloseReason;
+    if (Array.isArray(held)) held.push(bytes);
+    else this.writeEncoded(bytes);
+  }
+
+  /** Bytes of hub writes held until an enter is answered (part of `bufferedBytes`). */
+  protected get heldBytes(): number {
+    const held = this.#heldOrCloseReason;
+    if (!Array.isArray(held)) return 0;
+    let n = 0;
+    for (const b of held) n += b.length;
+    return n;
+  }
+
+  /** Writes what waited for the enter's answer, in the order the hub wrote it. */
+  private releaseHeld(): void {
+    const held = this.#heldOrCloseReason;
+    if (!Array.isArray(held)) return;
+    this.#heldOrCloseReason = undefined;
+    if (isWorking(this.#state)) for (const bytes of held) this.writeEncoded(bytes);
   }
   /** Writes what `encoder` produced (the WebSocket side gets whole frames). */
   protected writeEncoded(bytes: Buffer): void {
@@ -149,12 +177,14 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.ctx.connections.delete(this);
     this.ctx.hub.leave(this);
     releaseAdmission(this);
-    this.ctx.hub.observer.closed(this, this.#closeReason ?? PEER_CLOSED);
+    const reason = this.#heldOrCloseReason;
+    this.ctx.hub.observer.closed(this, typeof reason === 'string' ? reason : PEER_CLOSED);
   }
 
   private finish(wsCode: number, reason: string, hard: boolean): void {
     this.#state = State.CLOSED;
-    this.#closeReason ??= reason;
+    // Held writes go with the connection: the client resumes from its last id.
+    if (typeof this.#heldOrCloseReason !== 'string') this.#heldOrCloseReason = reason;
     // A peer that never reads would keep a half-closed socket: the wheel drops it after a grace period.
     if (hard) this.ctx.wheel.disarm(this);
     else this.ctx.wheel.arm(this, CLOSE_GRACE_MS);
@@ -197,7 +227,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       // docs/pomelo-protocol.md §4.4: code 500, then close.
       this.ctx.log.debug({ conn: this.id, err: (err as Error).message }, 'handshake refused');
       this.ctx.hub.observer.refused(this.connector, 'PROTO_BAD_HANDSHAKE', (err as Error).message, this);
-      this.#closeReason = 'PROTO_BAD_HANDSHAKE: bad handshake';
+      this.#heldOrCloseReason = 'PROTO_BAD_HANDSHAKE: bad handshake';
       this.writeRaw(encodeHandshakeFailure(500));
       this.finish(WS_CLOSE.protocol, 'bad handshake', false);
       return;
@@ -263,9 +293,14 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
       this.answer(msg, route, { code: 500, msg: `bad request body: ${why}`, error: isProtocolError(err) ? err.code : 'PROTO_BAD_MESSAGE' });
       return;
     }
+    // An enter's answer goes before anything the hub writes meanwhile (its backlog, live
+    // messages, presence events): those wait until it is written.
+    const entering = this.#state === State.WORKING && ENTER_ROUTES.has(route);
+    if (entering && !Array.isArray(this.#heldOrCloseReason)) this.#heldOrCloseReason = [];
     void handlePomeloRoute(this.ctx.hub, this, route, decoded, this.ctx.log).then((resp) => {
       this.checkEntered();
       this.answer(msg, route, resp);
+      if (entering) this.releaseHeld();
     });
   }
 
@@ -325,7 +360,7 @@ export class TcpHybridConnection extends HybridConnection {
   }
 
   get bufferedBytes(): number {
-    return this.#socket.writableLength;
+    return this.#socket.writableLength + this.heldBytes;
   }
 
   onData(chunk: Buffer): void {
@@ -463,7 +498,7 @@ export class WsHybridConnection extends HybridConnection {
   }
 
   get bufferedBytes(): number {
-    return this.#ws.bufferedAmount;
+    return this.#ws.bufferedAmount + this.heldBytes;
   }
 
   onMessage(data: Buffer): void {

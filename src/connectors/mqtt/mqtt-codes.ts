@@ -31,6 +31,8 @@ export const CONNECT_REFUSAL_BY_HUB_ERROR = {
   FORBIDDEN: 'notAuthorized',
   LIMIT_APP_CONNECTIONS: 'quotaExceeded',
   LIMIT_LOGIN_RATE: 'connectionRateExceeded',
+  // A push refusal; CONNECT never pushes. Here for the type.
+  PUSH_INVALID: 'serverUnavailable',
 } as const satisfies Record<HubErrorCode, ConnectRefusal>;
 
 /** How an admission refusal (src/connectors/admission.ts) becomes a CONNACK. */
@@ -97,6 +99,8 @@ export const PUBACK_BY_HUB_ERROR = {
   FORBIDDEN: 'notAuthorized',
   LIMIT_APP_CONNECTIONS: 'quotaExceeded',
   LIMIT_LOGIN_RATE: 'quotaExceeded',
+  // MQTT 5 §3.4.2.1 0x99 Payload format invalid: the push breaks a rule of push-rules.ts.
+  PUSH_INVALID: 'payloadFormatInvalid',
 } as const satisfies Record<HubErrorCode, PubackName>;
 
 /**

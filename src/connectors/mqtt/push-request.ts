@@ -1,6 +1,7 @@
 import { asClientId } from '../../ids.js';
 import { MAX_CLIENT_ID_LENGTH } from '../../hub/hub.js';
 import type { Target } from '../../store/store.js';
+import { MAX_PUSH_CLIENT_IDS, MAX_PUSH_TAGS } from '../../hub/push-rules.js';
 
 /** A manager's push, as published on `apps/{apikey}/push`. */
 export interface PushRequest {
@@ -12,10 +13,10 @@ export interface PushRequest {
 
 export type PushParse = { readonly ok: true; readonly value: PushRequest } | { readonly ok: false; readonly why: string };
 
-/** The same bounds as the HTTP API's push (docs/api.md). */
-const MAX_EVENT_BYTES = 255;
-const MAX_CLIENT_IDS = 10_000;
-const MAX_TAGS = 100;
+// The shape of the payload; what its fields may hold is the hub's rule for every way in
+// (src/hub/push-rules.ts), checked by Hub.publish.
+const MAX_CLIENT_IDS = MAX_PUSH_CLIENT_IDS;
+const MAX_TAGS = MAX_PUSH_TAGS;
 
 /**
  * Reads `{"event"?: string, "data": any, "to"?: {"clientIds"?: [..], "tags"?: [..]}, "ttl"?: seconds}`.
@@ -31,9 +32,7 @@ export function parsePushRequest(payload: Buffer): PushParse {
   if (!isObject(body)) return fail('the payload must be a JSON object');
   if (!('data' in body) || body['data'] === undefined) return fail('"data" is required');
   const event = body['event'] ?? 'onMsg';
-  if (typeof event !== 'string' || event.length === 0 || Buffer.byteLength(event) > MAX_EVENT_BYTES) {
-    return fail(`"event" must be 1 to ${MAX_EVENT_BYTES} bytes`);
-  }
+  if (typeof event !== 'string') return fail('"event" must be a string');
   const to = body['to'] ?? {};
   if (!isObject(to)) return fail('"to" must be an object');
   const clientIds = stringList(to['clientIds'], MAX_CLIENT_IDS, MAX_CLIENT_ID_LENGTH);

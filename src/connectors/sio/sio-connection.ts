@@ -3,6 +3,7 @@ import type { EnteredAs } from '../../hub/observer.js';
 import type { Socket } from 'socket.io';
 import { ProtocolError, isProtocolError } from '../../protocol/errors.js';
 import { HubError, MAX_CLIENT_ID_LENGTH, MAX_TAG_LENGTH, MAX_TAGS_PER_CLIENT } from '../../hub/hub.js';
+import { PUSH_INVALID } from '../../hub/push-rules.js';
 import {
   CLOSE_REASONS,
   allocateConnectionId,
@@ -47,11 +48,12 @@ export const SIO_LIMITS = {
   tagsPerRequest: MAX_TAGS_PER_CLIENT,
   /** Client ids in one native push (as the HTTP API). */
   clientIdsPerPush: 10_000,
-  /** Event names are Pomelo routes: at most 255 characters (docs/pomelo-protocol.md §3.3). */
-  eventLength: 255,
   /** The longest time to live a push may ask for, seconds (one year, as the other connectors). */
   ttlSeconds: 365 * 24 * 3600,
 } as const;
+
+/** Pomelo routes that enter the hub: their answer goes before what the hub writes meanwhile. */
+const ENTER_ROUTES: ReadonlySet<string> = new Set([ROUTES.hybridEnter, ROUTES.sioEnter, ROUTES.connectorEnter]);
 
 /** The native API's client → server events; anything else is answered "unknown event". */
 export const NATIVE_EVENTS = ['enter', 'ack', 'subscribe', 'unsubscribe', 'push'] as const;
@@ -82,10 +84,6 @@ type Ack = (...args: unknown[]) => void;
 type Answer = { readonly code: number; readonly msg?: string } & Readonly<Record<string, unknown>>;
 
 const OK: Answer = { code: 200 };
-
-// An event name becomes a Pomelo route, a socket.io event and an SSE `event:` line.
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /**
  * One socket.io socket: both APIs, kick and close, buffered bytes, and the one place
@@ -126,6 +124,11 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
   #queuedChars = 0;
   /** Why the server closed it, for the close report; unset: the peer went first. */
   #closeReason: string | undefined;
+  /**
+   * While an enter is in flight: the hub's writes that wait for its answer (the backlog,
+   * live messages, presence), so the answer goes first, as on the other connectors.
+   */
+  #held: SioPush[] | undefined;
 
   constructor(ctx: SioContext, socket: Socket) {
     this.#ctx = ctx;
@@ -173,11 +176,15 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
    * strings in 1 or 2 bytes per unit, so it is close to the memory they take.
    */
   get bufferedBytes(): number {
-    return this.#queuedChars + wsBufferedAmount(this.#socket);
+    return this.#queuedChars + wsBufferedAmount(this.#socket) + this.#heldChars();
   }
 
   write(push: SioPush): void {
     if (this.#closed) return;
+    if (this.#held !== undefined) {
+      this.#held.push(push);
+      return;
+    }
     if (push.kind === 'packet') {
       // Encoded and framed once for every recipient; written as socket.io's broadcasts write.
       writePreframedPacket(this.#socket, push.packet, push.options);
@@ -190,6 +197,26 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
         if (oldest.done !== true) acks.delete(oldest.value);
       }
     }
+  }
+
+  /** Holds the hub's writes until the enter now starting is answered; false when one already holds them. */
+  #holdForEnter(): boolean {
+    if (this.#entered || this.#held !== undefined) return false;
+    this.#held = [];
+    return true;
+  }
+
+  /** The enter was answered: what the hub wrote meanwhile goes out, in order. */
+  #releaseHeld(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held !== undefined) for (const push of held) this.write(push);
+  }
+
+  #heldChars(): number {
+    let n = 0;
+    for (const push of this.#held ?? []) n += push.kind === 'packet' ? push.packet.length : push.json.length;
+    return n;
   }
 
   /** Kick with a reason in the socket's API, then DISCONNECT (docs/pomelo-protocol.md §11.4). */
@@ -336,6 +363,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
       return;
     }
     this.#inFlight++;
+    const holding = ENTER_ROUTES.has(route) && this.#holdForEnter();
     void handlePomeloRoute(this.#ctx.hub, this, route, body, this.#ctx.log)
       .then(
         (answer) => answer,
@@ -346,6 +374,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
         this.#checkEntered();
         // docs/pomelo-protocol.md §11.3: a notify (id 0) is never answered.
         if (id !== 0) this.#respond(id, answer);
+        if (holding) this.#releaseHeld();
       });
   }
 
@@ -361,9 +390,11 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     this.#api = 'native';
     const arg = args[0];
     switch (event) {
-      case 'enter':
-        this.#run(ack, () => this.#enter(arg));
+      case 'enter': {
+        const holding = this.#holdForEnter();
+        this.#run(ack, () => this.#enter(arg), holding ? () => this.#releaseHeld() : undefined);
         return;
+      }
       case 'ack':
         this.#ack(arg, ack);
         return;
@@ -442,9 +473,8 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     const identity = this.#ctx.hub.identity(this);
     if (identity === undefined) throw new HubError('NOT_ENTERED', 'enter as a manager before pushing');
     const event = p['event'] ?? 'onMsg';
-    if (typeof event !== 'string' || event.length === 0 || event.length > SIO_LIMITS.eventLength || CONTROL_CHARS.test(event)) {
-      throw badRequest(`"event" must be 1 to ${SIO_LIMITS.eventLength} characters, no control characters`);
-    }
+    // What the name may hold is the hub's rule for every way in (src/hub/push-rules.ts).
+    if (typeof event !== 'string') throw new HubError(PUSH_INVALID, 'event: expected a string');
     if (!('data' in p) || p['data'] === undefined) throw badRequest('missing "data"');
     const ttl = p['ttl'];
     if (ttl !== undefined && !(typeof ttl === 'number' && Number.isSafeInteger(ttl) && ttl > 0 && ttl <= SIO_LIMITS.ttlSeconds)) {
@@ -460,10 +490,11 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     return { code: 200, id: result.message.id, targeted: result.targeted };
   }
 
-  /** Runs one native request with a bound on how many wait at once, and answers it. */
-  #run(ack: Ack | undefined, work: () => Promise<Answer>): void {
+  /** Runs one native request with a bound on how many wait at once, and answers it; then `answered`. */
+  #run(ack: Ack | undefined, work: () => Promise<Answer>, answered?: () => void): void {
     if (this.#inFlight >= SIO_LIMITS.requestsInFlight) {
       this.#reply(ack, tooManyInFlight());
+      answered?.();
       return;
     }
     this.#inFlight++;
@@ -476,6 +507,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
         this.#inFlight--;
         this.#checkEntered();
         this.#reply(ack, answer);
+        answered?.();
       });
   }
 

@@ -29,6 +29,7 @@ const STATUS_BY_CODE: Readonly<Record<HubErrorCode, number>> = {
   FORBIDDEN: 403,
   LIMIT_APP_CONNECTIONS: 503,
   LIMIT_LOGIN_RATE: 429,
+  PUSH_INVALID: 400,
 };
 
 /**

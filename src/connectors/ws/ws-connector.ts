@@ -9,6 +9,7 @@ import { DeadlineWheel } from '../deadline-wheel.js';
 import { WsConnection, type EnterDeadline, type WsContext } from './ws-connection.js';
 import { LimitError, refuseUpgrade, releaseTicketOn, stopReleasingTicketOn, type Admission, type AdmissionTicket } from '../admission.js';
 import { peerAddress } from '../listen.js';
+import { MAX_DATA_DEPTH } from '../../hub/push-rules.js';
 
 export interface WsConnectorOptions {
   readonly hub: Hub;
@@ -57,7 +58,9 @@ export class WsConnector {
       hub: opts.hub,
       log: opts.log,
       wheel,
-      limits: { maxBytes: opts.maxFrameBytes },
+      // A push frame holds its data one level down: the frame may nest as deep as the
+      // push rule lets data nest, plus one (src/hub/push-rules.ts).
+      limits: { maxBytes: opts.maxFrameBytes, maxDepth: MAX_DATA_DEPTH + 1 },
       maxBadFrames: opts.maxBadFrames ?? 10,
       enterTimeoutMs,
       removed: (conn) => {

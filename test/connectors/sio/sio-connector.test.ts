@@ -618,7 +618,9 @@ describe('sio connector: native API with socket.io-client 4', () => {
     const res = await d.call('push', { data: 1 });
     assert.equal(res['error'], 'FORBIDDEN');
     const badEvent = await (await manager()).c.call('push', { event: 'a\nb', data: 1 });
-    assert.equal(badEvent['error'], 'BAD_REQUEST');
+    // The push rules of every way in (src/hub/push-rules.ts).
+    assert.equal(badEvent['error'], 'PUSH_INVALID');
+    assert.match(String(badEvent['msg']), /^event: .*control characters/);
     assert.equal(c.disconnectReason, undefined, 'refusals do not close the connection');
   });
 

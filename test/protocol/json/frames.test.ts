@@ -9,7 +9,6 @@ import {
   encodeEventFrame,
   encodeMessageFrame,
   encodeServerFrame,
-  hasControlCharacter,
   parseClientFrame,
   readRef,
   toClientFrame,
@@ -105,9 +104,8 @@ const INVALID: readonly { readonly text: string; readonly code: ProtocolErrorCod
   { text: '{"type":"push","data":1,"to":{"clientIds":[],"tags":[]}}', code: 'PROTO_BAD_MESSAGE', names: 'to: name clientIds or tags' },
   { text: '{"type":"push","data":1,"to":{"clientIds":[""]}}', code: 'PROTO_BAD_MESSAGE', names: 'to.clientIds.0:' },
   { text: '{"type":"push","data":1,"to":"all"}', code: 'PROTO_BAD_MESSAGE', names: 'to:' },
-  { text: '{"type":"push","data":1,"event":""}', code: 'PROTO_BAD_MESSAGE', names: 'event:' },
-  { text: '{"type":"push","data":1,"event":"a\\nid: 9"}', code: 'PROTO_BAD_MESSAGE', names: 'event: must not contain control characters' },
-  { text: `{"type":"push","data":1,"event":"${'e'.repeat(256)}"}`, code: 'PROTO_BAD_MESSAGE', names: 'event:' },
+  // What an event name may hold is the hub's push rule (test/hub/push-rules.test.ts); the frame checks its type.
+  { text: '{"type":"push","data":1,"event":5}', code: 'PROTO_BAD_MESSAGE', names: 'event:' },
   { text: '{"type":"push","data":1,"ttl":0}', code: 'PROTO_BAD_MESSAGE', names: 'ttl:' },
   { text: '{"type":"push","data":1,"ttl":1.5}', code: 'PROTO_BAD_MESSAGE', names: 'ttl:' },
 ];
@@ -227,7 +225,7 @@ describe('JSON client frames', () => {
 
   it('property: a push frame survives encode → decode', () => {
     const push = fc.record({
-      event: fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !hasControlCharacter(s)),
+      event: fc.string({ minLength: 1, maxLength: 20 }),
       data: fc.jsonValue({ maxDepth: 5 }),
       ttl: fc.integer({ min: 1, max: 3600 }),
       ref: fc.oneof(fc.string({ maxLength: 10 }), fc.integer()),
