@@ -14,6 +14,7 @@ const NO_TAGS: ReadonlySet<string> = new Set();
 const REPLAYING = 1;
 const OVERFLOW = 2;
 const DIRTY = 4;
+const RESUMED = 8;
 
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
@@ -64,13 +65,28 @@ export class ClientMember {
     readonly apikey: ApiKey,
     readonly clientId: ClientId,
     enteredAt: number,
-    start: { readonly after: number; readonly lastDeliveredId: number; readonly ackedId: number; readonly tags: readonly string[] },
+    start: {
+      readonly after: number;
+      readonly lastDeliveredId: number;
+      readonly ackedId: number;
+      readonly tags: readonly string[];
+      readonly resumed?: boolean;
+    },
   ) {
     this.#enteredAt = compactTime(enteredAt);
     this.lastSentId = start.after;
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
     if (start.tags.length > 0) this.#tags = new Set(start.tags);
+    if (start.resumed === true) this.#flags |= RESUMED;
+  }
+
+  /**
+   * The enter resumed from a position the store already held for this client (`'stored'`,
+   * a client seen before): what MQTT's CONNACK calls "session present".
+   */
+  get resumed(): boolean {
+    return (this.#flags & RESUMED) !== 0;
   }
 
   /** True until the replay from the store has caught up; live messages wait in `pending`. */
