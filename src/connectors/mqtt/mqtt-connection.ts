@@ -578,6 +578,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   private control(packet: Packet): void {
+    // A PUBACK, or a PUBREC with a failure code, ends a QoS 1 / 2 exchange the client
+    // started (MQTT 5 §4.9): one less toward our Receive Maximum. PUBCOMP: onPubrel.
+    if (packet.cmd === 'puback' || (packet.cmd === 'pubrec' && (packet.reasonCode ?? 0) >= 0x80)) this.inboundAnswered();
     if (!this.#socket.writable) return;
     const bytes = generate(packet, this.#options.generate);
     this.#socket.write(bytes);
@@ -998,10 +1001,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       return;
     }
     const id = p.messageId ?? 0;
-    if (p.qos === 1) {
-      this.inboundAnswered();
-      this.control({ cmd: 'puback', messageId: id });
-    } else if (p.qos === 2) {
+    if (p.qos === 1) this.control({ cmd: 'puback', messageId: id });
+    else if (p.qos === 2) {
       (this.rare().qos2Received ??= new Set()).add(id);
       this.control({ cmd: 'pubrec', messageId: id });
     }
@@ -1021,8 +1022,6 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const id = p.messageId ?? 0;
     const reasonCode = PUBACK_CODES[refusal];
     const properties = this.#options.problemInfo ? { properties: { reasonString: short(why) } } : {};
-    // A PUBACK, or a PUBREC with a failure code, ends the exchange (MQTT 5 §4.9).
-    if (p.qos !== 0) this.inboundAnswered();
     if (p.qos === 1) this.control({ cmd: 'puback', messageId: id, reasonCode, ...properties });
     // MQTT 5 §4.3.3: a PUBREC with a failure code ends the QoS 2 exchange.
     else if (p.qos === 2) this.control({ cmd: 'pubrec', messageId: id, reasonCode, ...properties });
