@@ -309,7 +309,7 @@ export class Hub {
       // A client the store knew before (touch gives a new one firstSeenAt = now), resumed from its position.
       resumed: resume === 'stored' && (previous !== undefined || state.firstSeenAt !== now),
     });
-    if (resume === 'fresh' && ackedId > state.lastAckedId) this.#receipts.touched(member);
+    if (resume === 'fresh' && ackedId > state.lastAckedId) this.#receipts.positionReset(member);
     conn.hubMember = member;
     this.#memberCount++;
     this.observer.entered(conn, member);
