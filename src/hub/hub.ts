@@ -306,9 +306,9 @@ export class Hub {
       lastDeliveredId: Math.max(state.lastDeliveredId, previous?.lastDeliveredId ?? 0),
       ackedId,
       tags: state.tags,
-      // A client the store knew before (touch gives a new one firstSeenAt = now), resumed from its position.
-      resumed: resume === 'stored' && (previous !== undefined || state.firstSeenAt !== now),
     });
+    // A client the store knew before (touch gives a new one firstSeenAt = now), resumed from its position.
+    member.resumed = resume === 'stored' && (previous !== undefined || state.firstSeenAt !== now);
     if (resume === 'fresh' && ackedId > state.lastAckedId) this.#receipts.positionReset(member);
     conn.hubMember = member;
     this.#memberCount++;

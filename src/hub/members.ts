@@ -14,7 +14,9 @@ const NO_TAGS: ReadonlySet<string> = new Set();
 const REPLAYING = 1;
 const OVERFLOW = 2;
 const DIRTY = 4;
-const RESUMED = 8;
+
+/** ClientMember's flag bit for `resumed`. */
+const RESUMED = 16;
 
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
@@ -65,28 +67,13 @@ export class ClientMember {
     readonly apikey: ApiKey,
     readonly clientId: ClientId,
     enteredAt: number,
-    start: {
-      readonly after: number;
-      readonly lastDeliveredId: number;
-      readonly ackedId: number;
-      readonly tags: readonly string[];
-      readonly resumed?: boolean;
-    },
+    start: { readonly after: number; readonly lastDeliveredId: number; readonly ackedId: number; readonly tags: readonly string[] },
   ) {
     this.#enteredAt = compactTime(enteredAt);
     this.lastSentId = start.after;
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
     if (start.tags.length > 0) this.#tags = new Set(start.tags);
-    if (start.resumed === true) this.#flags |= RESUMED;
-  }
-
-  /**
-   * The enter resumed from a position the store already held for this client (`'stored'`,
-   * a client seen before): what MQTT's CONNACK calls "session present".
-   */
-  get resumed(): boolean {
-    return (this.#flags & RESUMED) !== 0;
   }
 
   /** True until the replay from the store has caught up; live messages wait in `pending`. */
@@ -115,6 +102,17 @@ export class ClientMember {
 
   get enteredAt(): number {
     return expandTime(this.#enteredAt);
+  }
+
+  /**
+   * The enter resumed from a position the store already held for this client (`'stored'`,
+   * a client seen before): what MQTT's CONNACK calls "session present". Set by the hub.
+   */
+  get resumed(): boolean {
+    return (this.#flags & RESUMED) !== 0;
+  }
+  set resumed(on: boolean) {
+    this.#flags = withFlag(this.#flags, RESUMED, on);
   }
 
   get tags(): ReadonlySet<string> {

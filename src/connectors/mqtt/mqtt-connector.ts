@@ -57,6 +57,9 @@ export class MqttConnector {
   #port = 0;
 
   constructor(opts: MqttConnectorOptions) {
+    // MQTT 5 §3.2.2.3.3: a two-byte integer, and 0 is a protocol error.
+    const receiveMaximum = opts.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+    if (!Number.isInteger(receiveMaximum) || receiveMaximum < 1 || receiveMaximum > 0xffff) throw new RangeError(`receiveMaximum must be 1 to 65535, got ${receiveMaximum}`);
     this.#opts = opts;
     this.#ctx = {
       hub: opts.hub,
@@ -70,10 +73,8 @@ export class MqttConnector {
       },
       maxPacketBytes: opts.maxPacketBytes,
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      receiveMaximum: opts.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM,
+      receiveMaximum,
     };
-    const rm = this.#ctx.receiveMaximum;
-    if (!Number.isInteger(rm) || rm < 1 || rm > 0xffff) throw new RangeError(`receiveMaximum must be 1 to 65535, got ${rm}`);
     this.#server = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'mqtt' });
   }
 
