@@ -307,7 +307,9 @@ export class Hub {
       ackedId,
       tags: state.tags,
     });
-    // A client the store knew before (touch gives a new one firstSeenAt = now), resumed from its position.
+    // A client the store knew before, resumed from its position. Touch gives a new client
+    // firstSeenAt = now, so one first seen in this same millisecond counts as new: at worst
+    // MQTT's "session present" says 0 where 1 was due; delivery is the same either way.
     member.resumed = resume === 'stored' && (previous !== undefined || state.firstSeenAt !== now);
     if (resume === 'fresh' && ackedId > state.lastAckedId) this.#receipts.positionReset(member);
     conn.hubMember = member;
