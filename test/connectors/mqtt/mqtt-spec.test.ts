@@ -222,18 +222,21 @@ describe('MQTT by the letter of the spec', () => {
         assert.deepEqual(await storage.messages.history(app.apikey, { limit: 10 }), []);
       });
 
-      it('closes on a PINGREQ with a non-zero remaining length (c0 01 00), and answers c0 00 with d0 00', async () => {
+      it('closes on a PINGREQ with a non-zero remaining length (c0 01 00) or a reserved flag set (c2 00), and answers c0 00 with d0 00', async () => {
         const good = await connected(version, 'pinger');
         good.socket.write(Buffer.from([0xc0, 0x00]));
         await waitFor(() => good.bytes().length === 2, { timeoutMs: 3000, message: 'the PINGRESP' });
         assert.deepEqual([...good.bytes()], [0xd0, 0x00]);
 
-        const peer = await connected(version, 'bad-pinger');
-        peer.socket.write(Buffer.from([0xc0, 0x01, 0x00]));
-        await withTimeout(peer.closed, 3000, 'the close');
-        // No PINGRESP. 3.1.1: closed (MQTT-4.8.0-1); MQTT 5: DISCONNECT 0x81 Malformed Packet first.
-        if (version === 4) assert.deepEqual([...peer.bytes()], []);
-        else assert.deepEqual([peer.bytes()[0], peer.bytes()[2]], [0xe0, 0x81]);
+        // A body, or a reserved flag bit set (MQTT-2.2.2-1/-2): malformed.
+        for (const bad of [[0xc0, 0x01, 0x00], [0xc2, 0x00]]) {
+          const peer = await connected(version, 'bad-pinger');
+          peer.socket.write(Buffer.from(bad));
+          await withTimeout(peer.closed, 3000, 'the close');
+          // No PINGRESP. 3.1.1: closed (MQTT-4.8.0-1); MQTT 5: DISCONNECT 0x81 Malformed Packet first.
+          if (version === 4) assert.deepEqual([...peer.bytes()], []);
+          else assert.deepEqual([peer.bytes()[0], peer.bytes()[2]], [0xe0, 0x81]);
+        }
         assert.equal(good.socket.destroyed, false);
       });
     });
