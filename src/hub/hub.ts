@@ -73,9 +73,12 @@ export interface ClientEnter {
    * - a message id: everything after it that targets the client (the client's own position);
    * - `'stored'` (default): after the client's last acked id, so what was pushed while it
    *   was offline arrives now (store and forward); a client never seen starts at the newest;
-   * - `'latest'`: only messages published from now on (MQTT clean session).
+   * - `'latest'`: only messages published from now on; the stored position is kept;
+   * - `'fresh'`: a new session (MQTT clean session / clean start): only messages published
+   *   from now on, and the stored position moves to now as well, so a later `'stored'`
+   *   resume does not get what was pushed before this enter.
    */
-  readonly resumeAfter?: number | 'stored' | 'latest';
+  readonly resumeAfter?: number | 'stored' | 'latest' | 'fresh';
   /** Tags to subscribe at once (pushes can target tags). */
   readonly tags?: readonly string[];
   /** A signed client token, checked when the app requires one. */
@@ -271,7 +274,8 @@ export class Hub {
     }
     const id = clientId as ClientId;
     const lastId = await this.#storage.messages.lastId(app.apikey);
-    const state = await this.#storage.clients.touch(app.apikey, id, { startAfter: lastId, addTags: tags, now: this.#now() });
+    const now = this.#now();
+    const state = await this.#storage.clients.touch(app.apikey, id, { startAfter: lastId, addTags: tags, now });
     // The connection may have closed, or entered, while we awaited the store.
     if (conn.closed) return { resumedAfter: lastId, replayed: Promise.resolve(0) };
     const raced = conn.hubMember;
@@ -294,10 +298,15 @@ export class Hub {
       throw new HubError('LIMIT_APP_CONNECTIONS', `this app has its maximum of ${this.#maxPerApp} client connections on this server`);
     }
     // The same client on another connection of this node: its positions are newer than the store's.
-    const ackedId = Math.max(state.lastAckedId, previous?.ackedId ?? 0, this.#receipts.pendingAck(app.apikey, id) ?? 0);
+    let ackedId = Math.max(state.lastAckedId, previous?.ackedId ?? 0, this.#receipts.pendingAck(app.apikey, id) ?? 0);
     let after: number;
     if (resume === 'latest') after = lastId;
-    else if (resume === 'stored') after = ackedId;
+    else if (resume === 'fresh') {
+      // The old position is discarded, not only skipped: saved below, so a later
+      // 'stored' enter (here or on another node) starts from here too.
+      after = lastId;
+      ackedId = Math.max(ackedId, lastId);
+    } else if (resume === 'stored') after = ackedId;
     else after = Math.min(resume, lastId); // a position past the newest id cannot be real
     if (previous) {
       this.#forget(previous);
@@ -309,6 +318,11 @@ export class Hub {
       ackedId,
       tags: state.tags,
     });
+    // A client the store knew before, resumed from its position. Touch gives a new client
+    // firstSeenAt = now, so one first seen in this same millisecond counts as new: at worst
+    // MQTT's "session present" says 0 where 1 was due; delivery is the same either way.
+    member.resumed = resume === 'stored' && (previous !== undefined || state.firstSeenAt !== now);
+    if (resume === 'fresh' && ackedId > state.lastAckedId) this.#receipts.positionReset(member);
     conn.hubMember = member;
     this.#memberCount++;
     this.observer.entered(conn, member);

@@ -15,6 +15,9 @@ const REPLAYING = 1;
 const OVERFLOW = 2;
 const DIRTY = 4;
 
+/** ClientMember's flag bit for `resumed`. */
+const RESUMED = 16;
+
 /** A manager connection: receives presence events, may push. */
 export class ManagerMember {
   get role(): 'manager' {
@@ -131,6 +134,17 @@ export class ClientMember {
 
   get enteredAt(): number {
     return expandTime(this.#enteredAt);
+  }
+
+  /**
+   * The enter resumed from a position the store already held for this client (`'stored'`,
+   * a client seen before): what MQTT's CONNACK calls "session present". Set by the hub.
+   */
+  get resumed(): boolean {
+    return (this.#flags & RESUMED) !== 0;
+  }
+  set resumed(on: boolean) {
+    this.#flags = withFlag(this.#flags, RESUMED, on);
   }
 
   get tags(): ReadonlySet<string> {

@@ -76,6 +76,15 @@ export class ReceiptBuffer {
     this.#dirty.add(member);
   }
 
+  /**
+   * The member's acked position jumped without any ack (a fresh start, Hub.enterClient
+   * `'fresh'`): written at the next flush like a leftover, so that a later enter, here
+   * or on another node, starts after it. Not an ack: no receipt counts it.
+   */
+  positionReset(member: ClientMember): void {
+    this.#leftovers.push({ apikey: member.apikey, clientId: member.clientId, ackedId: asMessageId(member.ackedId) as MessageId });
+  }
+
   /** The member is gone: keep its final positions for the next flush. */
   left(member: ClientMember): void {
     if (!this.#dirty.delete(member)) return;

@@ -22,6 +22,9 @@ export const CONNECT_REFUSALS = {
 } as const;
 export type ConnectRefusal = keyof typeof CONNECT_REFUSALS;
 
+/** MQTT 5 §3.2.2.2: CONNACK 0x81 Malformed Packet (MQTT 3.1.1 has no code for it: it closes). */
+export const CONNACK_MALFORMED_PACKET = 0x81;
+
 /** How a hub refusal at enter becomes a CONNACK. */
 export const CONNECT_REFUSAL_BY_HUB_ERROR = {
   APP_UNKNOWN: 'badCredentials',

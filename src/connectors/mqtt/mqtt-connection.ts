@@ -25,6 +25,7 @@ import {
   CONNECT_REFUSALS,
   CONNECT_REFUSAL_BY_HUB_ERROR,
   CONNECT_REFUSAL_BY_LIMIT,
+  CONNACK_MALFORMED_PACKET,
   DISCONNECT_BY_CLOSE_REASON,
   DISCONNECT_CODES,
   PACKET_ID_NOT_FOUND,
@@ -37,7 +38,7 @@ import {
   type PubackName,
 } from './mqtt-codes.js';
 import { packetIdOffset, type DeliveryQos, type MqttPush } from './mqtt-encoder.js';
-import { MqttPacketReader, UnsupportedVersionError, type MqttReaderSettings } from './mqtt-reader.js';
+import { MalformedStringError, MqttPacketReader, UnsupportedVersionError, type MqttReaderSettings } from './mqtt-reader.js';
 import { NO_APP, appTopics, classifyFilter, clientTopic, tagTopic, type AppTopics } from './mqtt-topics.js';
 import { parsePushRequest, type PushRequest } from './push-request.js';
 import type { MqttContext } from './mqtt-context.js';
@@ -65,8 +66,6 @@ const KEEPALIVE_FACTOR = 1.5;
  * a small window would fill the queue during a replay and close the client as slow.
  */
 const MAX_INFLIGHT = 0xffff;
-/** Unacknowledged QoS 1/2 publishes an MQTT 5 manager may have outstanding (CONNACK Receive Maximum). */
-const RECEIVE_MAXIMUM = 256;
 /**
  * Packets read while an earlier one is still being handled (the socket is paused
  * meanwhile, so this is at most what one read chunk held).
@@ -127,6 +126,11 @@ class MqttRare {
   backlog: Backlog | undefined = undefined;
   /** QoS 2 pushes stored and PUBRECed, waiting for PUBREL (MQTT-4.3.3). */
   qos2Received: Set<number> | undefined = undefined;
+  /**
+   * MQTT 5: QoS 1 and 2 PUBLISHes received that we have not yet answered with a PUBACK or
+   * PUBCOMP (or a PUBREC failure, which ends the exchange), for our Receive Maximum (§3.3.4).
+   */
+  inboundUnacked = 0;
 }
 
 /** Who the connection will be once the hub has entered it. */
@@ -574,6 +578,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   }
 
   private control(packet: Packet): void {
+    // A PUBACK, or a PUBREC with a failure code, ends a QoS 1 / 2 exchange the client
+    // started (MQTT 5 §4.9): one less toward our Receive Maximum. PUBCOMP: onPubrel.
+    if (packet.cmd === 'puback' || (packet.cmd === 'pubrec' && (packet.reasonCode ?? 0) >= 0x80)) this.inboundAnswered();
     if (!this.#socket.writable) return;
     const bytes = generate(packet, this.#options.generate);
     this.#socket.write(bytes);
@@ -617,6 +624,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       packets = reader.push(chunk);
     } catch (err) {
       this.#reader = reader;
+      // A CONNECT refused for a bad string: its refusal is spoken at the level it named.
+      if (reader.settings !== this.#options.readerSettings && this.phase === Phase.awaitingConnect) this.#options = sharedOptions(reader.settings);
       this.reject(err);
       return;
     }
@@ -640,6 +649,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       const keepaliveMs = this.keepaliveMs;
       if (keepaliveMs > 0) this.#ctx.wheel.arm(this, keepaliveMs);
     }
+    if (p.cmd === 'publish' && p.qos > 0 && this.v5 && this.overReceiveMaximum()) return;
     if (this.busy) {
       const backlog = (this.rare().backlog ??= { packets: [], head: 0 });
       if (backlog.packets.length - backlog.head >= MAX_BACKLOG) {
@@ -700,6 +710,10 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
       this.#ctx.hub.observer.refused('mqtt', 'MQTT_UNSUPPORTED_PROTOCOL_VERSION', err.message, this);
       this.control({ cmd: 'connack', sessionPresent: false, returnCode: CONNECT_REFUSALS.badProtocolVersion.v3 });
       this.end();
+      return;
+    }
+    if (err instanceof MalformedStringError && this.phase === Phase.awaitingConnect && (err.inClientId || this.v5)) {
+      this.refuseBadConnectString(err);
       return;
     }
     let name: DisconnectName;
@@ -780,6 +794,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const props = p.properties;
     if (this.v5 && props !== undefined) {
       if (props.authenticationMethod !== undefined) return this.refuse('badAuthMethod', 'enhanced authentication is not supported');
+      // MQTT 5 §3.1.2.11.3: a Receive Maximum of 0 is a protocol error.
+      if (props.receiveMaximum === 0) throw new MqttViolation('protocolError', 'a Receive Maximum of 0');
       const receiveMaximum = props.receiveMaximum !== undefined && props.receiveMaximum > 0 ? Math.min(MAX_INFLIGHT, props.receiveMaximum) : MAX_INFLIGHT;
       const maximumPacketSize = props.maximumPacketSize !== undefined && props.maximumPacketSize > 0 ? props.maximumPacketSize : 0;
       const problemInfo = props.requestProblemInformation !== false;
@@ -847,7 +863,9 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     await hub.enterClient(this, {
       apikey: app.apikey,
       clientId,
-      resumeAfter: clean ? 'latest' : 'stored',
+      // MQTT-3.1.2-6 (3.1.1) / MQTT-3.1.2-4 (5): a clean session discards the stored one,
+      // so a later persistent connect does not get what was pushed before this one.
+      resumeAfter: clean ? 'fresh' : 'stored',
       ...(password !== undefined ? { token: password } : {}),
     });
   }
@@ -869,10 +887,12 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     this.#connectId = clientId;
     this.phase = Phase.ready;
     admissionEntered(this);
-    // sessionPresent: true whenever the client asked to resume (docs: the store, not the
-    // broker, keeps its position); MQTT-3.2.2-1/-4: false for a clean session. MQTT 3.1
-    // has no such flag (the bit is reserved).
-    const sessionPresent = !clean && this.#options.version !== 3;
+    // Session present: the client asked to resume and the store held its position
+    // (3.1.1 MQTT-3.2.2-2/-3, MQTT 5 MQTT-3.2.2-3); never after a clean session (3.1.1
+    // MQTT-3.2.2-1, MQTT 5 MQTT-3.2.2-2) nor for a manager, which has no session. MQTT
+    // 3.1 has no such flag (the bit is reserved).
+    const member = this.hubMember;
+    const sessionPresent = !clean && this.#options.version !== 3 && member?.role === 'client' && member.resumed;
     this.control(
       this.v5
         ? {
@@ -881,7 +901,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
             reasonCode: 0,
             properties: {
               maximumPacketSize: this.#ctx.maxPacketBytes,
-              receiveMaximum: RECEIVE_MAXIMUM,
+              // MQTT 5 §3.2.2.3.3: what we take unacknowledged (overReceiveMaximum).
+              receiveMaximum: this.#ctx.receiveMaximum,
               retainAvailable: false,
               wildcardSubscriptionAvailable: false,
               subscriptionIdentifiersAvailable: false,
@@ -894,6 +915,24 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (keepaliveMs > 0) this.#ctx.wheel.arm(this, keepaliveMs);
     else this.#ctx.wheel.disarm(this);
     this.drainQueue();
+  }
+
+  /**
+   * A CONNECT with a string that is not well-formed UTF-8 or holds U+0000. In the client
+   * id: CONNACK "identifier rejected" (0x02; MQTT-3.1.3-9 allows it before the close;
+   * MQTT 5: 0x85). Elsewhere: MQTT 5 CONNACK 0x81 Malformed Packet (§4.13.1); MQTT 3.1.1
+   * just closes (MQTT-1.5.3-1), in `reject`.
+   */
+  private refuseBadConnectString(err: MalformedStringError): void {
+    if (err.inClientId) {
+      this.refuse('identifierRejected', err.message);
+      return;
+    }
+    this.#ctx.log.debug({ conn: this.id, reason: err.message }, 'mqtt connect refused');
+    this.rare().closeReason ??= `${err.code}: ${err.message}`;
+    this.#ctx.hub.observer.refused('mqtt', err.code, err.message, this);
+    this.control({ cmd: 'connack', sessionPresent: false, reasonCode: CONNACK_MALFORMED_PACKET, properties: { reasonString: short(err.message) } });
+    this.end();
   }
 
   private refuse(refusal: ConnectRefusal, why: string, stableCode: string = leadingCode(why) ?? codeOf('MQTT', refusal)): undefined {
@@ -922,6 +961,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const id = p.messageId ?? 0;
     if (p.qos === 2 && this.#rare?.qos2Received?.has(id)) {
       // MQTT-4.3.3: a resent QoS 2 publish we already stored: acknowledge again, store once.
+      // The same exchange, already counted toward our Receive Maximum.
+      this.inboundAnswered();
       this.control({ cmd: 'pubrec', messageId: id });
       return undefined;
     }
@@ -987,6 +1028,26 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     return undefined;
   }
 
+  /**
+   * MQTT 5 §3.3.4: a client may have at most our Receive Maximum (CONNACK) QoS 1 and 2
+   * PUBLISHes unanswered (MQTT-3.3.4-7); one more is DISCONNECT 0x93 Receive Maximum
+   * exceeded. Before our CONNACK the client knows only the protocol's 65,535. True when
+   * the connection is closing for it.
+   */
+  private overReceiveMaximum(): boolean {
+    const rare = this.rare();
+    const limit = this.phase === Phase.ready ? this.#ctx.receiveMaximum : 0xffff;
+    if (++rare.inboundUnacked <= limit) return false;
+    this.reject(new MqttViolation('receiveMaximumExceeded', `more than ${limit} QoS 1 and 2 PUBLISH packets unacknowledged (Receive Maximum)`));
+    return true;
+  }
+
+  /** A QoS 1 or 2 PUBLISH got its PUBACK, PUBCOMP or failing PUBREC: one less toward our Receive Maximum. */
+  private inboundAnswered(): void {
+    const rare = this.#rare;
+    if (rare !== undefined && rare.inboundUnacked > 0) rare.inboundUnacked--;
+  }
+
   private onPuback(p: IPubackPacket): void {
     const out = this.#out;
     const inflight = out?.inflight;
@@ -1014,6 +1075,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
   private onPubrel(p: IPubrelPacket): void {
     const id = p.messageId ?? 0;
     const known = this.#rare?.qos2Received?.delete(id) ?? false;
+    if (known) this.inboundAnswered();
     // MQTT-4.3.3: PUBCOMP either way; MQTT 5 says when the id was unknown.
     this.control(this.v5 && !known ? { cmd: 'pubcomp', messageId: id, reasonCode: PACKET_ID_NOT_FOUND } : { cmd: 'pubcomp', messageId: id });
   }

@@ -21,6 +21,12 @@ export interface MqttConnectorOptions {
    * MQTT 5 clients are told it in CONNACK (Maximum Packet Size).
    */
   readonly maxPacketBytes: number;
+  /**
+   * QoS 1 and 2 PUBLISHes an MQTT 5 client (a manager pushing) may have unacknowledged,
+   * 1–65535, told in CONNACK (Receive Maximum); one more closes it with DISCONNECT 0x93.
+   * @default 256
+   */
+  readonly receiveMaximum?: number;
   /** Time a new socket has to send CONNECT, and to be let in, ms. @default 10000 */
   readonly connectTimeoutMs?: number;
   /** Serve MQTT over TLS only (mqtts, docs/tls.md); the CONNECT deadline starts after the TLS handshake. */
@@ -35,6 +41,7 @@ export interface MqttConnectorOptions {
  */
 const WHEEL_RESOLUTION_MS = 250;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_RECEIVE_MAXIMUM = 256;
 
 /**
  * MQTT 3.1.1 and 5 over TCP or TLS (docs/connectors.md, docs/tls.md). The hub decides who gets
@@ -50,6 +57,9 @@ export class MqttConnector {
   #port = 0;
 
   constructor(opts: MqttConnectorOptions) {
+    // MQTT 5 §3.2.2.3.3: a two-byte integer, and 0 is a protocol error.
+    const receiveMaximum = opts.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+    if (!Number.isInteger(receiveMaximum) || receiveMaximum < 1 || receiveMaximum > 0xffff) throw new RangeError(`receiveMaximum must be 1 to 65535, got ${receiveMaximum}`);
     this.#opts = opts;
     this.#ctx = {
       hub: opts.hub,
@@ -63,6 +73,7 @@ export class MqttConnector {
       },
       maxPacketBytes: opts.maxPacketBytes,
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      receiveMaximum,
     };
     this.#server = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'mqtt' });
   }

@@ -19,4 +19,6 @@ export interface MqttContext {
   /** Largest packet accepted from a peer, whole packet, bytes. */
   readonly maxPacketBytes: number;
   readonly connectTimeoutMs: number;
+  /** MQTT 5 CONNACK Receive Maximum: QoS 1/2 PUBLISHes a client may have unanswered. */
+  readonly receiveMaximum: number;
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { parser as createParser, type Packet, type Parser } from 'mqtt-packet';
 import { ProtocolError } from '../../protocol/errors.js';
 
@@ -8,6 +9,22 @@ import { ProtocolError } from '../../protocol/errors.js';
 export class UnsupportedVersionError extends ProtocolError {
   constructor() {
     super('PROTO_BAD_MESSAGE', 'unsupported MQTT protocol level (3.1, 3.1.1 and 5 are spoken)');
+  }
+}
+
+/**
+ * A packet with a UTF-8 string that is not well-formed or holds U+0000 (MQTT-1.5.3-1/-2,
+ * MQTT 5 MQTT-1.5.4-1/-2): the connection closes. mqtt-packet decodes strings with
+ * `Buffer.toString`, which turns bad bytes into U+FFFD without a word, so the raw bytes
+ * are checked as they are read (see `checkedParseString` below).
+ */
+export class MalformedStringError extends ProtocolError {
+  constructor(
+    why: string,
+    /** The packet was a CONNECT and the bad string its client id (MQTT-3.1.3-4: CONNACK "identifier rejected"). */
+    readonly inClientId: boolean,
+  ) {
+    super('PROTO_BAD_MESSAGE', `malformed packet: ${why}`);
   }
 }
 
@@ -165,14 +182,25 @@ export class MqttPacketReader {
   }
 
   #decode(bytes: Buffer): Packet {
-    const packet = decode(bytes, this.#settings);
-    // The parser decodes the packets after a CONNECT at the protocol level it names
-    // (bridgeMode: the level's high bit, set by MQTT bridges; mqtt-packet's types omit it).
-    if (packet.cmd === 'connect') {
-      this.#settings = settingsOf(packet.protocolVersion ?? 0, (packet as { readonly bridgeMode?: unknown }).bridgeMode === true);
+    const packet = decode(bytes, this.#settings, this.#learn);
+    // MQTT-3.12.1 (3.1.1 and 5): PINGREQ has no variable header and no payload. mqtt-packet
+    // reads one with a remaining length of 1 as if it were 0, so we refuse it here
+    // (MQTT-4.8.0-1 / MQTT 5 §4.13: a malformed packet closes the connection).
+    if (packet.cmd === 'pingreq' && packet.length !== 0) {
+      throw new ProtocolError('PROTO_BAD_MESSAGE', `malformed packet: PINGREQ with a remaining length of ${String(packet.length)} (must be 0)`);
     }
     return packet;
   }
+
+  /**
+   * The parser decodes the packets after a CONNECT at the protocol level it names
+   * (bridgeMode: the level's high bit, set by MQTT bridges; mqtt-packet's types omit it).
+   * Also learnt from a CONNECT refused for a bad string, so its refusal is spoken at its level.
+   */
+  readonly #learn = (connect: Packet): void => {
+    if (connect.cmd !== 'connect') return;
+    this.#settings = settingsOf(connect.protocolVersion ?? 0, (connect as { readonly bridgeMode?: unknown }).bridgeMode === true);
+  };
 }
 
 /** The buffered parts of a partial packet as one Buffer. */
@@ -227,6 +255,10 @@ function malformed(err: unknown): ProtocolError {
 //    included, between packets).
 // 2. Given one whole packet, `parse` synchronously emits one 'packet' or one 'error'
 //    and returns the bytes it still holds: 0 when it is back between packets.
+// 3. Every UTF-8 string (protocol name, client id, will topic, username, topic names and
+//    filters, string properties and user properties) is read by its `_parseString`, with
+//    `_pos` at the string's two-byte length in `_list`, a BufferList holding the packet.
+//    We wrap that method on our parser to check the string's bytes (`checkedParseString`).
 // Anything else, an 'error', or a throw, and the parser is dropped; the next packet gets
 // a fresh one. So we never rely on how (or whether) it cleans up after an error.
 
@@ -255,6 +287,13 @@ interface SettableParser extends Parser {
   settings: ParserSettings;
 }
 
+/** What `checkedParseString` reads of the parser (assumption 3 above). */
+interface StringReading {
+  readonly _list: { readonly length: number; readUInt16BE(offset: number): number; slice(start: number, end: number): Buffer };
+  readonly _pos: number;
+  _parseString(maybeBuffer?: unknown): string | null;
+}
+
 let shared: SettableParser | undefined;
 /** What the shared parser emitted during the current `parse` call. */
 let emitted: Packet | undefined;
@@ -270,8 +309,44 @@ function onError(err: unknown): void {
   parseError ??= err instanceof Error ? err : new Error(String(err));
 }
 
+/** The first bad string of the packet being decoded: why, and what the parser made of it. */
+let badString: BadString | undefined;
+interface BadString {
+  readonly why: string;
+  readonly decoded: string | null;
+}
+
+/**
+ * MQTT-1.5.3-1/-2 (MQTT 5: MQTT-1.5.4-1/-2): a string must be well-formed UTF-8 (no
+ * surrogates, no overlong forms) without U+0000. Checks the raw bytes, then lets the
+ * parser decode them as before. A view, no copy: `_list` holds one Buffer, the packet.
+ */
+function checkedParseString(this: StringReading, original: StringReading['_parseString'], maybeBuffer?: unknown): string | null {
+  const list = this._list;
+  const at = this._pos;
+  let why: string | undefined;
+  if (at + 2 <= list.length) {
+    const end = at + 2 + list.readUInt16BE(at);
+    if (end <= list.length) {
+      const raw = list.slice(at + 2, end);
+      if (!isUtf8(raw)) why = 'a string that is not well-formed UTF-8 (MQTT-1.5.3-1)';
+      else if (raw.includes(0)) why = 'a string containing U+0000 (MQTT-1.5.3-2)';
+    }
+  }
+  const decoded = original.call(this, maybeBuffer);
+  if (why !== undefined) badString ??= { why, decoded };
+  return decoded;
+}
+
 function newParser(): SettableParser {
   const p = createParser() as SettableParser;
+  const reading = p as unknown as StringReading;
+  const original = reading._parseString;
+  // Assumption 3: without it, bad strings would pass unseen; the reader tests fail then too.
+  if (typeof original !== 'function') throw new Error('mqtt-packet: the parser has no _parseString to check strings with');
+  reading._parseString = function (this: StringReading, maybeBuffer?: unknown) {
+    return checkedParseString.call(this, original, maybeBuffer);
+  };
   p.on('packet', onPacket);
   p.on('error', onError);
   return p;
@@ -281,11 +356,12 @@ function newParser(): SettableParser {
  * Decodes one whole packet (fixed header included) with the shared parser, at the
  * connection's settings. Throws ProtocolError for anything the parser refuses.
  */
-function decode(bytes: Buffer, settings: ParserSettings): Packet {
+function decode(bytes: Buffer, settings: ParserSettings, learn: (connect: Packet) => void): Packet {
   const p = (shared ??= newParser());
   emitted = undefined;
   emittedCount = 0;
   parseError = undefined;
+  badString = undefined;
   let left = -1;
   p.settings = settings;
   try {
@@ -295,11 +371,19 @@ function decode(bytes: Buffer, settings: ParserSettings): Packet {
     parseError ??= err;
   }
   p.settings = NO_SETTINGS;
-  const packet = emitted;
+  // Set by the parser's callbacks during `parse`, which TypeScript's flow analysis does not see.
+  const packet = emitted as Packet | undefined;
   const error = parseError;
+  const bad = badString as BadString | undefined;
   emitted = undefined;
   parseError = undefined;
-  if (error === undefined && packet !== undefined && emittedCount === 1 && left === 0) return packet;
+  badString = undefined;
+  if (error === undefined && packet !== undefined && emittedCount === 1 && left === 0) {
+    if (packet.cmd === 'connect') learn(packet);
+    if (bad === undefined) return packet;
+    // The client id is the CONNECT's string the parser decoded to what the bad one became.
+    throw new MalformedStringError(bad.why, packet.cmd === 'connect' && bad.decoded !== null && packet.clientId === bad.decoded);
+  }
   // Not the one-packet-and-clean outcome (assumption 2): start the next packet afresh.
   shared = undefined;
   throw malformed(error ?? new Error('the packet did not decode'));

@@ -311,7 +311,7 @@ describe('MQTT connector', () => {
         const live = await hub.publish({ apikey: app.apikey, target: to('phone-6'), event: 'onMsg', data: 'live' });
         await waitFor(() => got.length === 1, { timeoutMs: 3000, message: 'the live message' });
         assert.equal(got[0]!.body.id, live.message.id);
-        assert.deepEqual(resumes, ['latest', 'latest']);
+        assert.deepEqual(resumes, ['fresh', 'fresh']);
       });
 
       it('closes a replaced connection; MQTT 5 says "session taken over"', async () => {

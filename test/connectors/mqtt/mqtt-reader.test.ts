@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { generate, type Packet } from 'mqtt-packet';
-import { MqttPacketReader, UnsupportedVersionError, packetBytes } from '../../../src/connectors/mqtt/mqtt-reader.js';
+import { MalformedStringError, MqttPacketReader, UnsupportedVersionError, packetBytes } from '../../../src/connectors/mqtt/mqtt-reader.js';
 import { isProtocolError, type ProtocolErrorCode } from '../../../src/protocol/errors.js';
 
 const LIMIT = 1024;
@@ -200,6 +200,90 @@ describe('MqttPacketReader', () => {
     }
   });
 
+  // Also the check that our wrap of the parser's `_parseString` (mqtt-reader.ts,
+  // assumption 3) still sees every string: it fails loudly if mqtt-packet changes.
+  describe('strings: well-formed UTF-8 without U+0000 (MQTT-1.5.3-1/-2, MQTT 5 MQTT-1.5.4-1/-2)', () => {
+    const BAD: readonly (readonly [string, Buffer])[] = [
+      ['not UTF-8', Buffer.from([0x61, 0xff])],
+      ['a surrogate', Buffer.from([0xed, 0xbf, 0xbf])],
+      ['an overlong form', Buffer.from([0xe0, 0x80, 0xaf])],
+      ['a truncated sequence', Buffer.from([0x61, 0xe2, 0x82])],
+      ['U+0000', Buffer.from([0x61, 0x00])],
+    ];
+    const connect = (version: 4 | 5, fields: { clientId?: string; username?: string; will?: string; userProperty?: string; password?: Buffer }): Buffer =>
+      generate(
+        {
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: version,
+          clean: true,
+          keepalive: 0,
+          clientId: fields.clientId ?? 'client',
+          username: fields.username ?? 'user',
+          ...(fields.password !== undefined ? { password: fields.password } : {}),
+          ...(fields.will !== undefined ? { will: { topic: fields.will, payload: Buffer.from('w'), qos: 0, retain: false } } : {}),
+          ...(fields.userProperty !== undefined ? { properties: { userProperties: { [fields.userProperty]: 'v' } } } : {}),
+        },
+        { protocolVersion: version },
+      );
+    const afterConnect = (version: 4 | 5, packet: Buffer): Packet[] => {
+      const reader = new MqttPacketReader(LIMIT);
+      reader.push(connect(version, {}));
+      return reader.push(packet);
+    };
+    const refused = (fn: () => unknown, inClientId: boolean): void => {
+      assert.throws(fn, (err: unknown) => err instanceof MalformedStringError && err.code === 'PROTO_BAD_MESSAGE' && err.inClientId === inClientId);
+    };
+
+    for (const [what, bytes] of BAD) {
+      it(`refuses ${what} in any string, and says when it was the client id`, () => {
+        for (const version of [4, 5] as const) {
+          refused(() => new MqttPacketReader(LIMIT).push(withString(connect(version, { clientId: 'MARK' }), 'MARK', bytes)), true);
+          refused(() => new MqttPacketReader(LIMIT).push(withString(connect(version, { username: 'MARK' }), 'MARK', bytes)), false);
+          refused(() => new MqttPacketReader(LIMIT).push(withString(connect(version, { will: 'MARK' }), 'MARK', bytes)), false);
+          const sub = generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'MARK', qos: 1 }] }, { protocolVersion: version });
+          refused(() => afterConnect(version, withString(sub, 'MARK', bytes)), false);
+          const unsub = generate({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: ['MARK'] }, { protocolVersion: version });
+          refused(() => afterConnect(version, withString(unsub, 'MARK', bytes)), false);
+          const pub = generate({ cmd: 'publish', topic: 'MARK', qos: 1, messageId: 1, dup: false, retain: false, payload: Buffer.from([0xff, 0x00]) }, { protocolVersion: version });
+          refused(() => afterConnect(version, withString(pub, 'MARK', bytes)), false);
+        }
+        refused(() => new MqttPacketReader(LIMIT).push(withString(connect(5, { userProperty: 'MARK' }), 'MARK', bytes)), false);
+      });
+    }
+
+    it('takes U+FFFD and every other well-formed character, and a binary payload and password as they are', () => {
+      const text = 'a\uFFFD€😀\u007f';
+      const [p] = new MqttPacketReader(LIMIT).push(connect(4, { clientId: text, username: text, password: Buffer.from([0xff, 0x00]) }));
+      assert.equal(p?.cmd === 'connect' && p.clientId, text);
+      assert.deepEqual(p?.cmd === 'connect' && p.password, Buffer.from([0xff, 0x00]));
+      const [pub] = afterConnect(5, generate({ cmd: 'publish', topic: text, qos: 0, dup: false, retain: false, payload: Buffer.from([0xff, 0x00, 0xfe]) }, { protocolVersion: 5 }));
+      assert.equal(pub?.cmd === 'publish' && pub.topic, text);
+    });
+
+    it('refuses a bad string split across chunks too, and learns the level of a CONNECT it refuses', () => {
+      const bytes = withString(connect(5, { clientId: 'MARK' }), 'MARK', Buffer.from([0xc3, 0x28]));
+      const reader = new MqttPacketReader(LIMIT);
+      refused(() => {
+        for (const b of bytes) reader.push(Buffer.from([b]));
+      }, true);
+      // The connection answers the refused CONNECT at the level it named (CONNACK 0x85).
+      assert.equal(reader.settings.protocolVersion, 5);
+    });
+  });
+
+  it('refuses a PINGREQ with a non-zero remaining length (MQTT 3.1.1 §3.12, MQTT 5 §3.12)', () => {
+    for (const version of [4, 5] as const) {
+      const reader = new MqttPacketReader(LIMIT);
+      reader.push(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clean: true, clientId: 'p', keepalive: 0 }, { protocolVersion: version }));
+      assert.deepEqual(
+        reader.push(Buffer.from([0xc0, 0x00])).map((p) => p.cmd),
+        ['pingreq'],
+      );
+      throwsCode(() => reader.push(Buffer.from([0xc0, 0x01, 0x00])), 'PROTO_BAD_MESSAGE');
+    }
+  });
+
   it('counts the whole packet, fixed header included (MQTT 5 §2.1.4)', () => {
     assert.equal(packetBytes(0), 2);
     assert.equal(packetBytes(127), 129);
@@ -209,3 +293,20 @@ describe('MqttPacketReader', () => {
     assert.equal(packetBytes(2_097_152), 2_097_157);
   });
 });
+
+/**
+ * The packet with its string `text` (found by length prefix and content, once) replaced
+ * by `bytes`, padded in front with "a" to the same length: no length (remaining length,
+ * string length, properties length) changes.
+ */
+function withString(packet: Buffer, text: string, bytes: Buffer): Buffer {
+  const content = Buffer.from(text);
+  assert.ok(bytes.length <= content.length);
+  const prefixed = Buffer.concat([Buffer.from([content.length >> 8, content.length & 0xff]), content]);
+  const at = packet.indexOf(prefixed);
+  assert.ok(at >= 0 && packet.indexOf(prefixed, at + 1) === -1, `the string ${text} once in the packet`);
+  const out = Buffer.from(packet);
+  out.fill(0x61, at + 2, at + prefixed.length);
+  bytes.copy(out, at + prefixed.length - bytes.length);
+  return out;
+}
