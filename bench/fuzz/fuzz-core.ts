@@ -1,5 +1,5 @@
 /**
- * The fuzz loop every decoder shares (STYLE §8): seeded inputs (random bytes, byte
+ * The fuzz loop every decoder shares (docs/conventions.md §8): seeded inputs (random bytes, byte
  * mutations of valid seeds, structured JSON mutations), a decoder-specific verdict on
  * what was thrown, and crashers saved so that `npm test` replays them forever.
  *

@@ -1,5 +1,5 @@
 /**
- * Long random + mutation fuzz run over every Pomelo decoder (STYLE §8).
+ * Long random + mutation fuzz run over every Pomelo decoder (docs/conventions.md §8).
  *
  *   node --import tsx bench/fuzz/pomelo-fuzz.ts [inputsPerDecoder=10000000] [seed]
  *

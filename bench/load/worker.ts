@@ -258,7 +258,7 @@ class Worker implements Sink {
         }
       }
     }
-    // Heartbeats: every connection once per period, a slice each second (one timer, STYLE §5).
+    // Heartbeats: every connection once per period, a slice each second (one timer, docs/conventions.md §5).
     const period = this.#heartbeatS;
     if (period <= 0) return;
     const slots = Math.max(1, Math.floor(period * 0.8));

@@ -121,7 +121,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 }
 
 
-/** The HTTP API of ARCHITECTURE.md: push, clients online, apps, health. */
+/** The HTTP API of docs/architecture.md: push, clients online, apps, health. */
 export function buildHttpApi(opts: HttpApiOptions) {
   const { hub, storage } = opts;
   const sessions = new SessionStore();

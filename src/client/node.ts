@@ -12,7 +12,7 @@ import type { Transport, TransportEvents, TransportFactory } from './transport.j
 
 export * from './index.js';
 
-/** The hybrid connector's default port (ARCHITECTURE.md). */
+/** The hybrid connector's default port (docs/connectors.md). */
 export const DEFAULT_HYBRID_PORT = 3011;
 
 /** A socket that does not finish closing within this long after `end()` is destroyed, ms. */

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 
 /**
  * Coalesces a socket's writes within one turn of the event loop into one system call
- * (STYLE §5, "Batch writes"). The first push written to a socket in a turn corks it;
+ * (docs/conventions.md §5, "Batch writes"). The first push written to a socket in a turn corks it;
  * every socket corked so far is uncorked together in `setImmediate`, after the poll
  * phase, so what was written meanwhile goes out as one `writev`.
  *

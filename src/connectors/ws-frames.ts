@@ -9,7 +9,7 @@ import { corkForTurn } from './write-coalescer.js';
  * (a header Buffer, an options object and a corked two-part write per recipient).
  *
  * Writing a frame under `ws` relies on `ws` internals, and every such use is in this
- * file (STYLE §3). Checked against ws 8.23: `WebSocket#_socket` (the net.Socket),
+ * file (docs/conventions.md §3). Checked against ws 8.23: `WebSocket#_socket` (the net.Socket),
  * `WebSocket#_sender` (`_state` 0 = DEFAULT, i.e. not deflating and not reading a
  * Blob; `_queue`, sends waiting behind such a step; `_firstFragment`, false in the
  * middle of a fragmented message) and `WebSocket#_extensions`. The frame goes to the

@@ -1,5 +1,5 @@
 /**
- * The one error type protocol codecs throw (STYLE §3, §4). A decoder returns a value
+ * The one error type protocol codecs throw (docs/conventions.md §3, §4). A decoder returns a value
  * or throws a ProtocolError; anything else escaping a decoder is a bug (the fuzz
  * tests in test/protocol/ and bench/fuzz/ hunt for those).
  *

@@ -1,4 +1,4 @@
-// Redis replies are `unknown` until checked (STYLE §11). ioredis hands back strings for
+// Redis replies are `unknown` until checked (docs/conventions.md §11). ioredis hands back strings for
 // bulk replies (UTF-8 decoded), numbers for integer replies, arrays, and null; a Lua
 // `false`/nil becomes null. These guards turn a reply into a typed value or throw
 // MalformedReplyError, which every implementation reports as a failure of the server,

@@ -2,7 +2,7 @@
  * The load benchmark, once, tiny and quick: a few hundred connections per connector
  * against our server (and against each peer that is installed), checking that every
  * connection enters, every message arrives once, and the JSON result has its fields.
- * Correctness only: no assertion on any timing or rate (STYLE §9; bench/README.md).
+ * Correctness only: no assertion on any timing or rate (docs/conventions.md §9; bench/README.md).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Type tests for the SDK's public surface (STYLE §8): `tsc` checks them; the runtime
+// Type tests for the SDK's public surface (docs/conventions.md §8): `tsc` checks them; the runtime
 // part only makes sure the file loads. Each @ts-expect-error is a mistake the types
 // must catch.
 import { it } from 'node:test';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { FUZZ_CRASHERS_DIR, replayCrasher } from '../../bench/fuzz/fuzz-core.js';
 import { DECODERS, type DecoderInstance } from '../../bench/fuzz/decoders.js';
 
-// Every input that ever crashed or hung a decoder, replayed forever (STYLE §8). A file
+// Every input that ever crashed or hung a decoder, replayed forever (docs/conventions.md §8). A file
 // is [pick seed uint32 BE][input]; replayCrasher rethrows anything that is not the
 // decoder's documented refusal.
 describe('fuzz crashers replay', () => {

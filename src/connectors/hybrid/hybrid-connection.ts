@@ -60,7 +60,7 @@ const WS_CLOSE = {
 
 /**
  * One Pomelo hybrid connection, TCP or WebSocket: handshake, heartbeats, kick, and
- * the one place where its bytes become hub calls (STYLE §4).
+ * the one place where its bytes become hub calls (docs/conventions.md §4).
  */
 export abstract class HybridConnection implements Connection<Buffer>, WheelItem {
   // Helper methods are TypeScript-`private`, not `#`-private: V8 stamps a brand on every
@@ -157,7 +157,7 @@ export abstract class HybridConnection implements Connection<Buffer>, WheelItem 
     this.finish(slow ? WS_CLOSE.policy : WS_CLOSE.normal, reason, slow);
   }
 
-  /** Bad input: the protocol's own "no" with a reason, then close (STYLE §4). */
+  /** Bad input: the protocol's own "no" with a reason, then close (docs/conventions.md §4). */
   reject(err: unknown): void {
     if (this.#state === State.CLOSED) return;
     const code = isProtocolError(err) || err instanceof LimitError ? err.code : 'PROTO_BAD_MESSAGE';

@@ -1,4 +1,4 @@
-// Every MQTT reason code this connector sends, in one place (STYLE §4): what we mean,
+// Every MQTT reason code this connector sends, in one place (docs/conventions.md §4): what we mean,
 // and how MQTT 3.1.1 and MQTT 5 say it.
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import type { HubErrorCode } from '../../hub/hub.js';

@@ -225,7 +225,7 @@ class MqttViolation extends Error {
 /**
  * One MQTT 3.1.1 / 5 connection: CONNECT and auth, keep-alive, subscriptions, QoS 1
  * delivery with per-connection packet ids, manager pushes, and the one place where
- * its packets become hub calls (STYLE §4).
+ * its packets become hub calls (docs/conventions.md §4).
  */
 export class MqttConnection implements Connection<MqttPush>, WheelItem {
   // Methods are TypeScript-`private`, not `#`-private: a class with `#` methods costs a
@@ -700,7 +700,7 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     if (!this.busy && this.phase < Phase.closing) this.#socket.resume();
   }
 
-  /** Bad input: debug log, MQTT 5 DISCONNECT with a reason code, close (STYLE §4). */
+  /** Bad input: debug log, MQTT 5 DISCONNECT with a reason code, close (docs/conventions.md §4). */
   private reject(err: unknown): void {
     if (this.phase >= Phase.closing) return;
     if (err instanceof UnsupportedVersionError && this.phase === Phase.awaitingConnect) {

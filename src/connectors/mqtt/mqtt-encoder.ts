@@ -15,7 +15,7 @@ const SCAN_LIMIT = 8;
 
 /**
  * One message (or hub event) encoded for MQTT: the topic-independent JSON payload,
- * encoded once and shared by every MQTT connection it goes to (STYLE §5). The topic
+ * encoded once and shared by every MQTT connection it goes to (docs/conventions.md §5). The topic
  * and the QoS 1 packet id differ per connection: a connection takes `header()` for
  * its topic and writes it in front of the shared payload.
  *

@@ -56,7 +56,7 @@ interface PartialPacket {
 /**
  * One socket's MQTT packet reader. It frames packets itself (fixed header and remaining
  * length, with the size limit checked on the declared length before a byte of the body
- * is buffered, STYLE §3) and has each complete packet decoded by mqtt-packet's parser,
+ * is buffered, docs/conventions.md §3) and has each complete packet decoded by mqtt-packet's parser,
  * one shared by every connection of the process (see `decode` below). Between packets a
  * reader holds its four fields and no buffer, parser or closure.
  *

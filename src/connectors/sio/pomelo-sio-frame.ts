@@ -2,7 +2,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 
 /**
  * Pomelo's sioconnector framing (docs/pomelo-protocol.md §11.3, §11.4): pure functions over the string a
- * socket.io `message` event carries. No sockets, no clock, no logging (STYLE §3);
+ * socket.io `message` event carries. No sockets, no clock, no logging (docs/conventions.md §3);
  * socket.io itself does the framing underneath.
  */
 

@@ -30,7 +30,7 @@ import { corkForTurn } from '../write-coalescer.js';
 import type { SioContext } from './sio-context.js';
 import { LimitError, type AdmissionTicket } from '../admission.js';
 
-/** Bounds on what one socket may do (STYLE §4, §5). */
+/** Bounds on what one socket may do (docs/conventions.md §4, §5). */
 export const SIO_LIMITS = {
   /** Events a socket may send before it has entered, enter attempts included; past it the socket is closed. */
   eventsBeforeEnter: 16,
@@ -64,7 +64,7 @@ const NATIVE_EVENT_SET: ReadonlySet<string> = new Set(NATIVE_EVENTS);
 const POMELO_EVENT = 'message';
 
 /**
- * How this connector says no (STYLE §4), by API:
+ * How this connector says no (docs/conventions.md §4), by API:
  *
  * | what | Pomelo framing (`message`) | native API |
  * | --- | --- | --- |
@@ -87,7 +87,7 @@ const OK: Answer = { code: 200 };
 
 /**
  * One socket.io socket: both APIs, kick and close, buffered bytes, and the one place
- * where its events become hub calls (`#onEvent`, STYLE §4).
+ * where its events become hub calls (`#onEvent`, docs/conventions.md §4).
  *
  * The API (and so the encoder) is fixed by the socket's first Pomelo or native event
  * and never changes; the hub sees the connection only after that.
@@ -235,7 +235,7 @@ export class SioConnection implements Connection<SioPush>, WheelItem {
     else if (this.#socket.conn.readyState !== 'closed') this.#ctx.wheel.arm(this, SIO_LIMITS.closeGraceMs);
   }
 
-  /** Input that is not the protocol: the reason as a kick, then close (STYLE §4). */
+  /** Input that is not the protocol: the reason as a kick, then close (docs/conventions.md §4). */
   reject(err: unknown): void {
     if (this.#closed) return;
     const code = isProtocolError(err) || err instanceof LimitError ? err.code : 'PROTO_BAD_MESSAGE';

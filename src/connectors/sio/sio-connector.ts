@@ -64,7 +64,7 @@ export class SioConnector {
       nativeEncoder: new NativeSioEncoder((socket, id) => {
         connections.get(socket as Socket)?.ackFromCallback(id);
       }),
-      // One coarse clock for every enter deadline (STYLE §5), fine enough for short test timeouts.
+      // One coarse clock for every enter deadline (docs/conventions.md §5), fine enough for short test timeouts.
       wheel: new DeadlineWheel<SioConnection>((c) => c.expire(), Math.min(1000, Math.max(50, Math.floor(enterTimeoutMs / 4)))),
       connections,
       enterTimeoutMs,

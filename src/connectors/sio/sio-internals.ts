@@ -4,7 +4,7 @@ import { WS_OPCODE, encodeServerFrame, encodeServerFrameHeader } from '../ws-fra
 
 /**
  * The few places where this connector relies on socket.io and engine.io details
- * beyond their documented API (STYLE §3: "that use stays in one file, with a test
+ * beyond their documented API (docs/conventions.md §3: "that use stays in one file, with a test
  * that fails loudly when the library changes": test/connectors/sio/sio-internals.test.ts).
  * Checked against socket.io 4.8 / engine.io 6.6.
  */

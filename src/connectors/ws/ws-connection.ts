@@ -86,7 +86,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
 
 /**
  * One plain WebSocket (JSON) connection: the one place where its frames become hub
- * calls (STYLE §4), and the way the hub's writes and closes reach the socket.
+ * calls (docs/conventions.md §4), and the way the hub's writes and closes reach the socket.
  */
 export class WsConnection implements Connection<Buffer> {
   // Methods are TypeScript-`private`, not `#`-private: a class with `#` methods costs a

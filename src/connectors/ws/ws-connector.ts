@@ -69,7 +69,7 @@ export class WsConnector {
       },
     };
     // Compression is off: a broadcast is one shared Buffer, and deflating it per
-    // recipient would cost CPU and memory per connection (STYLE §5).
+    // recipient would cost CPU and memory per connection (docs/conventions.md §5).
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: opts.maxFrameBytes,

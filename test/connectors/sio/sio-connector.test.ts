@@ -1,6 +1,6 @@
 // The socket.io connector over loopback with real clients: socket.io-client 2.x (what
 // Pomelo 2.x sio clients are) speaking the Pomelo framing, and socket.io-client 4 on the
-// native API (STYLE §8).
+// native API (docs/conventions.md §8).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';

@@ -1,6 +1,6 @@
 // The socket.io / engine.io details the connector relies on beyond their documented
 // API (src/connectors/sio/sio-internals.ts). These tests fail loudly when an upgrade
-// changes one of them (STYLE §3).
+// changes one of them (docs/conventions.md §3).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server as HttpServer } from 'node:http';

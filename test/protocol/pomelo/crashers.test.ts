@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CRASHERS_DIR, replay } from '../../../bench/fuzz/pomelo-fuzz.js';
 
-// Inputs that once broke a decoder, replayed through every decoder (STYLE §8).
+// Inputs that once broke a decoder, replayed through every decoder (docs/conventions.md §8).
 describe('pomelo crashers replay', () => {
   const files = readdirSync(CRASHERS_DIR)
     .filter((f) => f.endsWith('.bin'))
