@@ -27,6 +27,7 @@ import { isProtocolError } from '../../src/protocol/errors.js';
 import { decodePomeloSioRequest, readRequestId } from '../../src/connectors/sio/pomelo-sio-frame.js';
 import { MqttPacketReader } from '../../src/connectors/mqtt/mqtt-reader.js';
 import { parsePushRequest } from '../../src/connectors/mqtt/push-request.js';
+import { checkPush as pushRuleViolation } from '../../src/hub/push-rules.js';
 import { classifyFilter, type TopicOwner } from '../../src/connectors/mqtt/mqtt-topics.js';
 import { decodeJson, parseClientFrame, readRef } from '../../src/protocol/json/frames.js';
 import { readSseParams } from '../../src/connectors/sse/sse-request.js';
@@ -321,6 +322,9 @@ function checkPush(payload: Buffer): void {
   const parsed = parsePushRequest(payload);
   if (!parsed.ok) return;
   const v = parsed.value;
+  // The parser checks the payload's shape; what its fields may hold is the push rule
+  // Hub.publish applies to every way in. What both accept must be a well-formed push.
+  if (pushRuleViolation(v) !== undefined) return;
   if (typeof v.event !== 'string' || v.event.length === 0) throw new InvariantError('push without an event name');
   if (v.target.all !== (v.target.clientIds.length === 0 && v.target.tags.length === 0)) throw new InvariantError('inconsistent push target');
 }
