@@ -27,6 +27,24 @@ local function call_chunked(cmd, key, items)
 end
 `;
 
+/** Sets a named recipient's first delivery ('d') or ack ('a') time; no field (not named): nothing. */
+const MARK = String.raw`
+local function mark(key, client, slot, at)
+  local v = redis.call('HGET', key, client)
+  if not v then return end
+  local idx, d, a = string.match(v, '^([^|]*)|([^|]*)|([^|]*)$')
+  if not idx then return end
+  if slot == 'd' then
+    if d ~= '' then return end
+    d = at
+  else
+    if a ~= '' then return end
+    a = at
+  end
+  redis.call('HSET', key, client, idx .. '|' .. d .. '|' .. a)
+end
+`;
+
 /**
  * Appends one message: bumps the app's counter, adds the stream entry `{id}-0`, its
  * expiry, one member `{id}:{expiresAt}` per target set, its receipt counters and, for
@@ -153,7 +171,7 @@ return {'', out}
 /**
  * Newest first, ids below a bound, with receipt counters.
  * KEYS: log stream. ARGV: sub, end ('+' or '(N-0'), count.
- * Returns {{entryId, fields, delivered, acked}, …}.
+ * Returns {{entryId, fields, delivered, acked, skipped}, …}.
  */
 export const HISTORY = new RedisScript(
   'history',
@@ -161,8 +179,8 @@ export const HISTORY = new RedisScript(
 local r = redis.call('XREVRANGE', KEYS[1], ARGV[2], '-', 'COUNT', ARGV[3])
 for i, e in ipairs(r) do
   local sid = string.match(e[1], '^(%d+)-')
-  local c = redis.call('HMGET', ARGV[1] .. 'msg:' .. sid .. ':receipt', 'd', 'a')
-  r[i] = {e[1], e[2], c[1] or '0', c[2] or '0'}
+  local c = redis.call('HMGET', ARGV[1] .. 'msg:' .. sid .. ':receipt', 'd', 'a', 's')
+  r[i] = {e[1], e[2], c[1] or '0', c[2] or '0', c[3] or '0'}
 end
 return r
 `,
@@ -170,15 +188,84 @@ return r
 
 /**
  * Counters and recipients of one message, one snapshot; nil when it does not exist.
- * ARGV: sub, id. Returns {targeted, delivered, acked, {client, 'index|deliveredAt|ackedAt', …}}.
+ * ARGV: sub, id. Returns {targeted, delivered, acked, skipped,
+ * {client, 'index|deliveredAt|ackedAt', …}, {client, 'skippedAt|reason', …}}.
  */
 export const RECEIPT = new RedisScript(
   'receipt',
   String.raw`
 local m = ARGV[1] .. 'msg:' .. ARGV[2]
-local c = redis.call('HMGET', m .. ':receipt', 'n', 'd', 'a')
+local c = redis.call('HMGET', m .. ':receipt', 'n', 'd', 'a', 's')
 if not c[1] then return false end
-return {c[1], c[2] or '0', c[3] or '0', redis.call('HGETALL', m .. ':recipients')}
+return {c[1], c[2] or '0', c[3] or '0', c[4] or '0', redis.call('HGETALL', m .. ':recipients'), redis.call('HGETALL', m .. ':skips')}
+`,
+);
+
+/**
+ * A batch of skips (SkipUpdate), each counted once per message and client: the field
+ * in `msg:{id}:skips` is the proof (HSETNX). Messages that do not exist are ignored.
+ *
+ * ARGV, per skip: sub, id, clientId, at, reason.
+ */
+export const RECORD_SKIPS = new RedisScript(
+  'record-skips',
+  String.raw`
+for i = 1, #ARGV, 5 do
+  local m = ARGV[i] .. 'msg:' .. ARGV[i + 1]
+  if redis.call('EXISTS', m .. ':receipt') == 1
+    and redis.call('HSETNX', m .. ':skips', ARGV[i + 2], ARGV[i + 3] .. '|' .. ARGV[i + 4]) == 1 then
+    redis.call('HINCRBY', m .. ':receipt', 's', 1)
+  end
+end
+return 1
+`,
+);
+
+/**
+ * A batch of ack ranges (AckRange), each atomically with the client's acked position:
+ * from max(after, stored acked), every unexpired message of the range in the client's
+ * target sets (all, its own, its tags; each message once) that it did not skip gets one
+ * ack, and a named recipient its ack time; then the position moves to upTo. One
+ * ZRANGEBYSCORE per set over the range: the work is the range's messages, nothing more.
+ *
+ * ARGV, per range: sub, clientId, after, upTo, at, n, n × tag.
+ */
+export const RECORD_ACKS = new RedisScript(
+  'record-acks',
+  String.raw`${MARK}
+local i = 1
+while i <= #ARGV do
+  local sub, client, upTo, at = ARGV[i], ARGV[i + 1], ARGV[i + 3], ARGV[i + 4]
+  local nt = tonumber(ARGV[i + 5])
+  local ck = sub .. 'client:' .. client
+  local cur = redis.call('HMGET', ck, 'acked', 'first')
+  local from = ARGV[i + 2]
+  if cur[2] and tonumber(cur[1] or '0') > tonumber(from) then from = cur[1] end
+  if tonumber(upTo) > tonumber(from) then
+    local now = tonumber(at)
+    local sets = {sub .. 'target:all', sub .. 'target:c:' .. client}
+    for j = i + 6, i + 5 + nt do sets[#sets + 1] = sub .. 'target:t:' .. ARGV[j] end
+    local seen = {}
+    for _, set in ipairs(sets) do
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', set, '(' .. from, upTo)) do
+        local sid, exp = string.match(member, '^(%d+):(.*)$')
+        if sid and not seen[sid] then
+          seen[sid] = true
+          local m = sub .. 'msg:' .. sid
+          local e = tonumber(exp)
+          if e and e > now and redis.call('HEXISTS', m .. ':skips', client) == 0
+            and redis.call('EXISTS', m .. ':receipt') == 1 then
+            redis.call('HINCRBY', m .. ':receipt', 'a', 1)
+            mark(m .. ':recipients', client, 'a', at)
+          end
+        end
+      end
+    end
+    if cur[2] and tonumber(upTo) > tonumber(cur[1] or '0') then redis.call('HSET', ck, 'acked', upTo) end
+  end
+  i = i + 6 + nt
+end
+return 1
 `,
 );
 
@@ -191,21 +278,7 @@ return {c[1], c[2] or '0', c[3] or '0', redis.call('HGETALL', m .. ':recipients'
  */
 export const RECORD_RECEIPTS = new RedisScript(
   'record-receipts',
-  String.raw`
-local function mark(key, client, slot, at)
-  local v = redis.call('HGET', key, client)
-  if not v then return end
-  local idx, d, a = string.match(v, '^([^|]*)|([^|]*)|([^|]*)$')
-  if not idx then return end
-  if slot == 'd' then
-    if d ~= '' then return end
-    d = at
-  else
-    if a ~= '' then return end
-    a = at
-  end
-  redis.call('HSET', key, client, idx .. '|' .. d .. '|' .. a)
-end
+  String.raw`${MARK}
 local i = 1
 while i <= #ARGV do
   local m = ARGV[i] .. 'msg:' .. ARGV[i + 1]
@@ -257,7 +330,7 @@ for _, sid in ipairs(expired) do
     for _, t in ipairs(list_decode(ts)) do redis.call('ZREM', sub .. 'target:t:' .. t, member) end
     deleted = deleted + redis.call('XDEL', KEYS[2], sid .. '-0')
   end
-  redis.call('DEL', sub .. 'msg:' .. sid .. ':receipt', sub .. 'msg:' .. sid .. ':recipients')
+  redis.call('DEL', sub .. 'msg:' .. sid .. ':receipt', sub .. 'msg:' .. sid .. ':recipients', sub .. 'msg:' .. sid .. ':skips')
 end
 if #expired > 0 then redis.call('ZREM', KEYS[1], unpack(expired)) end
 local unseen = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[4], 'LIMIT', 0, ARGV[3])

@@ -13,6 +13,7 @@ import type {
   App,
   AppSettings,
   AppStore,
+  AckRange,
   ClientRef,
   ClientState,
   ClientStore,
@@ -25,6 +26,7 @@ import type {
   ReceiptUpdate,
   RecipientState,
   RotateOptions,
+  SkipUpdate,
   Storage,
   StoredMessage,
   Target,
@@ -181,6 +183,22 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE apps ADD COLUMN previous_secret TEXT;
   ALTER TABLE apps ADD COLUMN previous_secret_until INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Skipped deliveries (docs/delivery.md, "Skipped"): a message one connection of a
+  -- client could not carry. Rare, so a row each, for every kind of target: it counts the
+  -- skip once per client, shows a named recipient's state, and keeps the message out of
+  -- the client's acks.
+  ALTER TABLE messages ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0 CHECK (skipped >= 0);
+  CREATE TABLE message_skips (
+    apikey     TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    client_id  TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    skipped_at INTEGER NOT NULL,
+    PRIMARY KEY (apikey, message_id, client_id),
+    FOREIGN KEY (apikey, message_id) REFERENCES messages (apikey, id) ON DELETE CASCADE
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];
 
 /** The schema version this build writes and reads. */
@@ -274,7 +292,7 @@ function toCredentials(value: unknown): Credentials {
 
 const MESSAGE_FIELDS = ['apikey', 'id', 'target', 'targeted', 'event', 'data', 'ttl_seconds', 'created_at', 'expires_at'];
 const MESSAGE_COLUMNS = MESSAGE_FIELDS.join(', ');
-const RECEIPT_COLUMNS = 'delivered, acked';
+const RECEIPT_COLUMNS = 'delivered, acked, skipped';
 
 function toMessage(value: unknown): StoredMessage {
   const row = asRow('messages', value);
@@ -297,6 +315,7 @@ function toReceipt(value: unknown): Receipt {
     targeted: integer('messages', row, 'targeted'),
     delivered: integer('messages', row, 'delivered'),
     acked: integer('messages', row, 'acked'),
+    skipped: integer('messages', row, 'skipped'),
   };
 }
 
@@ -308,10 +327,12 @@ function toRecipient(value: unknown): RecipientState {
   const row = asRow('message_recipients', value);
   const deliveredAt = optionalInteger('message_recipients', row, 'delivered_at');
   const ackedAt = optionalInteger('message_recipients', row, 'acked_at');
+  const skippedAt = optionalInteger('message_recipients', row, 'skipped_at');
   return {
     clientId: asClientId(text('message_recipients', row, 'client_id')),
     ...(deliveredAt === undefined ? {} : { deliveredAt }),
     ...(ackedAt === undefined ? {} : { ackedAt }),
+    ...(skippedAt === undefined ? {} : { skippedAt, skipReason: text('message_recipients', row, 'reason') }),
   };
 }
 
@@ -551,13 +572,18 @@ export class SqliteAdminStore implements AdminStore {
 // are rare. Statements are prepared per arm count, on first use.
 const MERGED_TAGS = 8;
 
-function readForSql(tagArms: number, rest: boolean): string {
+/**
+ * The ids of unexpired messages after @after (and up to @upTo when `bounded`) that
+ * target @clientId or one of its tags, or all: readFor's arms, also what an ack range counts.
+ */
+function targetArms(tagArms: number, rest: boolean, bounded: boolean): string[] {
+  const upTo = bounded ? ' AND t.message_id <= @upTo' : '';
   const viaTargets = (kind: 'c' | 't', value: string, from = 'message_targets AS t'): string =>
     `SELECT t.message_id AS id FROM ${from}
        JOIN messages AS m ON m.apikey = t.apikey AND m.id = t.message_id
-       WHERE t.apikey = @apikey AND t.kind = '${kind}' AND t.value = ${value} AND t.message_id > @after AND m.expires_at > @now`;
+       WHERE t.apikey = @apikey AND t.kind = '${kind}' AND t.value = ${value} AND t.message_id > @after${upTo} AND m.expires_at > @now`;
   const arms = [
-    'SELECT id FROM messages WHERE apikey = @apikey AND target_all = 1 AND id > @after AND expires_at > @now',
+    `SELECT id FROM messages WHERE apikey = @apikey AND target_all = 1 AND id > @after${bounded ? ' AND id <= @upTo' : ''} AND expires_at > @now`,
     viaTargets('c', '@clientId'),
   ];
   for (let i = 0; i < tagArms; i++) arms.push(viaTargets('t', `@tag${i}`));
@@ -565,6 +591,23 @@ function readForSql(tagArms: number, rest: boolean): string {
   // the planner reads message_targets_by_message instead, which is in id order (no sort)
   // but reads every target row of the app after `after`.
   if (rest) arms.push(viaTargets('t', 'r.value', 'json_each(@rest) AS r CROSS JOIN message_targets AS t'));
+  return arms;
+}
+
+/**
+ * One ack range (AckRange): +1 ack for every message of the range that targets the
+ * client and that it did not skip, in one statement however long the range.
+ */
+function ackRangeSql(tagArms: number, rest: boolean): string {
+  return `WITH hit (id) AS (${targetArms(tagArms, rest, true).join('\n    UNION\n    ')})
+    UPDATE messages SET acked = acked + 1
+    WHERE apikey = @apikey AND id IN (
+      SELECT hit.id FROM hit WHERE NOT EXISTS (
+        SELECT 1 FROM message_skips AS s WHERE s.apikey = @apikey AND s.message_id = hit.id AND s.client_id = @clientId))`;
+}
+
+function readForSql(tagArms: number, rest: boolean): string {
+  const arms = targetArms(tagArms, rest, false);
   // CROSS JOIN keeps `hit` (at most `limit` ids) the outer loop; a plain join let the
   // planner scan all the app's messages and probe `hit` for each.
   return `SELECT ${MESSAGE_FIELDS.map((f) => `m.${f}`).join(', ')}
@@ -583,7 +626,12 @@ function readForQuery(
   after: MessageId,
   limit: number,
   now: number,
-): { readonly key: string; readonly sql: () => string; readonly params: ReadForParams } {
+): {
+  readonly key: string;
+  readonly sql: () => string;
+  readonly params: ReadForParams;
+  readonly arms: { readonly tags: number; readonly rest: boolean };
+} {
   const tags = distinct(client.tags);
   const merged = tags.slice(0, MERGED_TAGS);
   const rest = tags.slice(MERGED_TAGS);
@@ -594,6 +642,7 @@ function readForQuery(
     key: `${merged.length}${rest.length > 0 ? '+' : ''}`,
     sql: () => readForSql(merged.length, rest.length > 0),
     params,
+    arms: { tags: merged.length, rest: rest.length > 0 },
   };
 }
 
@@ -628,6 +677,9 @@ export class SqliteMessageStore implements MessageStore {
   readonly #readFor = new Map<string, Database.Statement<ReadForParams>>();
   readonly #lastId;
   readonly #recordReceipts;
+  readonly #recordSkips;
+  readonly #recordAcks;
+  readonly #ackRange = new Map<string, Database.Statement<ReadForParams>>();
   readonly #receipt;
   readonly #sweep;
   readonly #sweepClients;
@@ -732,10 +784,63 @@ export class SqliteMessageStore implements MessageStore {
       }
     });
 
-    const counters = db.prepare<[string, number]>('SELECT targeted, delivered, acked FROM messages WHERE apikey = ? AND id = ?');
+    // A skip counts once per message and client: the row is the proof (ON CONFLICT:
+    // a repeat changes nothing). None for a message that no longer exists.
+    const insertSkip = db.prepare<{ apikey: string; id: number; clientId: string; reason: string; at: number }>(
+      `INSERT INTO message_skips (apikey, message_id, client_id, reason, skipped_at)
+       SELECT @apikey, @id, @clientId, @reason, @at WHERE EXISTS (SELECT 1 FROM messages WHERE apikey = @apikey AND id = @id)
+       ON CONFLICT DO NOTHING`,
+    );
+    const bumpSkipped = db.prepare<[string, number]>('UPDATE messages SET skipped = skipped + 1 WHERE apikey = ? AND id = ?');
+    this.#recordSkips = db.transaction((skips: readonly SkipUpdate[]) => {
+      for (const k of skips) {
+        if (insertSkip.run({ apikey: k.apikey, id: k.id, clientId: k.clientId, reason: k.reason, at: k.at }).changes === 1) {
+          bumpSkipped.run(k.apikey, k.id);
+        }
+      }
+    });
+
+    // Ack ranges: the stored position is the line between counted and not (AckRange).
+    const ackedPosition = db.prepare<[string, string]>('SELECT last_acked_id FROM clients WHERE apikey = ? AND client_id = ?');
+    const moveAcked = db.prepare<{ apikey: string; clientId: string; upTo: number }>(
+      'UPDATE clients SET last_acked_id = max(last_acked_id, @upTo) WHERE apikey = @apikey AND client_id = @clientId',
+    );
+    // Named recipients of the range (the 'c' arm only: nobody else has a row).
+    const ackRecipients = db.prepare<{ apikey: string; clientId: string; after: number; upTo: number; now: number; at: number }>(
+      `UPDATE message_recipients SET acked_at = @at
+       WHERE apikey = @apikey AND client_id = @clientId AND acked_at IS NULL AND message_id IN (
+         SELECT t.message_id FROM message_targets AS t
+         JOIN messages AS m ON m.apikey = t.apikey AND m.id = t.message_id
+         WHERE t.apikey = @apikey AND t.kind = 'c' AND t.value = @clientId
+           AND t.message_id > @after AND t.message_id <= @upTo AND m.expires_at > @now)
+       AND NOT EXISTS (SELECT 1 FROM message_skips AS s
+         WHERE s.apikey = @apikey AND s.message_id = message_recipients.message_id AND s.client_id = @clientId)`,
+    );
+    this.#recordAcks = db.transaction((acks: readonly AckRange[]) => {
+      for (const a of acks) {
+        const row = ackedPosition.get(a.apikey, a.client.clientId);
+        const stored = row === undefined ? 0 : integer('clients', asRow('clients', row), 'last_acked_id');
+        const after = Math.max(a.after, stored);
+        if (a.upTo <= after) continue;
+        const q = readForQuery(a.apikey, a.client, asMessageId(after), 0, a.at);
+        const params: ReadForParams = { ...q.params, upTo: a.upTo };
+        delete params['limit'];
+        let statement = this.#ackRange.get(q.key);
+        if (statement === undefined) {
+          statement = db.prepare<ReadForParams>(ackRangeSql(q.arms.tags, q.arms.rest));
+          this.#ackRange.set(q.key, statement);
+        }
+        statement.run(params);
+        ackRecipients.run({ apikey: a.apikey, clientId: a.client.clientId, after, upTo: a.upTo, now: a.at, at: a.at });
+        moveAcked.run({ apikey: a.apikey, clientId: a.client.clientId, upTo: a.upTo });
+      }
+    });
+
+    const counters = db.prepare<[string, number]>('SELECT targeted, delivered, acked, skipped FROM messages WHERE apikey = ? AND id = ?');
     const recipients = db.prepare<[string, number]>(
-      `SELECT client_id, delivered_at, acked_at FROM message_recipients
-       WHERE apikey = ? AND message_id = ? ORDER BY rowid`,
+      `SELECT r.client_id, r.delivered_at, r.acked_at, s.skipped_at, s.reason FROM message_recipients AS r
+       LEFT JOIN message_skips AS s ON s.apikey = r.apikey AND s.message_id = r.message_id AND s.client_id = r.client_id
+       WHERE r.apikey = ? AND r.message_id = ? ORDER BY r.rowid`,
     );
     // A transaction, so that counters and recipients are one snapshot.
     this.#receipt = db.transaction((apikey: ApiKey, id: MessageId) => {
@@ -835,6 +940,30 @@ export class SqliteMessageStore implements MessageStore {
     id: MessageId,
   ): Promise<{ readonly receipt: Receipt; readonly recipients: readonly RecipientState[] } | undefined> {
     return attempt('read receipt', () => this.#receipt(apikey, id));
+  }
+
+  /** All in one transaction; skips of messages that no longer exist are ignored. */
+  async recordSkips(skips: readonly SkipUpdate[]): Promise<void> {
+    attempt('record skips', () => {
+      for (const k of skips) {
+        requireCount('record skips: id', k.id);
+        requireTime('record skips: at', k.at);
+        if (typeof k.reason !== 'string' || k.reason === '') throw invalid('record skips: reason must be a non-empty string');
+      }
+      if (skips.length > 0) this.#recordSkips.immediate(skips);
+    });
+  }
+
+  /** All in one transaction (AckRange: each range with the client's position). */
+  async recordAcks(acks: readonly AckRange[]): Promise<void> {
+    attempt('record acks', () => {
+      for (const a of acks) {
+        requireCount('record acks: after', a.after);
+        requireCount('record acks: upTo', a.upTo);
+        requireTime('record acks: at', a.at);
+      }
+      if (acks.length > 0) this.#recordAcks.immediate(acks);
+    });
   }
 
   /**
