@@ -1,14 +1,12 @@
-import type { ApiKey, ClientId, MessageId } from '../ids.js';
+import type { ApiKey, ClientId } from '../ids.js';
 import { asMessageId } from '../ids.js';
-import type { PositionUpdate, ReceiptUpdate, Storage } from '../store/store.js';
+import type { AckRange, PositionUpdate, ReceiptUpdate, SkipUpdate, Storage } from '../store/store.js';
 import type { Logger } from '../log.js';
 import type { ClientMember } from './members.js';
 
 interface Counts {
   delivered: number;
-  acked: number;
   deliveredTo: ClientId[] | undefined;
-  ackedBy: ClientId[] | undefined;
 }
 
 /**
@@ -17,6 +15,13 @@ interface Counts {
  * one write per delivery or ack). Losing a batch in a crash only means a client gets
  * a message again (at-least-once) and a receipt undercounts; the messages themselves
  * were stored before anyone was told they were accepted.
+ *
+ * Deliveries are counted per message (a broadcast adds its recipients in one number).
+ * Acks are not: an ack covers every message up to an id, however many, so a member
+ * that acked is only marked here, and each flush hands the store one range per member,
+ * (ackCounted, ackedId], which the store resolves to the messages that target the client
+ * (MessageStore.recordAcks) — O(1) per ack, and exact for a backlog of any length.
+ * Skips (rare) are kept one record each.
  */
 export class ReceiptBuffer {
   readonly #storage: Storage;
@@ -26,6 +31,11 @@ export class ReceiptBuffer {
   #dirty = new Set<ClientMember>();
   /** Positions of members that left before the flush. */
   #leftovers: PositionUpdate[] = [];
+  /** Members that acked since the last flush. */
+  #acking = new Set<ClientMember>();
+  /** Ack ranges of members that left before the flush. */
+  #ackLeftovers: AckRange[] = [];
+  #skips: SkipUpdate[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   readonly #positionIntervalMs: number;
@@ -63,10 +73,14 @@ export class ReceiptBuffer {
     if (to !== undefined) (c.deliveredTo ??= []).push(to);
   }
 
-  acked(apikey: ApiKey, id: number, by?: ClientId): void {
-    const c = this.#entry(apikey, id);
-    c.acked++;
-    if (by !== undefined) (c.ackedBy ??= []).push(by);
+  /** The member's `ackedId` moved: the range from its `ackCounted` goes to the store at the next flush. */
+  acked(member: ClientMember): void {
+    this.#acking.add(member);
+  }
+
+  /** The member's connection could not carry message `id` (docs/delivery.md, "Skipped"). */
+  skipped(member: ClientMember, id: number, reason: string): void {
+    this.#skips.push({ apikey: member.apikey, id: asMessageId(id), clientId: member.clientId, reason, at: this.#now() });
   }
 
   /** The member's positions changed; written at the next flush. */
@@ -78,6 +92,10 @@ export class ReceiptBuffer {
 
   /** The member is gone: keep its final positions for the next flush. */
   left(member: ClientMember): void {
+    if (this.#acking.delete(member)) {
+      const range = this.#ackRange(member, this.#now());
+      if (range) this.#ackLeftovers.push(range);
+    }
     if (!this.#dirty.delete(member)) return;
     member.dirty = false;
     this.#leftovers.push(positionOf(member));
@@ -100,20 +118,44 @@ export class ReceiptBuffer {
     await this.flush();
   }
 
-  /** The pending (not yet flushed) acked position of a client, if any. */
+  /** The pending (not yet flushed) acked position of a client that left, if any. */
   pendingAck(apikey: ApiKey, clientId: ClientId): number | undefined {
     let best: number | undefined;
-    for (const p of this.#leftovers) {
-      if (p.apikey === apikey && p.clientId === clientId && p.ackedId !== undefined) best = Math.max(best ?? 0, p.ackedId);
+    for (const a of this.#ackLeftovers) {
+      if (a.apikey === apikey && a.client.clientId === clientId) best = Math.max(best ?? 0, a.upTo);
     }
     return best;
+  }
+
+  /** (ackCounted, ackedId] of the member, now handed over; undefined when empty. */
+  #ackRange(m: ClientMember, at: number): AckRange | undefined {
+    if (m.ackedId <= m.ackCounted) return undefined;
+    const range: AckRange = {
+      apikey: m.apikey,
+      client: { clientId: m.clientId, tags: [...m.tags] },
+      after: asMessageId(m.ackCounted),
+      upTo: asMessageId(m.ackedId),
+      at,
+    };
+    m.ackCounted = m.ackedId;
+    return range;
   }
 
   async #flushNow(withPositions: boolean): Promise<void> {
     const counts = this.#counts;
     const positions = this.#leftovers;
+    const acks = this.#ackLeftovers;
+    const skips = this.#skips;
     this.#counts = new Map();
     this.#leftovers = [];
+    this.#ackLeftovers = [];
+    this.#skips = [];
+    const now = this.#now();
+    for (const m of this.#acking) {
+      const range = this.#ackRange(m, now);
+      if (range) acks.push(range);
+    }
+    this.#acking.clear();
     if (withPositions) {
       this.#positionsDueAt = this.#now() + this.#positionIntervalMs;
       for (const m of this.#dirty) {
@@ -122,8 +164,8 @@ export class ReceiptBuffer {
       }
       this.#dirty.clear();
     }
-    if (counts.size === 0 && positions.length === 0) return;
-    const at = this.#now();
+    if (counts.size === 0 && positions.length === 0 && acks.length === 0 && skips.length === 0) return;
+    const at = now;
     const receipts: ReceiptUpdate[] = [];
     for (const [apikey, byId] of counts) {
       for (const [id, c] of byId) {
@@ -131,18 +173,20 @@ export class ReceiptBuffer {
           apikey,
           id: asMessageId(id),
           delivered: c.delivered,
-          acked: c.acked,
+          acked: 0,
           ...(c.deliveredTo ? { deliveredTo: c.deliveredTo } : {}),
-          ...(c.ackedBy ? { ackedBy: c.ackedBy } : {}),
           at,
         });
       }
     }
     try {
       if (receipts.length > 0) await this.#storage.messages.recordReceipts(receipts);
+      // Skips before acks: an ack range leaves out the messages the client skipped.
+      if (skips.length > 0) await this.#storage.messages.recordSkips(skips);
+      if (acks.length > 0) await this.#storage.messages.recordAcks(acks);
       if (positions.length > 0) await this.#storage.clients.savePositions(positions);
     } catch (err) {
-      this.#log.warn({ err, receipts: receipts.length, positions: positions.length }, 'receipt flush failed');
+      this.#log.warn({ err, receipts: receipts.length, skips: skips.length, acks: acks.length, positions: positions.length }, 'receipt flush failed');
     }
   }
 
@@ -154,18 +198,17 @@ export class ReceiptBuffer {
     }
     let c = byId.get(id);
     if (!c) {
-      c = { delivered: 0, acked: 0, deliveredTo: undefined, ackedBy: undefined };
+      c = { delivered: 0, deliveredTo: undefined };
       byId.set(id, c);
     }
     return c;
   }
 }
 
+/**
+ * The delivered position only: the acked one moves with the ack ranges (recordAcks),
+ * atomically with their counts, which is what makes them count once.
+ */
 function positionOf(m: ClientMember): PositionUpdate {
-  return {
-    apikey: m.apikey,
-    clientId: m.clientId,
-    ackedId: asMessageId(m.ackedId) as MessageId,
-    deliveredId: asMessageId(m.lastDeliveredId),
-  };
+  return { apikey: m.apikey, clientId: m.clientId, deliveredId: asMessageId(m.lastDeliveredId) };
 }

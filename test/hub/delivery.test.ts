@@ -134,9 +134,9 @@ describe('Hub delivery: resume, offline, acks, tags, receipts', () => {
     hub.ack(b, broadcast.message.id);
     hub.ack(b, 1); // stale: ignored
     await hub.flush();
-    assert.deepEqual((await storage.messages.receipt(app.apikey, broadcast.message.id))?.receipt, { targeted: 2, delivered: 2, acked: 2 });
+    assert.deepEqual((await storage.messages.receipt(app.apikey, broadcast.message.id))?.receipt, { targeted: 2, delivered: 2, acked: 2, skipped: 0 });
     const r = await storage.messages.receipt(app.apikey, named.message.id);
-    assert.deepEqual(r?.receipt, { targeted: 3, delivered: 2, acked: 1 });
+    assert.deepEqual(r?.receipt, { targeted: 3, delivered: 2, acked: 1, skipped: 0 });
     const byClient = Object.fromEntries((r?.recipients ?? []).map((x) => [x.clientId, [x.deliveredAt !== undefined, x.ackedAt !== undefined]]));
     assert.deepEqual(byClient, { a: [true, true], b: [true, false], offline: [false, false] });
     // A reconnect resends b's unacked message: delivered is not counted twice, the ack is.
@@ -146,7 +146,7 @@ describe('Hub delivery: resume, offline, acks, tags, receipts', () => {
     assert.deepEqual(ids(b2), [named.message.id]);
     hub.ack(b2, named.message.id);
     await hub.flush();
-    assert.deepEqual((await storage.messages.receipt(app.apikey, named.message.id))?.receipt, { targeted: 3, delivered: 2, acked: 2 });
+    assert.deepEqual((await storage.messages.receipt(app.apikey, named.message.id))?.receipt, { targeted: 3, delivered: 2, acked: 2, skipped: 0 });
   });
 
   it('acks are clamped to what was sent and survive in the store', async () => {
@@ -197,8 +197,97 @@ describe('Hub receipts across connections', () => {
     assert.deepEqual(ids(second), []);
     hub.ack(second, r.message.id);
     await hub.flush();
-    assert.deepEqual((await storage.messages.receipt(app.apikey, r.message.id))?.receipt, { targeted: 1, delivered: 1, acked: 1 });
+    assert.deepEqual((await storage.messages.receipt(app.apikey, r.message.id))?.receipt, { targeted: 1, delivered: 1, acked: 1, skipped: 0 });
     await hub.close();
     await storage.close();
+  });
+});
+
+describe('Hub receipts of a backlog of any length (issue 15 item 4)', () => {
+  const receiptsOf = async (storage: Storage, app: App, from: number, to: number) => {
+    const out: { delivered: number; acked: number }[] = [];
+    for (let id = from; id <= to; id++) {
+      const r = await storage.messages.receipt(app.apikey, asMessageId(id));
+      out.push({ delivered: r?.receipt.delivered ?? -1, acked: r?.receipt.acked ?? -1 });
+    }
+    return out;
+  };
+
+  it('one ack covering 2,500 messages of every kind counts each that targets the client, once', async () => {
+    const storage = openSqliteStorage(':memory:');
+    const hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 30, receiptFlushMs: 10_000 });
+    const app = await storage.apps.createApp({ name: 'a' });
+    const enc = new CountingEncoder();
+    try {
+      const first = new FakeConnection(enc);
+      await (await hub.enterClient(first, { apikey: app.apikey, clientId: 'c', tags: ['t'] })).replayed;
+      first.close('offline');
+      hub.leave(first);
+      const kinds: Target[] = [all, to('c'), tagged('t'), to('someone-else')];
+      for (let i = 0; i < 2500; i++) await hub.publish({ apikey: app.apikey, target: kinds[i % 4]!, event: 'onMsg', data: i });
+      const conn = new FakeConnection(enc);
+      await (await hub.enterClient(conn, { apikey: app.apikey, clientId: 'c' })).replayed;
+      const got = ids(conn);
+      assert.equal(got.length, 1875);
+      hub.ack(conn, got.at(-1)!);
+      await hub.flush();
+      const rs = await receiptsOf(storage, app, 1, 2500);
+      rs.forEach((r, i) => assert.deepEqual(r, i % 4 === 3 ? { delivered: 0, acked: 0 } : { delivered: 1, acked: 1 }, `message ${i + 1}`));
+      // Acked again on a new connection (the ack was lost, say): nothing counts twice.
+      conn.close('x');
+      hub.leave(conn);
+      const again = new FakeConnection(enc);
+      await (await hub.enterClient(again, { apikey: app.apikey, clientId: 'c', resumeAfter: 0 })).replayed;
+      hub.ack(again, 2500);
+      await hub.flush();
+      assert.deepEqual(await receiptsOf(storage, app, 1, 2500), rs);
+    } finally {
+      await hub.close();
+      await storage.close();
+    }
+  });
+
+  it('a client that starts at the newest id does not ack what came before; two nodes acking overlapping ranges count once', async () => {
+    const storage = openSqliteStorage(':memory:');
+    const opts = { storage, logger: createLogger('silent'), maxBufferedBytes: 1 << 30, receiptFlushMs: 10_000 };
+    const hub = new Hub({ ...opts, bus: new LocalBus() });
+    const other = new Hub({ ...opts, bus: new LocalBus() });
+    const app = await storage.apps.createApp({ name: 'a' });
+    const enc = new CountingEncoder();
+    try {
+      const known = new FakeConnection(enc);
+      await (await hub.enterClient(known, { apikey: app.apikey, clientId: 'c' })).replayed;
+      known.close('x');
+      hub.leave(known);
+      await hub.flush();
+      for (let i = 0; i < 3; i++) await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: i });
+      const fresh = new FakeConnection(enc);
+      await (await hub.enterClient(fresh, { apikey: app.apikey, clientId: 'c', resumeAfter: 'latest' })).replayed;
+      const live = await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: 'live' });
+      hub.ack(fresh, live.message.id);
+      await hub.flush();
+      assert.deepEqual(
+        (await receiptsOf(storage, app, 1, 4)).map((r) => r.acked),
+        [0, 0, 0, 1],
+      );
+      // One client on two nodes at once (the takeover has not reached the first yet):
+      // both ack everything, each from its own position; each message counts once.
+      const app2 = await storage.apps.createApp({ name: 'b' });
+      const d1 = new FakeConnection(enc);
+      await (await hub.enterClient(d1, { apikey: app2.apikey, clientId: 'd' })).replayed;
+      for (let i = 0; i < 3; i++) await hub.publish({ apikey: app2.apikey, target: all, event: 'onMsg', data: i });
+      const d2 = new FakeConnection(enc);
+      await (await other.enterClient(d2, { apikey: app2.apikey, clientId: 'd', resumeAfter: 0 })).replayed;
+      assert.deepEqual([ids(d1), ids(d2)], [[1, 2, 3], [1, 2, 3]]);
+      hub.ack(d1, 3);
+      other.ack(d2, 3);
+      await other.flush();
+      await hub.flush();
+      assert.deepEqual((await receiptsOf(storage, app2, 1, 3)).map((r) => r.acked), [1, 1, 1]);
+    } finally {
+      await hub.close();
+      await other.close();
+      await storage.close();
+    }
   });
 });
