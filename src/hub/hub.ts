@@ -304,7 +304,7 @@ export class Hub {
     }
     const member = new ClientMember(conn, room.apikey, id, this.#now(), {
       after,
-      lastDeliveredId: Math.max(state.lastDeliveredId, previous?.lastDeliveredId ?? 0),
+      lastDeliveredId: Math.max(state.lastDeliveredId, previous?.lastDeliveredId ?? 0, this.#receipts.pendingDelivered(app.apikey, id) ?? 0),
       ackedId,
       // Starting at the newest id, the client never gets what came before: its acks
       // must not count those messages.

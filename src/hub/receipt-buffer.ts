@@ -127,6 +127,18 @@ export class ReceiptBuffer {
     return best;
   }
 
+  /**
+   * The pending delivered position of a client that left, if any: a client back before
+   * the flush must not have its messages counted delivered a second time.
+   */
+  pendingDelivered(apikey: ApiKey, clientId: ClientId): number | undefined {
+    let best: number | undefined;
+    for (const p of this.#leftovers) {
+      if (p.apikey === apikey && p.clientId === clientId && p.deliveredId !== undefined) best = Math.max(best ?? 0, p.deliveredId);
+    }
+    return best;
+  }
+
   /** (ackCounted, ackedId] of the member, now handed over; undefined when empty. */
   #ackRange(m: ClientMember, at: number): AckRange | undefined {
     if (m.ackedId <= m.ackCounted) return undefined;

@@ -5,8 +5,8 @@ import { LocalBus } from '../../src/bus/local-bus.js';
 import { openSqliteStorage } from '../../src/store/sqlite-storage.js';
 import { createLogger } from '../../src/log.js';
 import { asClientId, asMessageId } from '../../src/ids.js';
-import type { App, Storage, Target } from '../../src/store/store.js';
-import { CountingEncoder, FakeConnection } from './fake-connection.js';
+import type { App, Storage, StoredMessage, Target } from '../../src/store/store.js';
+import { CountingEncoder, FakeConnection, type Encoded } from './fake-connection.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const all: Target = { all: true, clientIds: [], tags: [] };
@@ -287,6 +287,79 @@ describe('Hub receipts of a backlog of any length (issue 15 item 4)', () => {
     } finally {
       await hub.close();
       await other.close();
+      await storage.close();
+    }
+  });
+});
+
+describe('Hub: a message a connection cannot take is skipped for it only (issue 15 item 1)', () => {
+  /** A wire format that cannot carry one message: its encoder throws, as a codec's limit would. */
+  class PickyEncoder extends CountingEncoder {
+    override encodeMessage(msg: StoredMessage): Encoded {
+      if (msg.data === 'poison') throw new Error('this format cannot carry it');
+      return super.encodeMessage(msg);
+    }
+  }
+
+  it('skipped with its reason, live and in a replay, once per client; other formats get it; later messages flow', async () => {
+    const storage = openSqliteStorage(':memory:');
+    const hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 30, receiptFlushMs: 10_000 });
+    const app = await storage.apps.createApp({ name: 'a' });
+    const picky = new PickyEncoder();
+    try {
+      const enter = async (enc: CountingEncoder, clientId: string, resumeAfter?: number) => {
+        const conn = new FakeConnection(enc);
+        await (await hub.enterClient(conn, { apikey: app.apikey, clientId, ...(resumeAfter !== undefined ? { resumeAfter } : {}) })).replayed;
+        return conn;
+      };
+      const p = await enter(picky, 'picky');
+      const plain = await enter(new CountingEncoder(), 'plain');
+      const sent: number[] = [];
+      for (const data of ['a', 'poison', 'b']) sent.push((await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data })).message.id);
+      assert.deepEqual(ids(p), [sent[0], sent[2]]);
+      assert.deepEqual(ids(plain), sent);
+      hub.ack(p, sent[2]!);
+      hub.ack(plain, sent[2]!);
+      // A replay meets it again: passed over, not counted again, no "resume failed".
+      p.close('x');
+      hub.leave(p);
+      const back = await enter(picky, 'picky', 0);
+      assert.equal(back.closedWith, undefined);
+      assert.deepEqual(ids(back), [sent[0], sent[2]]);
+      await hub.flush();
+      const r = await storage.messages.receipt(app.apikey, asMessageId(sent[1]!));
+      assert.deepEqual(r?.receipt, { targeted: 2, delivered: 1, acked: 1, skipped: 1 });
+      for (const id of [sent[0]!, sent[2]!]) {
+        assert.deepEqual((await storage.messages.receipt(app.apikey, asMessageId(id)))?.receipt, { targeted: 2, delivered: 2, acked: 2, skipped: 0 });
+      }
+    } finally {
+      await hub.close();
+      await storage.close();
+    }
+  });
+
+  it('a skip at the end of what was sent does not hold the position back', async () => {
+    const storage = openSqliteStorage(':memory:');
+    const hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 30, receiptFlushMs: 10_000 });
+    const app = await storage.apps.createApp({ name: 'a' });
+    const picky = new PickyEncoder();
+    try {
+      const conn = new FakeConnection(picky);
+      await (await hub.enterClient(conn, { apikey: app.apikey, clientId: 'c' })).replayed;
+      const a = await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: 'a' });
+      const poison = await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: 'poison' });
+      // The client acks the last message it got: that covers the skipped one after it.
+      hub.ack(conn, a.message.id);
+      await hub.flush();
+      assert.equal((await storage.clients.get(app.apikey, asClientId('c')))?.lastAckedId, poison.message.id);
+      // Skipped with everything before it acked: the position moves at once.
+      const poison2 = await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: 'poison' });
+      await hub.flush();
+      assert.equal((await storage.clients.get(app.apikey, asClientId('c')))?.lastAckedId, poison2.message.id);
+      assert.deepEqual((await storage.messages.receipt(app.apikey, poison.message.id))?.receipt, { targeted: 1, delivered: 0, acked: 0, skipped: 1 });
+      assert.deepEqual((await storage.messages.receipt(app.apikey, a.message.id))?.receipt, { targeted: 1, delivered: 1, acked: 1, skipped: 0 });
+    } finally {
+      await hub.close();
       await storage.close();
     }
   });
