@@ -573,17 +573,56 @@ export class SqliteAdminStore implements AdminStore {
 const MERGED_TAGS = 8;
 
 /**
- * The ids of unexpired messages after @after (and up to @upTo when `bounded`) that
- * target @clientId or one of its tags, or all: readFor's arms, also what an ack range counts.
+ * Ack ranges (AckRange) of one app, a batch at once: `@ranges` is JSON
+ * [[clientId, after, upTo, [tags…]], …], each client at most once. `p` starts each range
+ * after the larger of its `after` and the client's stored position; `hit` is every
+ * (client, message) of the ranges by readFor's rule. One statement for any number of
+ * clients (10,000 one-message ranges: 75 ms; a statement per range: 250 ms).
  */
-function targetArms(tagArms: number, rest: boolean, bounded: boolean): string[] {
-  const upTo = bounded ? ' AND t.message_id <= @upTo' : '';
+const ACK_RANGES_CTE = `
+  r (client, after, up_to, tags) AS (
+    SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value -> 3 FROM json_each(@ranges) AS j),
+  p (client, after, up_to, tags) AS (
+    SELECT r.client, max(r.after, coalesce(c.last_acked_id, 0)), r.up_to, r.tags
+    FROM r LEFT JOIN clients AS c ON c.apikey = @apikey AND c.client_id = r.client),
+  named (client, id) AS (
+    SELECT p.client, t.message_id FROM p
+    JOIN message_targets AS t ON t.apikey = @apikey AND t.kind = 'c' AND t.value = p.client
+      AND t.message_id > p.after AND t.message_id <= p.up_to
+    JOIN messages AS m ON m.apikey = t.apikey AND m.id = t.message_id AND m.expires_at > @now),
+  hit (client, id) AS (
+    SELECT p.client, m.id FROM p
+    JOIN messages AS m ON m.apikey = @apikey AND m.target_all = 1 AND m.id > p.after AND m.id <= p.up_to AND m.expires_at > @now
+    UNION
+    SELECT client, id FROM named
+    UNION
+    SELECT p.client, t.message_id FROM p CROSS JOIN json_each(p.tags) AS g
+    CROSS JOIN message_targets AS t ON t.apikey = @apikey AND t.kind = 't' AND t.value = g.value
+      AND t.message_id > p.after AND t.message_id <= p.up_to
+    CROSS JOIN messages AS m ON m.apikey = t.apikey AND m.id = t.message_id AND m.expires_at > @now)`;
+
+const NOT_SKIPPED = (message: string, client: string): string =>
+  `NOT EXISTS (SELECT 1 FROM message_skips AS s WHERE s.apikey = @apikey AND s.message_id = ${message} AND s.client_id = ${client})`;
+
+/**
+ * How many clients of the batch ack each message: those whose range holds it and that
+ * did not skip it. The counters are then bumped by id (an UPDATE … FROM here let the
+ * planner walk all the app's messages).
+ */
+const ACK_COUNTS_SQL = `WITH ${ACK_RANGES_CTE}
+  SELECT hit.id AS id, count(*) AS n FROM hit WHERE ${NOT_SKIPPED('hit.id', 'hit.client')} GROUP BY hit.id`;
+
+/** The named recipients the batch acks (the 'c' arm: nobody else has a row); few, each then set by its key. */
+const ACK_NAMED_SQL = `WITH ${ACK_RANGES_CTE}
+  SELECT named.client AS client_id, named.id AS message_id FROM named WHERE ${NOT_SKIPPED('named.id', 'named.client')}`;
+
+function readForSql(tagArms: number, rest: boolean): string {
   const viaTargets = (kind: 'c' | 't', value: string, from = 'message_targets AS t'): string =>
     `SELECT t.message_id AS id FROM ${from}
        JOIN messages AS m ON m.apikey = t.apikey AND m.id = t.message_id
-       WHERE t.apikey = @apikey AND t.kind = '${kind}' AND t.value = ${value} AND t.message_id > @after${upTo} AND m.expires_at > @now`;
+       WHERE t.apikey = @apikey AND t.kind = '${kind}' AND t.value = ${value} AND t.message_id > @after AND m.expires_at > @now`;
   const arms = [
-    `SELECT id FROM messages WHERE apikey = @apikey AND target_all = 1 AND id > @after${bounded ? ' AND id <= @upTo' : ''} AND expires_at > @now`,
+    'SELECT id FROM messages WHERE apikey = @apikey AND target_all = 1 AND id > @after AND expires_at > @now',
     viaTargets('c', '@clientId'),
   ];
   for (let i = 0; i < tagArms; i++) arms.push(viaTargets('t', `@tag${i}`));
@@ -591,23 +630,6 @@ function targetArms(tagArms: number, rest: boolean, bounded: boolean): string[] 
   // the planner reads message_targets_by_message instead, which is in id order (no sort)
   // but reads every target row of the app after `after`.
   if (rest) arms.push(viaTargets('t', 'r.value', 'json_each(@rest) AS r CROSS JOIN message_targets AS t'));
-  return arms;
-}
-
-/**
- * One ack range (AckRange): +1 ack for every message of the range that targets the
- * client and that it did not skip, in one statement however long the range.
- */
-function ackRangeSql(tagArms: number, rest: boolean): string {
-  return `WITH hit (id) AS (${targetArms(tagArms, rest, true).join('\n    UNION\n    ')})
-    UPDATE messages SET acked = acked + 1
-    WHERE apikey = @apikey AND id IN (
-      SELECT hit.id FROM hit WHERE NOT EXISTS (
-        SELECT 1 FROM message_skips AS s WHERE s.apikey = @apikey AND s.message_id = hit.id AND s.client_id = @clientId))`;
-}
-
-function readForSql(tagArms: number, rest: boolean): string {
-  const arms = targetArms(tagArms, rest, false);
   // CROSS JOIN keeps `hit` (at most `limit` ids) the outer loop; a plain join let the
   // planner scan all the app's messages and probe `hit` for each.
   return `SELECT ${MESSAGE_FIELDS.map((f) => `m.${f}`).join(', ')}
@@ -626,12 +648,7 @@ function readForQuery(
   after: MessageId,
   limit: number,
   now: number,
-): {
-  readonly key: string;
-  readonly sql: () => string;
-  readonly params: ReadForParams;
-  readonly arms: { readonly tags: number; readonly rest: boolean };
-} {
+): { readonly key: string; readonly sql: () => string; readonly params: ReadForParams } {
   const tags = distinct(client.tags);
   const merged = tags.slice(0, MERGED_TAGS);
   const rest = tags.slice(MERGED_TAGS);
@@ -642,7 +659,6 @@ function readForQuery(
     key: `${merged.length}${rest.length > 0 ? '+' : ''}`,
     sql: () => readForSql(merged.length, rest.length > 0),
     params,
-    arms: { tags: merged.length, rest: rest.length > 0 },
   };
 }
 
@@ -668,6 +684,29 @@ export function explainReadFor(
   });
 }
 
+/** [clientId, after, upTo, tags, at] */
+type AckRow = [string, number, number, readonly string[], number];
+
+/**
+ * Ack ranges grouped by app, in rounds where each client appears once: a client with two
+ * ranges in one batch (a connection that left, and the next) has them counted one after
+ * the other, the second after the position the first moved.
+ */
+function ackRounds(acks: readonly AckRange[]): Map<string, AckRow[]>[] {
+  const rounds: Map<string, AckRow[]>[] = [];
+  const seen = new Map<string, number>();
+  for (const a of acks) {
+    const key = `${a.apikey}\u0000${a.client.clientId}`;
+    const n = seen.get(key) ?? 0;
+    seen.set(key, n + 1);
+    const round = (rounds[n] ??= new Map());
+    let rows = round.get(a.apikey);
+    if (!rows) round.set(a.apikey, (rows = []));
+    rows.push([a.client.clientId, a.after, a.upTo, distinct(a.client.tags), a.at]);
+  }
+  return rounds;
+}
+
 export class SqliteMessageStore implements MessageStore {
   readonly #db: Database.Database;
   readonly #append;
@@ -679,7 +718,6 @@ export class SqliteMessageStore implements MessageStore {
   readonly #recordReceipts;
   readonly #recordSkips;
   readonly #recordAcks;
-  readonly #ackRange = new Map<string, Database.Statement<ReadForParams>>();
   readonly #receipt;
   readonly #sweep;
   readonly #sweepClients;
@@ -801,38 +839,35 @@ export class SqliteMessageStore implements MessageStore {
     });
 
     // Ack ranges: the stored position is the line between counted and not (AckRange).
-    const ackedPosition = db.prepare<[string, string]>('SELECT last_acked_id FROM clients WHERE apikey = ? AND client_id = ?');
-    const moveAcked = db.prepare<{ apikey: string; clientId: string; upTo: number }>(
-      'UPDATE clients SET last_acked_id = max(last_acked_id, @upTo) WHERE apikey = @apikey AND client_id = @clientId',
+    type AckParams = { apikey: string; ranges: string; now: number };
+    const ackCounts = db.prepare<AckParams>(ACK_COUNTS_SQL);
+    const bumpAcked = db.prepare<[number, string, number]>('UPDATE messages SET acked = acked + ? WHERE apikey = ? AND id = ?');
+    const ackNamed = db.prepare<AckParams>(ACK_NAMED_SQL);
+    const ackRecipient = db.prepare<[number, string, number, string]>(
+      'UPDATE message_recipients SET acked_at = ? WHERE apikey = ? AND message_id = ? AND client_id = ? AND acked_at IS NULL',
     );
-    // Named recipients of the range (the 'c' arm only: nobody else has a row).
-    const ackRecipients = db.prepare<{ apikey: string; clientId: string; after: number; upTo: number; now: number; at: number }>(
-      `UPDATE message_recipients SET acked_at = @at
-       WHERE apikey = @apikey AND client_id = @clientId AND acked_at IS NULL AND message_id IN (
-         SELECT t.message_id FROM message_targets AS t
-         JOIN messages AS m ON m.apikey = t.apikey AND m.id = t.message_id
-         WHERE t.apikey = @apikey AND t.kind = 'c' AND t.value = @clientId
-           AND t.message_id > @after AND t.message_id <= @upTo AND m.expires_at > @now)
-       AND NOT EXISTS (SELECT 1 FROM message_skips AS s
-         WHERE s.apikey = @apikey AND s.message_id = message_recipients.message_id AND s.client_id = @clientId)`,
+    // Then the positions: what was counted is behind them now.
+    const moveAcked = db.prepare<[number, string, string]>(
+      'UPDATE clients SET last_acked_id = max(last_acked_id, ?) WHERE apikey = ? AND client_id = ?',
     );
     this.#recordAcks = db.transaction((acks: readonly AckRange[]) => {
-      for (const a of acks) {
-        const row = ackedPosition.get(a.apikey, a.client.clientId);
-        const stored = row === undefined ? 0 : integer('clients', asRow('clients', row), 'last_acked_id');
-        const after = Math.max(a.after, stored);
-        if (a.upTo <= after) continue;
-        const q = readForQuery(a.apikey, a.client, asMessageId(after), 0, a.at);
-        const params: ReadForParams = { ...q.params, upTo: a.upTo };
-        delete params['limit'];
-        let statement = this.#ackRange.get(q.key);
-        if (statement === undefined) {
-          statement = db.prepare<ReadForParams>(ackRangeSql(q.arms.tags, q.arms.rest));
-          this.#ackRange.set(q.key, statement);
+      for (const round of ackRounds(acks)) {
+        for (const [apikey, rows] of round) {
+          // Ranges of one batch share their time, but for those of members that left
+          // before it: grouped by it, so each recipient gets its own range's time.
+          for (const at of new Set(rows.map((x) => x[4]))) {
+            const params = { apikey, ranges: JSON.stringify(rows.filter((x) => x[4] === at)), now: at };
+            for (const row of ackNamed.all(params)) {
+              const named = asRow('named', row);
+              ackRecipient.run(at, apikey, integer('named', named, 'message_id'), text('named', named, 'client_id'));
+            }
+            for (const row of ackCounts.all(params)) {
+              const counted = asRow('acks', row);
+              bumpAcked.run(integer('acks', counted, 'n'), apikey, integer('acks', counted, 'id'));
+            }
+          }
+          for (const [clientId, , upTo] of rows) moveAcked.run(upTo, apikey, clientId);
         }
-        statement.run(params);
-        ackRecipients.run({ apikey: a.apikey, clientId: a.client.clientId, after, upTo: a.upTo, now: a.at, at: a.at });
-        moveAcked.run({ apikey: a.apikey, clientId: a.client.clientId, upTo: a.upTo });
       }
     });
 
