@@ -222,13 +222,15 @@ return 1
 );
 
 /**
- * A batch of ack ranges (AckRange), each atomically with the client's acked position:
- * from max(after, stored acked), every unexpired message of the range in the client's
- * target sets (all, its own, its tags; each message once) that it did not skip gets one
- * ack, and a named recipient its ack time; then the position moves to upTo. One
- * ZRANGEBYSCORE per set over the range; the counts of the whole batch are summed per
- * message and written once each (a broadcast acked by 10,000 clients: one HINCRBY).
- * Ranges run in order, so a client's second range starts where its first left the position.
+ * A batch of ack ranges (AckRange), each with the client's acked position: a range
+ * starts after max(after, stored acked), and every unexpired message of it that targets
+ * the client (all, its own set, its tags; each message once) and that it did not skip
+ * gets one ack, a named recipient its ack time; the position moves to upTo. Ranges run
+ * in order, so a client's second range starts where its first left the position.
+ * Broadcasts are read once per app for the whole batch and counted by a sweep over the
+ * ranges' ends (a broadcast acked by 10,000 clients: one read, one HINCRBY), not per
+ * client; the client's own set and tag sets are read per range (ZRANGEBYSCORE). The
+ * counts of the batch are summed per message and written once each.
  *
  * ARGV, per range: sub, clientId, after, upTo, at, n, n × tag.
  */
@@ -252,17 +254,38 @@ local function skipped(m, client)
   end
   return k and redis.call('HEXISTS', m .. ':skips', client) == 1
 end
+local function add(m, n)
+  if counts[m] == nil then
+    counts[m] = 0
+    order[#order + 1] = m
+  end
+  counts[m] = counts[m] + n
+end
+-- Pass 1, range by range: the span, the client's own and tag sets, the position.
+local spans, apps, positions = {}, {}, {}
 local i = 1
 while i <= #ARGV do
   local sub, client, upTo, at = ARGV[i], ARGV[i + 1], ARGV[i + 3], ARGV[i + 4]
   local nt = tonumber(ARGV[i + 5])
   local ck = sub .. 'client:' .. client
-  local cur = redis.call('HMGET', ck, 'acked', 'first')
+  local stored = positions[ck]
+  if stored == nil then
+    local cur = redis.call('HMGET', ck, 'acked', 'first')
+    stored = cur[2] and (cur[1] or '0') or false
+    positions[ck] = stored
+  end
   local from = ARGV[i + 2]
-  if cur[2] and tonumber(cur[1] or '0') > tonumber(from) then from = cur[1] end
+  if stored and tonumber(stored) > tonumber(from) then from = stored end
   if tonumber(upTo) > tonumber(from) then
     local now = tonumber(at)
-    local sets = {sub .. 'target:all', sub .. 'target:c:' .. client}
+    local list = spans[sub]
+    if list == nil then
+      list = {}
+      spans[sub] = list
+      apps[#apps + 1] = sub
+    end
+    list[#list + 1] = {tonumber(from), tonumber(upTo), now, client}
+    local sets = {sub .. 'target:c:' .. client}
     for j = i + 6, i + 5 + nt do sets[#sets + 1] = sub .. 'target:t:' .. ARGV[j] end
     local seen = {}
     for s, set in ipairs(sets) do
@@ -272,23 +295,64 @@ while i <= #ARGV do
           seen[sid] = true
           local m = sub .. 'msg:' .. sid
           local e = tonumber(exp)
-          if e and e > now and live(m) and not skipped(m, client) then
-            if counts[m] == nil then
-              counts[m] = 0
-              order[#order + 1] = m
-            end
-            counts[m] = counts[m] + 1
+          -- A broadcast in a tag or client set is the sweep's to count.
+          if e and e > now and live(m) and not skipped(m, client)
+            and redis.call('ZSCORE', sub .. 'target:all', member) == false then
+            add(m, 1)
             -- Only the client's own set holds messages that name it (recipients).
-            if s == 2 then mark(m .. ':recipients', client, 'a', at) end
+            if s == 1 then mark(m .. ':recipients', client, 'a', at) end
           end
         end
       end
     end
-    if cur[2] and tonumber(upTo) > tonumber(cur[1] or '0') then redis.call('HSET', ck, 'acked', upTo) end
+    if stored then
+      redis.call('HSET', ck, 'acked', upTo)
+      positions[ck] = upTo
+    end
   end
   i = i + 6 + nt
 end
-for _, m in ipairs(order) do redis.call('HINCRBY', m .. ':receipt', 'a', counts[m]) end
+-- Pass 2, app by app: the broadcasts of all its spans, each counted once per span that
+-- holds it (ends sorted; a span (from, upTo] holds id when from < id <= upTo).
+for _, sub in ipairs(apps) do
+  local list = spans[sub]
+  local starts, ends, lo, hi, now = {}, {}, math.huge, 0, math.huge
+  for k, span in ipairs(list) do
+    starts[k] = span[1]
+    ends[k] = span[2]
+    if span[1] < lo then lo = span[1] end
+    if span[2] > hi then hi = span[2] end
+    if span[3] < now then now = span[3] end
+  end
+  table.sort(starts)
+  table.sort(ends)
+  local si, ei, n = 0, 0, #list
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', sub .. 'target:all', '(' .. string.format('%d', lo), string.format('%d', hi))) do
+    local sid, exp = string.match(member, '^(%d+):(.*)$')
+    local id, e = tonumber(sid), tonumber(exp)
+    while si < n and starts[si + 1] < id do si = si + 1 end
+    while ei < n and ends[ei + 1] < id do ei = ei + 1 end
+    local m = sub .. 'msg:' .. sid
+    -- Expiry against the batch's earliest time (ranges of members that left before the
+    -- flush carry their own, a moment earlier).
+    if si - ei > 0 and e and e > now and live(m) then
+      if hasSkips[m] == nil then hasSkips[m] = redis.call('EXISTS', m .. ':skips') == 1 end
+      if hasSkips[m] then
+        -- Rare: some client skipped it. Then span by span.
+        local held = 0
+        for _, span in ipairs(list) do
+          if span[1] < id and id <= span[2] and not skipped(m, span[4]) then held = held + 1 end
+        end
+        add(m, held)
+      else
+        add(m, si - ei)
+      end
+    end
+  end
+end
+for _, m in ipairs(order) do
+  if counts[m] > 0 then redis.call('HINCRBY', m .. ':receipt', 'a', counts[m]) end
+end
 return 1
 `,
 );

@@ -774,6 +774,49 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         assert.equal(await s.clients.get(app, cid('never-seen')), undefined);
       });
 
+      void it('counts a batch of many clients at once: each message once per range that holds it', async () => {
+        const app = await newApp();
+        const clients = Array.from({ length: 40 }, (_, i) => `c${i}`);
+        for (const c of clients) await s.clients.touch(app, cid(c), { startAfter: mid(0), addTags: c === 'c7' ? ['vip'] : [], now: 1 });
+        // 60 messages: mostly broadcasts, some to c3 by name, some to the tag of c7.
+        const targets: Target[] = [];
+        for (let i = 1; i <= 60; i++) {
+          const target = i % 10 === 0 ? to(['c3']) : i % 15 === 0 ? to([], ['vip']) : ALL;
+          targets.push(target);
+          await s.messages.append(message(app, i, { target }));
+        }
+        // c5 skipped broadcast 12, and c3 its named message 20.
+        await s.messages.recordSkips([
+          { apikey: app, id: mid(12), clientId: cid('c5'), reason: 'PROTO_DOES_NOT_FIT', at: 1 },
+          { apikey: app, id: mid(20), clientId: cid('c3'), reason: 'PROTO_DOES_NOT_FIT', at: 1 },
+        ]);
+        // Client i acks (i, i + 20]; c0 twice in the batch: (0, 10], then (5, 30].
+        const at = Date.now();
+        const ranges = clients.map((c, i) => ({ apikey: app, client: client(c, c === 'c7' ? ['vip'] : []), after: mid(i), upTo: mid(i + 20), at }));
+        ranges.push({ apikey: app, client: client('c0'), after: mid(5), upTo: mid(30), at });
+        ranges[0] = { ...ranges[0]!, upTo: mid(10) };
+        await s.messages.recordAcks(ranges);
+        // The same by brute force.
+        const expected = new Map<number, number>();
+        const spans = new Map<string, [number, number][]>();
+        for (const r of ranges) spans.set(r.client.clientId, [...(spans.get(r.client.clientId) ?? []), [r.after, r.upTo]]);
+        for (let id = 1; id <= 60; id++) {
+          const t = targets[id - 1]!;
+          let n = 0;
+          for (const [c, list] of spans) {
+            const targetsIt = t.all || t.clientIds.includes(cid(c)) || (c === 'c7' && t.tags.includes('vip'));
+            const skipped = (c === 'c5' && id === 12) || (c === 'c3' && id === 20);
+            // A client's ranges count once over their union (c0: (0, 30]).
+            if (targetsIt && !skipped && list.some(([a, u]) => a < id && id <= u)) n++;
+          }
+          expected.set(id, n);
+        }
+        assert.deepEqual(await ackedById(app), expected);
+        for (const [i, c] of clients.entries()) assert.equal((await s.clients.get(app, cid(c)))?.lastAckedId, c === 'c0' ? 30 : i + 20, c);
+        assert.deepEqual((await s.messages.receipt(app, mid(10)))?.recipients, [{ clientId: 'c3', ackedAt: at }]);
+        assert.deepEqual((await s.messages.receipt(app, mid(20)))?.recipients, [{ clientId: 'c3', skippedAt: 1, skipReason: 'PROTO_DOES_NOT_FIT' }]);
+      });
+
       void it('does not count expired messages', async () => {
         const app = await newApp();
         await s.clients.touch(app, cid('c1'), { startAfter: mid(0), now: 1 });
