@@ -44,6 +44,8 @@ export class ReceiptBuffer {
   #acking = new Set<ClientMember>();
   /** Ack ranges of members that left before the flush. */
   #ackLeftovers: AckRange[] = [];
+  /** The leftovers of the flush under way: not in the store yet either (see pendingAck). */
+  #writing: { readonly positions: readonly PositionUpdate[]; readonly acks: readonly AckRange[] } = { positions: [], acks: [] };
   #skips: SkipUpdate[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
@@ -130,8 +132,8 @@ export class ReceiptBuffer {
   /** The pending (not yet flushed) acked position of a client that left, if any. */
   pendingAck(apikey: ApiKey, clientId: ClientId): number | undefined {
     let best: number | undefined;
-    for (const a of this.#ackLeftovers) {
-      if (a.apikey === apikey && a.client.clientId === clientId) best = Math.max(best ?? 0, a.upTo);
+    for (const list of [this.#ackLeftovers, this.#writing.acks]) {
+      for (const a of list) if (a.apikey === apikey && a.client.clientId === clientId) best = Math.max(best ?? 0, a.upTo);
     }
     return best;
   }
@@ -142,8 +144,10 @@ export class ReceiptBuffer {
    */
   pendingDelivered(apikey: ApiKey, clientId: ClientId): number | undefined {
     let best: number | undefined;
-    for (const p of this.#leftovers) {
-      if (p.apikey === apikey && p.clientId === clientId && p.deliveredId !== undefined) best = Math.max(best ?? 0, p.deliveredId);
+    for (const list of [this.#leftovers, this.#writing.positions]) {
+      for (const p of list) {
+        if (p.apikey === apikey && p.clientId === clientId && p.deliveredId !== undefined) best = Math.max(best ?? 0, p.deliveredId);
+      }
     }
     return best;
   }
@@ -166,6 +170,8 @@ export class ReceiptBuffer {
     const counts = this.#counts;
     const positions = this.#leftovers;
     const acks = this.#ackLeftovers;
+    // Of members that left: what an enter must see until it is in the store.
+    const left = { positions: [...positions], acks: [...acks] };
     const skips = this.#skips;
     this.#counts = new Map();
     this.#leftovers = [];
@@ -202,6 +208,7 @@ export class ReceiptBuffer {
         });
       }
     }
+    this.#writing = left;
     try {
       if (receipts.length > 0) await this.#storage.messages.recordReceipts(receipts);
       // Skips before acks: an ack range leaves out the messages the client skipped.
@@ -210,6 +217,8 @@ export class ReceiptBuffer {
       if (positions.length > 0) await this.#storage.clients.savePositions(positions);
     } catch (err) {
       this.#log.warn({ err, receipts: receipts.length, skips: skips.length, acks: acks.length, positions: positions.length }, 'receipt flush failed');
+    } finally {
+      this.#writing = { positions: [], acks: [] };
     }
   }
 
