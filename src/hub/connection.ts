@@ -56,7 +56,10 @@ export type ConnectorName = (typeof CONNECTOR_NAMES)[number];
  * Encoded values are shared by all recipients and must never be mutated.
  */
 export interface PushEncoder<E> {
-  /** A stored message as the client receives it. */
+  /**
+   * A stored message as the client receives it. Throws UnfitMessageError when the wire
+   * format cannot carry it (the hub then skips it for every connection of this encoder).
+   */
   encodeMessage(msg: StoredMessage): E;
   /** A hub event that is not a stored message (presence events to managers). */
   encodeEvent(event: string, body: unknown): E;
