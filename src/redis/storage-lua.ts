@@ -316,18 +316,35 @@ end
 -- holds it (ends sorted; a span (from, upTo] holds id when from < id <= upTo).
 for _, sub in ipairs(apps) do
   local list = spans[sub]
-  local starts, ends, lo, hi, now = {}, {}, math.huge, 0, math.huge
+  local starts, ends, now = {}, {}, math.huge
   for k, span in ipairs(list) do
     starts[k] = span[1]
     ends[k] = span[2]
-    if span[1] < lo then lo = span[1] end
-    if span[2] > hi then hi = span[2] end
     if span[3] < now then now = span[3] end
   end
   table.sort(starts)
   table.sort(ends)
+  -- The broadcasts of the spans' union, a stretch at a time: none between them.
+  local byStart = {}
+  for k, span in ipairs(list) do byStart[k] = span end
+  table.sort(byStart, function(a, b) return a[1] < b[1] end)
+  local members, stretch = {}, nil
+  local function readStretch()
+    if stretch == nil then return end
+    local r = redis.call('ZRANGEBYSCORE', sub .. 'target:all', '(' .. string.format('%d', stretch[1]), string.format('%d', stretch[2]))
+    for _, member in ipairs(r) do members[#members + 1] = member end
+  end
+  for _, span in ipairs(byStart) do
+    if stretch ~= nil and span[1] <= stretch[2] then
+      if span[2] > stretch[2] then stretch[2] = span[2] end
+    else
+      readStretch()
+      stretch = {span[1], span[2]}
+    end
+  end
+  readStretch()
   local si, ei, n = 0, 0, #list
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', sub .. 'target:all', '(' .. string.format('%d', lo), string.format('%d', hi))) do
+  for _, member in ipairs(members) do
     local sid, exp = string.match(member, '^(%d+):(.*)$')
     local id, e = tonumber(sid), tonumber(exp)
     while si < n and starts[si + 1] < id do si = si + 1 end

@@ -621,6 +621,17 @@ const ACK_TARGETED_SQL = `WITH ${ACK_RANGES_CTE},
   WHERE NOT EXISTS (SELECT 1 FROM message_skips AS s WHERE s.apikey = @apikey AND s.message_id = hit.id AND s.client_id = hit.client)
   GROUP BY hit.client, hit.id`;
 
+/** The union of `spans` (after, upTo] as disjoint spans, in order. */
+function union(spans: readonly (readonly [number, number])[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [after, upTo] of [...spans].sort((a, b) => a[0] - b[0])) {
+    const last = out.at(-1);
+    if (last !== undefined && after <= last[1]) last[1] = Math.max(last[1], upTo);
+    else out.push([after, upTo]);
+  }
+  return out;
+}
+
 /** How many of `spans` (after, upTo] hold each id of `ids` (ascending), by a sweep over their ends. */
 function coverage(ids: readonly number[], spans: readonly (readonly [number, number])[]): number[] {
   const starts = spans.map((x) => x[0]).sort((a, b) => a - b);
@@ -885,13 +896,9 @@ export class SqliteMessageStore implements MessageStore {
       });
       if (rows.length === 0) return;
       const spans = rows.map((x): [number, number] => [x[1], x[2]]);
-      let from = Infinity;
-      let to = 0;
-      for (const [after, upTo] of spans) {
-        if (after < from) from = after;
-        if (upTo > to) to = upTo;
-      }
-      const ids = ackBroadcasts.all(apikey, from, to, at).map((v) => integer('acks', { id: v }, 'id'));
+      // The broadcasts of the spans' union, read a stretch at a time: none between them.
+      const ids: number[] = [];
+      for (const [from, to] of union(spans)) for (const v of ackBroadcasts.all(apikey, from, to, at)) ids.push(integer('acks', { id: v }, 'id'));
       const held = coverage(ids, spans);
       ids.forEach((id, i) => add(id, held[i]!));
       const params = { apikey, spans: JSON.stringify(rows), now: at };

@@ -817,6 +817,19 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         assert.deepEqual((await s.messages.receipt(app, mid(20)))?.recipients, [{ clientId: 'c3', skippedAt: 1, skipReason: 'PROTO_DOES_NOT_FIT' }]);
       });
 
+      void it('counts nothing between the ranges of a batch', async () => {
+        const app = await newApp();
+        for (const c of ['a', 'b']) await s.clients.touch(app, cid(c), { startAfter: mid(0), now: 1 });
+        for (let i = 0; i < 12; i++) await s.messages.append(message(app, i));
+        const at = Date.now();
+        await s.messages.recordAcks([
+          { apikey: app, client: client('a'), after: mid(1), upTo: mid(3), at },
+          { apikey: app, client: client('b'), after: mid(8), upTo: mid(10), at },
+        ]);
+        const acked = await ackedById(app);
+        assert.deepEqual(range(1, 12).map((id) => acked.get(id)), [0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0]);
+      });
+
       void it('does not count expired messages', async () => {
         const app = await newApp();
         await s.clients.touch(app, cid('c1'), { startAfter: mid(0), now: 1 });
