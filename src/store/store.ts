@@ -228,6 +228,10 @@ export interface ClientState {
 export interface PositionUpdate {
   readonly apikey: ApiKey;
   readonly clientId: ClientId;
+  /**
+   * Moves the acked position without counting any ack (the hub moves it with
+   * `recordAcks`, which counts; this is for tools that set a position by hand).
+   */
   readonly ackedId?: MessageId;
   readonly deliveredId?: MessageId;
 }
