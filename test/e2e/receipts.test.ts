@@ -2,9 +2,11 @@
 // ack of a backlog is counted, however long the backlog, once per client.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import type { EventEmitter } from 'node:events';
+import { connect as mqttConnect, type MqttClient } from 'mqtt';
 import { PomeloClient } from '../fixtures/pomelo-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { waitFor } from '../fixtures/wait.js';
+import { once, waitFor } from '../fixtures/wait.js';
 
 interface ReceiptView {
   readonly targeted: number;
@@ -60,6 +62,61 @@ describe('receipts of a long backlog (issue 15 item 4)', () => {
   const connect = () => PomeloClient.connect({ host: '127.0.0.1', port: t.server.hybridPort, transport: 'tcp', requestTimeoutMs: 15_000 });
   const enter = (c: PomeloClient, clientId: string, extra: Record<string, unknown> = {}) =>
     c.request('connector.entryHandler.enter', { apikey: t.app.apikey, clientId, role: 'client', ...extra });
+
+  it('1,500 messages to an offline MQTT 5 session, acked by PUBACK on reconnect: every one delivered and acked once', async () => {
+    const clientId = 'backlog-mqtt';
+    const session = async (): Promise<MqttClient> => {
+      const c = mqttConnect(`mqtt://127.0.0.1:${t.server.mqttPort}`, {
+        protocolVersion: 5,
+        clientId,
+        username: t.app.apikey,
+        clean: false,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+        properties: { sessionExpiryInterval: 3600 },
+      });
+      await once(c as unknown as EventEmitter, 'connect', 5000);
+      return c;
+    };
+    const first = await session();
+    await first.subscribeAsync(`apps/${t.app.apikey}/clients/${clientId}`, { qos: 1 });
+    await first.endAsync();
+    const total = 1500;
+    const ids: number[] = [];
+    for (let i = 0; i < total; i++) {
+      const res = await api(t, '/messages', { method: 'POST', body: JSON.stringify({ data: i, to: { clientIds: [clientId] } }) });
+      ids.push(((await res.json()) as { id: number }).id);
+    }
+    const got: number[] = [];
+    const back = mqttConnect(`mqtt://127.0.0.1:${t.server.mqttPort}`, {
+      protocolVersion: 5,
+      clientId,
+      username: t.app.apikey,
+      clean: false,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      properties: { sessionExpiryInterval: 3600 },
+    });
+    back.on('message', (_topic, payload) => got.push((JSON.parse(payload.toString('utf8')) as { id: number }).id));
+    try {
+      await once(back as unknown as EventEmitter, 'connect', 5000);
+      await back.subscribeAsync(`apps/${t.app.apikey}/clients/${clientId}`, { qos: 1 });
+      await waitFor(() => got.length >= total, { timeoutMs: 20_000, message: 'the backlog over MQTT' });
+      assert.deepEqual(got, ids);
+      let totals: ReceiptView | undefined;
+      await waitFor(
+        async () => {
+          await t.server.hub.flush();
+          totals = sum(await receipts(t, ids[0]!, ids.at(-1)!));
+          return totals.acked >= total;
+        },
+        { timeoutMs: 10_000, message: 'every PUBACK counted' },
+      ).catch(() => undefined);
+      assert.deepEqual(totals, { targeted: total, delivered: total, acked: total, skipped: 0 });
+    } finally {
+      await back.endAsync();
+    }
+  });
 
   for (const [label, to] of [
     ['named', (id: string) => ({ clientIds: [id] })],
