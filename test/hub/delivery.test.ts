@@ -364,3 +364,44 @@ describe('Hub: a message a connection cannot take is skipped for it only (issue 
     }
   });
 });
+
+describe('Hub receipts: a crowd of acks waits for the positions flush', () => {
+  /** `size` clients ack a broadcast; whether the acks were written by the ticks (before an explicit flush), and the final count. */
+  async function crowd(size: number): Promise<{ eager: boolean; acked: number | undefined }> {
+    const storage = openSqliteStorage(':memory:');
+    // Once the acks are in, only the receipt ticks read the clock: counting its reads
+    // tells when ticks have run.
+    let reads = 0;
+    const now = (): number => {
+      reads++;
+      return Date.now();
+    };
+    const hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 30, now, receiptFlushMs: 20, positionFlushMs: 600_000 });
+    const app = await storage.apps.createApp({ name: 'a' });
+    const enc = new CountingEncoder();
+    try {
+      const conns: FakeConnection[] = [];
+      for (let i = 0; i < size; i++) {
+        const c = new FakeConnection(enc);
+        await (await hub.enterClient(c, { apikey: app.apikey, clientId: `c${i}` })).replayed;
+        conns.push(c);
+      }
+      await hub.flush(); // the positions' flush now; the next one is 10 minutes away
+      const r = await hub.publish({ apikey: app.apikey, target: all, event: 'onMsg', data: 1 });
+      for (const c of conns) hub.ack(c, r.message.id);
+      const from = reads;
+      await waitFor(() => reads >= from + 8, { timeoutMs: 5000, message: 'a few receipt ticks' });
+      const eager = (await storage.messages.receipt(app.apikey, r.message.id))?.receipt.acked === size;
+      await hub.flush();
+      return { eager, acked: (await storage.messages.receipt(app.apikey, r.message.id))?.receipt.acked };
+    } finally {
+      await hub.close();
+      await storage.close();
+    }
+  }
+
+  it('up to 1,000 clients that acked are counted at the next tick; more, at the positions flush, none lost', async () => {
+    assert.deepEqual(await crowd(1000), { eager: true, acked: 1000 });
+    assert.deepEqual(await crowd(1001), { eager: false, acked: 1001 });
+  });
+});
