@@ -411,6 +411,7 @@ export class Hub {
     if (m.tags.size + add.length > this.#maxTags) throw new HubError('BAD_REQUEST', `a client has at most ${this.#maxTags} tags`);
     if (add.length === 0) return;
     const room = this.#room(m.apikey);
+    this.#receipts.tagsChanging(m, this.#chosenUpTo(m));
     for (const t of add) {
       m.addTag(t);
       room.indexTag(m, t);
@@ -425,13 +426,25 @@ export class Hub {
     const room = this.#room(m.apikey);
     let changed = false;
     for (const t of checkTags(tags)) {
-      if (!m.deleteTag(t)) continue;
+      if (!m.tags.has(t)) continue;
+      if (!changed) this.#receipts.tagsChanging(m, this.#chosenUpTo(m));
+      m.deleteTag(t);
       room.unindexTag(m, t);
       changed = true;
     }
     if (!changed) return;
     await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
     if (this.#cluster) this.#setPresence(m);
+  }
+
+  /**
+   * Up to which id the member's messages were chosen by its current tags: what this node
+   * delivered live so far, or, during a replay (which reads with the tags of each batch),
+   * what it sent.
+   */
+  #chosenUpTo(m: ClientMember): number {
+    if (m.replaying) return m.lastSentId;
+    return Math.max(m.lastSentId, (this.#order.get(m.apikey)?.next ?? 1) - 1);
   }
 
   /** A connector calls this once when a connection closes, for whatever reason. */

@@ -47,6 +47,11 @@ export class ReceiptBuffer {
   /** The leftovers of the flush under way: not in the store yet either (see pendingAck). */
   #writing: { readonly positions: readonly PositionUpdate[]; readonly acks: readonly AckRange[] } = { positions: [], acks: [] };
   #skips: SkipUpdate[] = [];
+  /**
+   * Members whose tags changed with messages sent and not yet counted: up to which id
+   * which tags chose what they were sent (oldest first). Rare, so kept aside.
+   */
+  readonly #tagEras = new WeakMap<ClientMember, { readonly upTo: number; readonly tags: readonly string[] }[]>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   readonly #positionIntervalMs: number;
@@ -89,6 +94,19 @@ export class ReceiptBuffer {
     this.#acking.add(member);
   }
 
+  /**
+   * The member's tags are about to change. Messages up to `upTo` were chosen for it (or
+   * not) by the current tags, so acks up to there are counted with them, later ones with
+   * the new tags: an ack of a message to a tag it since left still counts, and one past
+   * a message to a tag it joined later (which it never got) does not count it.
+   */
+  tagsChanging(member: ClientMember, upTo: number): void {
+    if (upTo <= member.ackCounted) return;
+    const eras = this.#tagEras.get(member);
+    if (eras === undefined) this.#tagEras.set(member, [{ upTo, tags: [...member.tags] }]);
+    else if (upTo > eras.at(-1)!.upTo) eras.push({ upTo, tags: [...member.tags] });
+  }
+
   /** The member's connection could not carry message `id` (docs/delivery.md, "Skipped"). */
   skipped(member: ClientMember, id: number, reason: string): void {
     this.#skips.push({ apikey: member.apikey, id: asMessageId(id), clientId: member.clientId, reason, at: this.#now() });
@@ -103,10 +121,8 @@ export class ReceiptBuffer {
 
   /** The member is gone: keep its final positions for the next flush. */
   left(member: ClientMember): void {
-    if (this.#acking.delete(member)) {
-      const range = this.#ackRange(member, this.#now());
-      if (range) this.#ackLeftovers.push(range);
-    }
+    if (this.#acking.delete(member)) this.#ackRanges(member, this.#now(), this.#ackLeftovers);
+    this.#tagEras.delete(member);
     if (!this.#dirty.delete(member)) return;
     member.dirty = false;
     this.#leftovers.push(positionOf(member));
@@ -152,18 +168,26 @@ export class ReceiptBuffer {
     return best;
   }
 
-  /** (ackCounted, ackedId] of the member, now handed over; undefined when empty. */
-  #ackRange(m: ClientMember, at: number): AckRange | undefined {
-    if (m.ackedId <= m.ackCounted) return undefined;
-    const range: AckRange = {
-      apikey: m.apikey,
-      client: { clientId: m.clientId, tags: [...m.tags] },
-      after: asMessageId(m.ackCounted),
-      upTo: asMessageId(m.ackedId),
-      at,
-    };
-    m.ackCounted = m.ackedId;
-    return range;
+  /** (ackCounted, ackedId] of the member, now handed over: one range per tag era it spans. */
+  #ackRanges(m: ClientMember, at: number, into: AckRange[]): void {
+    const eras = this.#tagEras.get(m);
+    if (eras !== undefined) {
+      while (eras.length > 0 && m.ackedId > m.ackCounted) {
+        const era = eras[0]!;
+        if (era.upTo > m.ackCounted) {
+          const upTo = Math.min(m.ackedId, era.upTo);
+          into.push(ackRange(m, era.tags, upTo, at));
+          m.ackCounted = upTo;
+        }
+        if (m.ackCounted < era.upTo) break;
+        eras.shift();
+      }
+      if (eras.length === 0) this.#tagEras.delete(m);
+    }
+    if (m.ackedId > m.ackCounted) {
+      into.push(ackRange(m, [...m.tags], m.ackedId, at));
+      m.ackCounted = m.ackedId;
+    }
   }
 
   async #flushNow(withPositions: boolean): Promise<void> {
@@ -179,10 +203,7 @@ export class ReceiptBuffer {
     this.#skips = [];
     const now = this.#now();
     if (withPositions || this.#acking.size <= EAGER_ACKERS) {
-      for (const m of this.#acking) {
-        const range = this.#ackRange(m, now);
-        if (range) acks.push(range);
-      }
+      for (const m of this.#acking) this.#ackRanges(m, now, acks);
       this.#acking.clear();
     }
     if (withPositions) {
@@ -235,6 +256,10 @@ export class ReceiptBuffer {
     }
     return c;
   }
+}
+
+function ackRange(m: ClientMember, tags: readonly string[], upTo: number, at: number): AckRange {
+  return { apikey: m.apikey, client: { clientId: m.clientId, tags }, after: asMessageId(m.ackCounted), upTo: asMessageId(upTo), at };
 }
 
 /**

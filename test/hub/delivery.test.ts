@@ -405,3 +405,29 @@ describe('Hub receipts: a crowd of acks waits for the positions flush', () => {
     assert.deepEqual(await crowd(1001), { eager: false, acked: 1001 });
   });
 });
+
+describe('Hub receipts when tags change between a delivery and its ack', () => {
+  it('an ack counts what was sent under the tags of its time: a tag left since still counts, one joined later does not', async () => {
+    const storage = openSqliteStorage(':memory:');
+    const hub = new Hub({ storage, bus: new LocalBus(), logger: createLogger('silent'), maxBufferedBytes: 1 << 30, receiptFlushMs: 10_000 });
+    const app = await storage.apps.createApp({ name: 'a' });
+    try {
+      const conn = new FakeConnection(new CountingEncoder());
+      await (await hub.enterClient(conn, { apikey: app.apikey, clientId: 'c', tags: ['news'] })).replayed;
+      const publish = (target: Target) => hub.publish({ apikey: app.apikey, target, event: 'onMsg', data: 1 });
+      const news = await publish(tagged('news')); // sent: the client has the tag
+      const sport = await publish(tagged('sport')); // not sent: it has not
+      await hub.unsubscribeTags(conn, ['news']);
+      await hub.subscribeTags(conn, ['sport']);
+      const later = await publish(tagged('sport')); // sent, under the new tags
+      assert.deepEqual(ids(conn), [news.message.id, later.message.id]);
+      hub.ack(conn, later.message.id);
+      await hub.flush();
+      const acked = async (id: number) => (await storage.messages.receipt(app.apikey, asMessageId(id)))?.receipt.acked;
+      assert.deepEqual([await acked(news.message.id), await acked(sport.message.id), await acked(later.message.id)], [1, 0, 1]);
+    } finally {
+      await hub.close();
+      await storage.close();
+    }
+  });
+});
