@@ -75,6 +75,9 @@ export interface Recipient {
   readonly state: string;
   readonly deliveredAt?: string;
   readonly ackedAt?: string;
+  /** State `skipped`: when, and why the client's connection could not take it. */
+  readonly skippedAt?: string;
+  readonly reason?: string;
 }
 
 export interface MessageDetail extends Message {
@@ -177,11 +180,15 @@ function toRecipient(v: unknown): Recipient {
   const r = rec(v, 'recipient');
   const d = r['deliveredAt'];
   const a = r['ackedAt'];
+  const k = r['skippedAt'];
+  const why = r['reason'];
   return {
     clientId: str(r, 'clientId'),
     state: str(r, 'state'),
     ...(typeof d === 'string' ? { deliveredAt: d } : {}),
     ...(typeof a === 'string' ? { ackedAt: a } : {}),
+    ...(typeof k === 'string' ? { skippedAt: k } : {}),
+    ...(typeof why === 'string' ? { reason: why } : {}),
   };
 }
 

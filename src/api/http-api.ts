@@ -255,9 +255,10 @@ export function buildHttpApi(opts: HttpApiOptions) {
       receipt: receipt.receipt,
       recipients: receipt.recipients.map((r) => ({
         clientId: r.clientId,
-        state: r.ackedAt !== undefined ? 'acked' : r.deliveredAt !== undefined ? 'delivered' : 'pending',
+        state: r.ackedAt !== undefined ? 'acked' : r.deliveredAt !== undefined ? 'delivered' : r.skippedAt !== undefined ? 'skipped' : 'pending',
         ...(r.deliveredAt !== undefined ? { deliveredAt: new Date(r.deliveredAt).toISOString() } : {}),
         ...(r.ackedAt !== undefined ? { ackedAt: new Date(r.ackedAt).toISOString() } : {}),
+        ...(r.skippedAt !== undefined ? { skippedAt: new Date(r.skippedAt).toISOString(), reason: r.skipReason } : {}),
       })),
     };
   });

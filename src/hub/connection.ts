@@ -56,10 +56,42 @@ export type ConnectorName = (typeof CONNECTOR_NAMES)[number];
  * Encoded values are shared by all recipients and must never be mutated.
  */
 export interface PushEncoder<E> {
-  /** A stored message as the client receives it. */
+  /**
+   * A stored message as the client receives it. Throws UnfitMessageError when the wire
+   * format cannot carry it (the hub then skips it for every connection of this encoder).
+   */
   encodeMessage(msg: StoredMessage): E;
   /** A hub event that is not a stored message (presence events to managers). */
   encodeEvent(event: string, body: unknown): E;
+}
+
+/**
+ * Why a connection could not take a message (docs/delivery.md, "Skipped"): stable codes,
+ * shown in the message's receipt.
+ */
+export const SKIP_REASONS = {
+  /** MQTT 5: the PUBLISH is over the Maximum Packet Size the client announced (MQTT-3.1.2-25). */
+  clientMaxPacket: 'LIMIT_CLIENT_MAX_PACKET',
+  /** Pomelo protobuf: a proto is configured for the message's route and the message does not fit it. */
+  protoDoesNotFit: 'PROTO_DOES_NOT_FIT',
+  /** The wire format cannot carry the message for another reason (its encoder failed). */
+  encodeFailed: 'PROTO_ENCODE_FAILED',
+} as const;
+export type SkipReason = (typeof SKIP_REASONS)[keyof typeof SKIP_REASONS];
+
+/**
+ * Thrown by `PushEncoder.encodeMessage` for a message its wire format cannot carry:
+ * every connection with that encoder skips the message (the hub records why); other
+ * formats still get it.
+ */
+export class UnfitMessageError extends Error {
+  override readonly name = 'UnfitMessageError';
+  constructor(
+    readonly code: SkipReason,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Why a connection is being closed by the server; stable codes, see docs. */
@@ -91,8 +123,14 @@ export interface Connection<E = unknown> {
   readonly bufferedBytes: number;
   /** True once the connection is closing or closed; `write` then does nothing. */
   readonly closed: boolean;
-  /** Writes without waiting; the slow-consumer policy watches `bufferedBytes`. */
-  write(encoded: E): void;
+  /**
+   * Writes without waiting; the slow-consumer policy watches `bufferedBytes`. Returns a
+   * reason when this connection cannot take a stored message (a limit the peer set, such
+   * as MQTT's Maximum Packet Size): nothing was written, and the hub records the message
+   * as skipped for this client and moves on to the next. Nothing (undefined) otherwise.
+   * The check must be made here, synchronously, not when a queued message is sent later.
+   */
+  write(encoded: E): SkipReason | void;
   /** Tells the peer why (the protocol's own way: kick, close code, DISCONNECT) and closes. */
   close(reason: CloseReason): void;
   /**

@@ -5,8 +5,8 @@ import { asMessageId, type ApiKey, type ClientId, type MessageId } from '../ids.
 import type { App, Storage, StoredMessage, Target } from '../store/store.js';
 import type { Bus, BusEvent } from '../bus/bus.js';
 import type { Presence, PresenceEntry } from '../presence/presence.js';
-import { CLOSE_REASONS, type Connection, type ConnectorName, type PushEncoder } from './connection.js';
-import { AppRoom, ClientMember, ManagerMember, MAX_PENDING_DURING_REPLAY, MAX_UNACKED_TRACKED, type Member, type PushTurn } from './members.js';
+import { CLOSE_REASONS, SKIP_REASONS, UnfitMessageError, type Connection, type ConnectorName, type PushEncoder, type SkipReason } from './connection.js';
+import { AppRoom, ClientMember, ManagerMember, MAX_PENDING_DURING_REPLAY, type Member, type PushTurn } from './members.js';
 import { ReceiptBuffer } from './receipt-buffer.js';
 import { TokenError, verifyClientToken } from './client-tokens.js';
 import { NO_OBSERVERS, type Observers } from './observer.js';
@@ -162,11 +162,19 @@ export interface LoginGate {
 export const MAX_CLIENT_ID_LENGTH = 256;
 export const MAX_TAG_LENGTH = 128;
 export const MAX_TAGS_PER_CLIENT = 256;
-/** What a write did: nothing, a repeat to this client, or its first delivery (receipts). */
-const SKIPPED = 0;
+/**
+ * What a write did: nothing (already had it, closed, waiting for the replay, or the
+ * connection could not carry it), a repeat to this client, or its first delivery (receipts).
+ */
+const NOT_WRITTEN = 0;
 const AGAIN = 1;
 const FIRST = 2;
-type WriteOutcome = typeof SKIPPED | typeof AGAIN | typeof FIRST;
+type WriteOutcome = typeof NOT_WRITTEN | typeof AGAIN | typeof FIRST;
+
+/** A message one encoder could not encode: every connection with that encoder skips it. */
+class Unfit {
+  constructor(readonly reason: SkipReason) {}
+}
 
 /** Messages read from the store per replay step. */
 const REPLAY_BATCH = 500;
@@ -190,6 +198,8 @@ export class Hub {
   /** Members the hub counts, each also on its connection (`Connection.hubMember`) and in its room. */
   #memberCount = 0;
   readonly #receipts: ReceiptBuffer;
+  /** Members whose newest messages were skipped (`skipTail`): the last id written before them. */
+  readonly #skipTails = new WeakMap<ClientMember, number>();
   /** Per app: the next message id expected from the bus, and what arrived early. */
   readonly #order = new Map<ApiKey, AppOrder>();
   /** Cumulative counters per app on this node, for the console's charts. */
@@ -314,8 +324,11 @@ export class Hub {
     }
     const member = new ClientMember(conn, room.apikey, id, this.#now(), {
       after,
-      lastDeliveredId: Math.max(state.lastDeliveredId, previous?.lastDeliveredId ?? 0),
+      lastDeliveredId: Math.max(state.lastDeliveredId, previous?.lastDeliveredId ?? 0, this.#receipts.pendingDelivered(app.apikey, id) ?? 0),
       ackedId,
+      // Starting at the newest id, the client never gets what came before: its acks
+      // must not count those messages.
+      ackCounted: resume === 'latest' ? after : ackedId,
       tags: state.tags,
     });
     // A client the store knew before, resumed from its position. Touch gives a new client
@@ -404,15 +417,16 @@ export class Hub {
   ack(conn: Connection, id: number): void {
     const m = conn.hubMember;
     if (!m || m.role !== 'client' || !Number.isFinite(id)) return;
-    const upTo = Math.min(id, m.lastSentId);
+    let upTo = Math.min(id, m.lastSentId);
+    // The newest messages sent were skipped, so the client never saw them: its ack of the
+    // last one it did get covers them too (a skip never holds a position back).
+    if (m.skipTail && upTo >= (this.#skipTails.get(m) ?? Infinity)) upTo = m.lastSentId;
     if (upTo <= m.ackedId) return;
     m.ackedId = upTo;
     this.#statsOf(m.apikey).acked++;
     this.observer.acked(m.apikey);
-    for (const msg of m.takeAcked(upTo)) {
-      this.#receipts.acked(m.apikey, msg.id, msg.target.clientIds.length > 0 ? m.clientId : undefined);
-    }
-    this.#receipts.touched(m);
+    // O(1): the receipts count the range up to ackedId in the store, at the next flush.
+    this.#receipts.acked(m);
   }
 
   /** Adds tags to an entered client (kept across its connections). */
@@ -422,6 +436,7 @@ export class Hub {
     if (m.tags.size + add.length > this.#maxTags) throw new HubError('BAD_REQUEST', `a client has at most ${this.#maxTags} tags`);
     if (add.length === 0) return;
     const room = this.#room(m.apikey);
+    this.#receipts.tagsChanging(m, this.#chosenUpTo(m));
     for (const t of add) {
       m.addTag(t);
       room.indexTag(m, t);
@@ -436,13 +451,25 @@ export class Hub {
     const room = this.#room(m.apikey);
     let changed = false;
     for (const t of checkTags(tags)) {
-      if (!m.deleteTag(t)) continue;
+      if (!m.tags.has(t)) continue;
+      if (!changed) this.#receipts.tagsChanging(m, this.#chosenUpTo(m));
+      m.deleteTag(t);
       room.unindexTag(m, t);
       changed = true;
     }
     if (!changed) return;
     await this.#storage.clients.setTags(m.apikey, m.clientId, [...m.tags]);
     if (this.#cluster) this.#setPresence(m);
+  }
+
+  /**
+   * Up to which id the member's messages were chosen by its current tags: what this node
+   * delivered live so far, or, during a replay (which reads with the tags of each batch),
+   * what it sent.
+   */
+  #chosenUpTo(m: ClientMember): number {
+    if (m.replaying) return m.lastSentId;
+    return Math.max(m.lastSentId, (this.#order.get(m.apikey)?.next ?? 1) - 1);
   }
 
   /** A connector calls this once when a connection closes, for whatever reason. */
@@ -920,12 +947,12 @@ export class Hub {
           formats ??= new Map();
           bytes = formats.get(encoder);
           if (bytes === undefined) {
-            bytes = encoder.encodeMessage(msg);
+            bytes = this.#encode(encoder, msg);
             formats.set(encoder, bytes);
           }
         }
         const outcome = this.#send(m, msg, bytes);
-        if (outcome !== SKIPPED) writes++;
+        if (outcome !== NOT_WRITTEN) writes++;
         if (outcome === FIRST) first++;
       }
       if (first > 0) this.#receipts.delivered(msg.apikey, msg.id, first);
@@ -945,11 +972,11 @@ export class Hub {
     for (const m of recipients) {
       let bytes = encoded.get(m.conn.encoder);
       if (bytes === undefined) {
-        bytes = m.conn.encoder.encodeMessage(msg);
+        bytes = this.#encode(m.conn.encoder, msg);
         encoded.set(m.conn.encoder, bytes);
       }
       const outcome = this.#send(m, msg, bytes);
-      if (outcome !== SKIPPED) writes++;
+      if (outcome !== NOT_WRITTEN) writes++;
       if (outcome === FIRST) this.#receipts.delivered(msg.apikey, msg.id, 1, named ? m.clientId : undefined);
     }
     this.#statsOf(msg.apikey).delivered += writes;
@@ -968,17 +995,39 @@ export class Hub {
         m.overflow = true;
       }
       (m.pending ??= []).push(msg);
-      return SKIPPED;
+      return NOT_WRITTEN;
     }
     return this.#write(m, msg, bytes);
   }
 
+  /**
+   * What `encoder` makes of the message, or an Unfit when its format cannot carry it.
+   * Never throws: a message one format cannot take must not stop the others, nor a
+   * replay (which would close the connection at every resume, for as long as it lives).
+   */
+  #encode(encoder: PushEncoder<unknown>, msg: StoredMessage): unknown {
+    try {
+      return encoder.encodeMessage(msg);
+    } catch (err) {
+      if (err instanceof UnfitMessageError) return new Unfit(err.code);
+      this.#log.warn({ err, app: msg.apikey, id: msg.id }, 'a message could not be encoded; the connections of that format skip it');
+      return new Unfit(SKIP_REASONS.encodeFailed);
+    }
+  }
+
   /** Writes if the connection has not had the message; FIRST when the client never had it. */
   #write(m: ClientMember, msg: StoredMessage, bytes: unknown): WriteOutcome {
-    if (msg.id <= m.lastSentId || m.conn.closed) return SKIPPED;
-    m.conn.write(bytes);
+    if (msg.id <= m.lastSentId || m.conn.closed) return NOT_WRITTEN;
+    const unfit = bytes instanceof Unfit ? bytes.reason : m.conn.write(bytes);
+    if (typeof unfit === 'string') {
+      this.#skip(m, msg, unfit);
+      return NOT_WRITTEN;
+    }
+    if (m.skipTail) {
+      m.skipTail = false;
+      this.#skipTails.delete(m);
+    }
     m.lastSentId = msg.id;
-    if (msg.id > m.ackedId) m.trackUnacked(msg);
     let outcome: WriteOutcome = AGAIN;
     if (msg.id > m.lastDeliveredId) {
       m.lastDeliveredId = msg.id;
@@ -993,30 +1042,44 @@ export class Hub {
     return outcome;
   }
 
+  /**
+   * The member's connection cannot carry the message (rare, so this may be slow):
+   * recorded once per client as skipped with the reason — never delivered nor acked by
+   * it — and passed over, so it holds back nothing that comes after it.
+   */
+  #skip(m: ClientMember, msg: StoredMessage, reason: SkipReason): void {
+    if (!m.skipTail) {
+      m.skipTail = true;
+      this.#skipTails.set(m, m.lastSentId);
+    }
+    m.lastSentId = msg.id;
+    // Counted with the client's first attempt only, as a delivery is: a replay after a
+    // reconnect meets it again and passes over it the same way.
+    if (msg.id > m.lastDeliveredId) {
+      m.lastDeliveredId = msg.id;
+      this.#receipts.touched(m);
+      this.#receipts.skipped(m, msg.id, reason);
+    }
+    // Everything written before it is acked: no ack will come to carry the position past it.
+    if (m.ackedId >= (this.#skipTails.get(m) ?? Infinity)) {
+      m.ackedId = msg.id;
+      this.#receipts.acked(m);
+    }
+    this.#log.debug({ conn: m.conn.id, app: m.apikey, clientId: m.clientId, id: msg.id, reason }, 'message skipped: the connection cannot carry it');
+  }
+
   /** Sends what the store holds for the member after its position, then goes live. */
   async #replay(m: ClientMember): Promise<number> {
     let sent = 0;
     const live = (): boolean => !m.conn.closed && m.conn.hubMember === m;
     try {
-      // The client says it has messages it has not acked yet (it processed them on a
-      // connection that dropped before its ack went out): track them, so its next ack
-      // counts in their receipts.
-      if (m.lastSentId > m.ackedId) {
-        const unacked = await this.#storage.messages.readFor(
-          m.apikey,
-          { clientId: m.clientId, tags: [...m.tags] },
-          asMessageId(m.ackedId),
-          Math.min(m.lastSentId - m.ackedId, MAX_UNACKED_TRACKED),
-        );
-        for (const msg of unacked) if (msg.id <= m.lastSentId) m.trackUnacked(msg);
-      }
       for (;;) {
         if (!live()) return sent;
         const batch = await this.#storage.messages.readFor(m.apikey, { clientId: m.clientId, tags: [...m.tags] }, asMessageId(m.lastSentId), REPLAY_BATCH);
         for (const msg of batch) {
           if (!live()) return sent;
-          const outcome = this.#write(m, msg, m.conn.encoder.encodeMessage(msg));
-          if (outcome !== SKIPPED) {
+          const outcome = this.#write(m, msg, this.#encode(m.conn.encoder, msg));
+          if (outcome !== NOT_WRITTEN) {
             sent++;
             this.#statsOf(m.apikey).delivered++;
             this.observer.delivered(m.apikey, 1, undefined);
@@ -1042,9 +1105,9 @@ export class Hub {
       m.pending = undefined;
       m.replaying = false;
       for (const msg of pending) {
-        const outcome = this.#write(m, msg, m.conn.encoder.encodeMessage(msg));
-        if (outcome !== SKIPPED) this.#statsOf(m.apikey).delivered++;
-        if (outcome !== SKIPPED) this.observer.delivered(m.apikey, 1, undefined);
+        const outcome = this.#write(m, msg, this.#encode(m.conn.encoder, msg));
+        if (outcome !== NOT_WRITTEN) this.#statsOf(m.apikey).delivered++;
+        if (outcome !== NOT_WRITTEN) this.observer.delivered(m.apikey, 1, undefined);
         if (outcome === FIRST) {
           this.#receipts.delivered(m.apikey, msg.id, 1, msg.target.clientIds.length > 0 ? m.clientId : undefined);
         }

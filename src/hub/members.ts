@@ -2,8 +2,6 @@ import type { ApiKey, ClientId } from '../ids.js';
 import type { StoredMessage } from '../store/store.js';
 import { compactTime, expandTime, withFlag, type Connection } from './connection.js';
 
-/** Messages sent and not yet acked that a client member keeps for receipts. */
-export const MAX_UNACKED_TRACKED = 1000;
 /** Live messages held while a member replays from the store; past it they are re-read. */
 export const MAX_PENDING_DURING_REPLAY = 5000;
 
@@ -14,6 +12,7 @@ const NO_TAGS: ReadonlySet<string> = new Set();
 const REPLAYING = 1;
 const OVERFLOW = 2;
 const DIRTY = 4;
+const SKIP_TAIL = 8;
 
 /** ClientMember's flag bit for `resumed`. */
 const RESUMED = 16;
@@ -85,11 +84,15 @@ export class ClientMember {
   lastDeliveredId: number;
   /** Highest id the client acked. */
   ackedId: number;
+  /**
+   * Acks up to here are handed to the receipts (or must not count: before a start at the
+   * newest id). The receipts count the range (ackCounted, ackedId] in the store, so an
+   * ack costs the same however many messages it covers.
+   */
+  ackCounted: number;
   /** Live messages held during the replay; undefined when none (an idle member holds no array). */
   pending: StoredMessage[] | undefined = undefined;
-  /** Sent and not yet acked, in id order (receipts); undefined when all are acked. */
-  #unacked: UnackedQueue | undefined = undefined;
-  /** `replaying`, `overflow` and `dirty` in one small integer: one slot, not three. */
+  /** `replaying`, `overflow`, `dirty` and `skipTail` in one small integer: one slot, not four. */
   #flags = REPLAYING;
 
   readonly #enteredAt: number;
@@ -99,12 +102,20 @@ export class ClientMember {
     readonly apikey: ApiKey,
     readonly clientId: ClientId,
     enteredAt: number,
-    start: { readonly after: number; readonly lastDeliveredId: number; readonly ackedId: number; readonly tags: readonly string[] },
+    start: {
+      readonly after: number;
+      readonly lastDeliveredId: number;
+      readonly ackedId: number;
+      /** Acks up to here are not to be counted (see `ackCounted`). @default ackedId */
+      readonly ackCounted?: number;
+      readonly tags: readonly string[];
+    },
   ) {
     this.#enteredAt = compactTime(enteredAt);
     this.lastSentId = start.after;
     this.lastDeliveredId = start.lastDeliveredId;
     this.ackedId = start.ackedId;
+    this.ackCounted = Math.max(start.ackedId, start.ackCounted ?? 0);
     if (start.tags.length > 0) this.#tags = new Set(start.tags);
   }
 
@@ -130,6 +141,14 @@ export class ClientMember {
   }
   set dirty(on: boolean) {
     this.#flags = withFlag(this.#flags, DIRTY, on);
+  }
+
+  /** The newest messages sent were skipped (the hub keeps the last written id, see Hub.ack). */
+  get skipTail(): boolean {
+    return (this.#flags & SKIP_TAIL) !== 0;
+  }
+  set skipTail(on: boolean) {
+    this.#flags = withFlag(this.#flags, SKIP_TAIL, on);
   }
 
   get enteredAt(): number {
@@ -160,37 +179,6 @@ export class ClientMember {
     return this.#tags?.delete(tag) ?? false;
   }
 
-  trackUnacked(msg: StoredMessage): void {
-    const q = (this.#unacked ??= new UnackedQueue());
-    if (q.items.length - q.head >= MAX_UNACKED_TRACKED) q.head++;
-    q.items.push(msg);
-  }
-
-  /** Removes and returns the tracked messages with id ≤ upTo. */
-  takeAcked(upTo: number): StoredMessage[] {
-    const q = this.#unacked;
-    if (q === undefined) return [];
-    const { items, head } = q;
-    let end = head;
-    while (end < items.length && items[end]!.id <= upTo) end++;
-    const acked = items.slice(head, end);
-    if (end === items.length) {
-      // All acked: an idle client holds no queue until its next message.
-      this.#unacked = undefined;
-    } else if (end > 256 && end * 2 > items.length) {
-      q.items = items.slice(end);
-      q.head = 0;
-    } else {
-      q.head = end;
-    }
-    return acked;
-  }
-}
-
-/** A member's sent-and-unacked messages from `head` on; made with the first, dropped with the last. */
-class UnackedQueue {
-  items: StoredMessage[] = [];
-  head = 0;
 }
 
 export type Member = ClientMember | ManagerMember;

@@ -27,6 +27,24 @@ local function call_chunked(cmd, key, items)
 end
 `;
 
+/** Sets a named recipient's first delivery ('d') or ack ('a') time; no field (not named): nothing. */
+const MARK = String.raw`
+local function mark(key, client, slot, at)
+  local v = redis.call('HGET', key, client)
+  if not v then return end
+  local idx, d, a = string.match(v, '^([^|]*)|([^|]*)|([^|]*)$')
+  if not idx then return end
+  if slot == 'd' then
+    if d ~= '' then return end
+    d = at
+  else
+    if a ~= '' then return end
+    a = at
+  end
+  redis.call('HSET', key, client, idx .. '|' .. d .. '|' .. a)
+end
+`;
+
 /**
  * Appends one message: bumps the app's counter, adds the stream entry `{id}-0`, its
  * expiry, one member `{id}:{expiresAt}` per target set, its receipt counters and, for
@@ -153,7 +171,7 @@ return {'', out}
 /**
  * Newest first, ids below a bound, with receipt counters.
  * KEYS: log stream. ARGV: sub, end ('+' or '(N-0'), count.
- * Returns {{entryId, fields, delivered, acked}, …}.
+ * Returns {{entryId, fields, delivered, acked, skipped}, …}.
  */
 export const HISTORY = new RedisScript(
   'history',
@@ -161,8 +179,8 @@ export const HISTORY = new RedisScript(
 local r = redis.call('XREVRANGE', KEYS[1], ARGV[2], '-', 'COUNT', ARGV[3])
 for i, e in ipairs(r) do
   local sid = string.match(e[1], '^(%d+)-')
-  local c = redis.call('HMGET', ARGV[1] .. 'msg:' .. sid .. ':receipt', 'd', 'a')
-  r[i] = {e[1], e[2], c[1] or '0', c[2] or '0'}
+  local c = redis.call('HMGET', ARGV[1] .. 'msg:' .. sid .. ':receipt', 'd', 'a', 's')
+  r[i] = {e[1], e[2], c[1] or '0', c[2] or '0', c[3] or '0'}
 end
 return r
 `,
@@ -170,15 +188,189 @@ return r
 
 /**
  * Counters and recipients of one message, one snapshot; nil when it does not exist.
- * ARGV: sub, id. Returns {targeted, delivered, acked, {client, 'index|deliveredAt|ackedAt', …}}.
+ * ARGV: sub, id. Returns {targeted, delivered, acked, skipped,
+ * {client, 'index|deliveredAt|ackedAt', …}, {client, 'skippedAt|reason', …}}.
  */
 export const RECEIPT = new RedisScript(
   'receipt',
   String.raw`
 local m = ARGV[1] .. 'msg:' .. ARGV[2]
-local c = redis.call('HMGET', m .. ':receipt', 'n', 'd', 'a')
+local c = redis.call('HMGET', m .. ':receipt', 'n', 'd', 'a', 's')
 if not c[1] then return false end
-return {c[1], c[2] or '0', c[3] or '0', redis.call('HGETALL', m .. ':recipients')}
+return {c[1], c[2] or '0', c[3] or '0', c[4] or '0', redis.call('HGETALL', m .. ':recipients'), redis.call('HGETALL', m .. ':skips')}
+`,
+);
+
+/**
+ * A batch of skips (SkipUpdate), each counted once per message and client: the field
+ * in `msg:{id}:skips` is the proof (HSETNX). Messages that do not exist are ignored.
+ *
+ * ARGV, per skip: sub, id, clientId, at, reason.
+ */
+export const RECORD_SKIPS = new RedisScript(
+  'record-skips',
+  String.raw`
+for i = 1, #ARGV, 5 do
+  local m = ARGV[i] .. 'msg:' .. ARGV[i + 1]
+  if redis.call('EXISTS', m .. ':receipt') == 1
+    and redis.call('HSETNX', m .. ':skips', ARGV[i + 2], ARGV[i + 3] .. '|' .. ARGV[i + 4]) == 1 then
+    redis.call('HINCRBY', m .. ':receipt', 's', 1)
+  end
+end
+return 1
+`,
+);
+
+/**
+ * A batch of ack ranges (AckRange), each with the client's acked position: a range
+ * starts after max(after, stored acked), and every unexpired message of it that targets
+ * the client (all, its own set, its tags; each message once) and that it did not skip
+ * gets one ack, a named recipient its ack time; the position moves to upTo. Ranges run
+ * in order, so a client's second range starts where its first left the position.
+ * Broadcasts are read once per app for the whole batch and counted by a sweep over the
+ * ranges' ends (a broadcast acked by 10,000 clients: one read, one HINCRBY), not per
+ * client; the client's own set and tag sets are read per range (ZRANGEBYSCORE). The
+ * counts of the batch are summed per message and written once each.
+ *
+ * ARGV, per range: sub, clientId, after, upTo, at, n, n × tag.
+ */
+export const RECORD_ACKS = new RedisScript(
+  'record-acks',
+  String.raw`${MARK}
+local counts, order, exists, hasSkips = {}, {}, {}, {}
+local function live(m)
+  local e = exists[m]
+  if e == nil then
+    e = redis.call('EXISTS', m .. ':receipt') == 1
+    exists[m] = e
+  end
+  return e
+end
+local function skipped(m, client)
+  local k = hasSkips[m]
+  if k == nil then
+    k = redis.call('EXISTS', m .. ':skips') == 1
+    hasSkips[m] = k
+  end
+  return k and redis.call('HEXISTS', m .. ':skips', client) == 1
+end
+local function add(m, n)
+  if counts[m] == nil then
+    counts[m] = 0
+    order[#order + 1] = m
+  end
+  counts[m] = counts[m] + n
+end
+-- Pass 1, range by range: the span, the client's own and tag sets, the position.
+local spans, apps, positions = {}, {}, {}
+local i = 1
+while i <= #ARGV do
+  local sub, client, upTo, at = ARGV[i], ARGV[i + 1], ARGV[i + 3], ARGV[i + 4]
+  local nt = tonumber(ARGV[i + 5])
+  local ck = sub .. 'client:' .. client
+  local stored = positions[ck]
+  if stored == nil then
+    local cur = redis.call('HMGET', ck, 'acked', 'first')
+    stored = cur[2] and (cur[1] or '0') or false
+    positions[ck] = stored
+  end
+  local from = ARGV[i + 2]
+  if stored and tonumber(stored) > tonumber(from) then from = stored end
+  if tonumber(upTo) > tonumber(from) then
+    local now = tonumber(at)
+    local list = spans[sub]
+    if list == nil then
+      list = {}
+      spans[sub] = list
+      apps[#apps + 1] = sub
+    end
+    list[#list + 1] = {tonumber(from), tonumber(upTo), now, client}
+    local sets = {sub .. 'target:c:' .. client}
+    for j = i + 6, i + 5 + nt do sets[#sets + 1] = sub .. 'target:t:' .. ARGV[j] end
+    local seen = {}
+    for s, set in ipairs(sets) do
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', set, '(' .. from, upTo)) do
+        local sid, exp = string.match(member, '^(%d+):(.*)$')
+        if sid and not seen[sid] then
+          seen[sid] = true
+          local m = sub .. 'msg:' .. sid
+          local e = tonumber(exp)
+          -- A broadcast in a tag or client set is the sweep's to count.
+          if e and e > now and live(m) and not skipped(m, client)
+            and redis.call('ZSCORE', sub .. 'target:all', member) == false then
+            add(m, 1)
+            -- Only the client's own set holds messages that name it (recipients).
+            if s == 1 then mark(m .. ':recipients', client, 'a', at) end
+          end
+        end
+      end
+    end
+    if stored then
+      redis.call('HSET', ck, 'acked', upTo)
+      positions[ck] = upTo
+    end
+  end
+  i = i + 6 + nt
+end
+-- Pass 2, app by app: the broadcasts of all its spans, each counted once per span that
+-- holds it (ends sorted; a span (from, upTo] holds id when from < id <= upTo).
+for _, sub in ipairs(apps) do
+  local list = spans[sub]
+  local starts, ends, now = {}, {}, math.huge
+  for k, span in ipairs(list) do
+    starts[k] = span[1]
+    ends[k] = span[2]
+    if span[3] < now then now = span[3] end
+  end
+  table.sort(starts)
+  table.sort(ends)
+  -- The broadcasts of the spans' union, a stretch at a time: none between them.
+  local byStart = {}
+  for k, span in ipairs(list) do byStart[k] = span end
+  table.sort(byStart, function(a, b) return a[1] < b[1] end)
+  local members, stretch = {}, nil
+  local function readStretch()
+    if stretch == nil then return end
+    local r = redis.call('ZRANGEBYSCORE', sub .. 'target:all', '(' .. string.format('%d', stretch[1]), string.format('%d', stretch[2]))
+    for _, member in ipairs(r) do members[#members + 1] = member end
+  end
+  for _, span in ipairs(byStart) do
+    if stretch ~= nil and span[1] <= stretch[2] then
+      if span[2] > stretch[2] then stretch[2] = span[2] end
+    else
+      readStretch()
+      stretch = {span[1], span[2]}
+    end
+  end
+  readStretch()
+  local si, ei, n = 0, 0, #list
+  for _, member in ipairs(members) do
+    local sid, exp = string.match(member, '^(%d+):(.*)$')
+    local id, e = tonumber(sid), tonumber(exp)
+    while si < n and starts[si + 1] < id do si = si + 1 end
+    while ei < n and ends[ei + 1] < id do ei = ei + 1 end
+    local m = sub .. 'msg:' .. sid
+    -- Expiry against the batch's earliest time (ranges of members that left before the
+    -- flush carry their own, a moment earlier).
+    if si - ei > 0 and e and e > now and live(m) then
+      if hasSkips[m] == nil then hasSkips[m] = redis.call('EXISTS', m .. ':skips') == 1 end
+      if hasSkips[m] then
+        -- Rare: some client skipped it. Then span by span.
+        local held = 0
+        for _, span in ipairs(list) do
+          if span[1] < id and id <= span[2] and not skipped(m, span[4]) then held = held + 1 end
+        end
+        add(m, held)
+      else
+        add(m, si - ei)
+      end
+    end
+  end
+end
+for _, m in ipairs(order) do
+  if counts[m] > 0 then redis.call('HINCRBY', m .. ':receipt', 'a', counts[m]) end
+end
+return 1
 `,
 );
 
@@ -191,21 +383,7 @@ return {c[1], c[2] or '0', c[3] or '0', redis.call('HGETALL', m .. ':recipients'
  */
 export const RECORD_RECEIPTS = new RedisScript(
   'record-receipts',
-  String.raw`
-local function mark(key, client, slot, at)
-  local v = redis.call('HGET', key, client)
-  if not v then return end
-  local idx, d, a = string.match(v, '^([^|]*)|([^|]*)|([^|]*)$')
-  if not idx then return end
-  if slot == 'd' then
-    if d ~= '' then return end
-    d = at
-  else
-    if a ~= '' then return end
-    a = at
-  end
-  redis.call('HSET', key, client, idx .. '|' .. d .. '|' .. a)
-end
+  String.raw`${MARK}
 local i = 1
 while i <= #ARGV do
   local m = ARGV[i] .. 'msg:' .. ARGV[i + 1]
@@ -257,7 +435,7 @@ for _, sid in ipairs(expired) do
     for _, t in ipairs(list_decode(ts)) do redis.call('ZREM', sub .. 'target:t:' .. t, member) end
     deleted = deleted + redis.call('XDEL', KEYS[2], sid .. '-0')
   end
-  redis.call('DEL', sub .. 'msg:' .. sid .. ':receipt', sub .. 'msg:' .. sid .. ':recipients')
+  redis.call('DEL', sub .. 'msg:' .. sid .. ':receipt', sub .. 'msg:' .. sid .. ':recipients', sub .. 'msg:' .. sid .. ':skips')
 end
 if #expired > 0 then redis.call('ZREM', KEYS[1], unpack(expired)) end
 local unseen = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[4], 'LIMIT', 0, ARGV[3])

@@ -39,7 +39,9 @@ import {
   READ_AFTER,
   READ_FOR,
   RECEIPT,
+  RECORD_ACKS,
   RECORD_RECEIPTS,
+  RECORD_SKIPS,
   SAVE_POSITIONS,
   SET_TAGS,
   SWEEP,
@@ -56,6 +58,7 @@ import type {
   App,
   AppSettings,
   AppStore,
+  AckRange,
   ClientRef,
   ClientState,
   ClientStore,
@@ -68,6 +71,7 @@ import type {
   ReceiptUpdate,
   RecipientState,
   RotateOptions,
+  SkipUpdate,
   Storage,
   StoredMessage,
 } from './store.js';
@@ -431,12 +435,13 @@ export class RedisMessageStore implements MessageStore {
       const k = this.#c.keys.app(apikey);
       const rows = replyArray(await this.#c.run(HISTORY, [k.log], [k.sub, end, limit]), 'history');
       return rows.map((row) => {
-        const [id, fields, delivered, acked] = replyArray(row, 'history row');
+        const [id, fields, delivered, acked, skipped] = replyArray(row, 'history row');
         const m = toMessage(apikey, [id, fields]);
         const receipt: Receipt = {
           targeted: m.targeted,
           delivered: replyInteger(delivered, 'receipt delivered'),
           acked: replyInteger(acked, 'receipt acked'),
+          skipped: replyInteger(skipped, 'receipt skipped'),
         };
         return { ...m, receipt };
       });
@@ -511,6 +516,38 @@ export class RedisMessageStore implements MessageStore {
     });
   }
 
+  /** One script for the batch; skips of messages that no longer exist are ignored. */
+  async recordSkips(skips: readonly SkipUpdate[]): Promise<void> {
+    await attempt('record skips', async () => {
+      const args: (string | number)[] = [];
+      for (const k of skips) {
+        const id = requireCount('record skips: id', k.id);
+        const at = requireTime('record skips: at', k.at);
+        if (typeof k.reason !== 'string' || k.reason === '') throw invalid('record skips: reason must be a non-empty string');
+        const [clientId] = requireStrings('record skips: clientId', [k.clientId]);
+        args.push(this.#c.keys.app(k.apikey).sub, id, clientId!, at, k.reason);
+      }
+      if (args.length > 0) await this.#c.run(RECORD_SKIPS, [], args);
+    });
+  }
+
+  /** One script for the batch (RECORD_ACKS: each range with the client's position). */
+  async recordAcks(acks: readonly AckRange[]): Promise<void> {
+    await attempt('record acks', async () => {
+      const args: (string | number)[] = [];
+      for (const a of acks) {
+        const after = requireCount('record acks: after', a.after);
+        const upTo = requireCount('record acks: upTo', a.upTo);
+        const at = requireTime('record acks: at', a.at);
+        const [clientId] = requireStrings('record acks: clientId', [a.client.clientId]);
+        const tags = [...new Set(requireStrings('record acks: tags', a.client.tags))];
+        if (upTo <= after) continue;
+        args.push(this.#c.keys.app(a.apikey).sub, clientId!, idArg(after), idArg(upTo), at, tags.length, ...tags);
+      }
+      if (args.length > 0) await this.#c.run(RECORD_ACKS, [], args);
+    });
+  }
+
   async receipt(
     apikey: ApiKey,
     id: MessageId,
@@ -519,17 +556,22 @@ export class RedisMessageStore implements MessageStore {
       if (!Number.isSafeInteger(id) || id < 1) return undefined;
       const reply = await this.#c.run(RECEIPT, [], [this.#c.keys.app(apikey).sub, id]);
       if (reply === null) return undefined;
-      const [targeted, delivered, acked, rawRecipients] = replyArray(reply, 'receipt');
+      const [targeted, delivered, acked, skipped, rawRecipients, rawSkips] = replyArray(reply, 'receipt');
+      const skips = new Map(replyPairs(rawSkips, 'skips'));
       const recipients = replyPairs(rawRecipients, 'recipients').map(([clientId, state]) => {
         const m = /^(\d+)\|(-?\d*)\|(-?\d*)$/.exec(state);
         if (!m) throw new MalformedReplyError(`malformed recipient state ${JSON.stringify(state)}`);
         const order = Number(m[1]);
         const deliveredAt = m[2] ? replyInteger(m[2], 'deliveredAt') : undefined;
         const ackedAt = m[3] ? replyInteger(m[3], 'ackedAt') : undefined;
+        const skip = skips.get(clientId);
+        const s = skip === undefined ? undefined : /^(-?\d+)\|(.+)$/s.exec(skip);
+        if (skip !== undefined && !s) throw new MalformedReplyError(`malformed skip ${JSON.stringify(skip)}`);
         const r: RecipientState = {
           clientId: asClientId(clientId),
           ...(deliveredAt === undefined ? {} : { deliveredAt }),
           ...(ackedAt === undefined ? {} : { ackedAt }),
+          ...(s ? { skippedAt: replyInteger(s[1], 'skippedAt'), skipReason: s[2]! } : {}),
         };
         return { order, r };
       });
@@ -539,6 +581,7 @@ export class RedisMessageStore implements MessageStore {
           targeted: replyInteger(targeted, 'receipt targeted'),
           delivered: replyInteger(delivered, 'receipt delivered'),
           acked: replyInteger(acked, 'receipt acked'),
+          skipped: replyInteger(skipped, 'receipt skipped'),
         },
         recipients: recipients.map((x) => x.r),
       };

@@ -13,6 +13,7 @@ import type {
   App,
   AppSettings,
   AppStore,
+  AckRange,
   ClientRef,
   ClientState,
   ClientStore,
@@ -25,6 +26,7 @@ import type {
   ReceiptUpdate,
   RecipientState,
   RotateOptions,
+  SkipUpdate,
   Storage,
   StoredMessage,
   Target,
@@ -181,6 +183,24 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE apps ADD COLUMN previous_secret TEXT;
   ALTER TABLE apps ADD COLUMN previous_secret_until INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Skipped deliveries (docs/delivery.md, "Skipped"): a message one connection of a
+  -- client could not carry. Rare, so a row each, for every kind of target: it counts the
+  -- skip once per client, shows a named recipient's state, and keeps the message out of
+  -- the client's acks.
+  ALTER TABLE messages ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0 CHECK (skipped >= 0);
+  CREATE TABLE message_skips (
+    apikey     TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    client_id  TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    skipped_at INTEGER NOT NULL,
+    PRIMARY KEY (apikey, message_id, client_id),
+    FOREIGN KEY (apikey, message_id) REFERENCES messages (apikey, id) ON DELETE CASCADE
+  ) STRICT, WITHOUT ROWID;
+  -- A client's skips in an id range: what its acks leave out.
+  CREATE INDEX message_skips_by_client ON message_skips (apikey, client_id, message_id);
+  `,
 ];
 
 /** The schema version this build writes and reads. */
@@ -274,7 +294,7 @@ function toCredentials(value: unknown): Credentials {
 
 const MESSAGE_FIELDS = ['apikey', 'id', 'target', 'targeted', 'event', 'data', 'ttl_seconds', 'created_at', 'expires_at'];
 const MESSAGE_COLUMNS = MESSAGE_FIELDS.join(', ');
-const RECEIPT_COLUMNS = 'delivered, acked';
+const RECEIPT_COLUMNS = 'delivered, acked, skipped';
 
 function toMessage(value: unknown): StoredMessage {
   const row = asRow('messages', value);
@@ -297,6 +317,7 @@ function toReceipt(value: unknown): Receipt {
     targeted: integer('messages', row, 'targeted'),
     delivered: integer('messages', row, 'delivered'),
     acked: integer('messages', row, 'acked'),
+    skipped: integer('messages', row, 'skipped'),
   };
 }
 
@@ -308,10 +329,12 @@ function toRecipient(value: unknown): RecipientState {
   const row = asRow('message_recipients', value);
   const deliveredAt = optionalInteger('message_recipients', row, 'delivered_at');
   const ackedAt = optionalInteger('message_recipients', row, 'acked_at');
+  const skippedAt = optionalInteger('message_recipients', row, 'skipped_at');
   return {
     clientId: asClientId(text('message_recipients', row, 'client_id')),
     ...(deliveredAt === undefined ? {} : { deliveredAt }),
     ...(ackedAt === undefined ? {} : { ackedAt }),
+    ...(skippedAt === undefined ? {} : { skippedAt, skipReason: text('message_recipients', row, 'reason') }),
   };
 }
 
@@ -551,6 +574,79 @@ export class SqliteAdminStore implements AdminStore {
 // are rare. Statements are prepared per arm count, on first use.
 const MERGED_TAGS = 8;
 
+/**
+ * Ack ranges (AckRange) of one app, a batch at once: `@ranges` is JSON
+ * [[clientId, after, upTo, [tags…]], …], each client at most once. Each range starts
+ * after the larger of its `after` and the client's stored position: its span. Spans go
+ * to the next statements the same way, as `@spans`.
+ */
+const ACK_SPANS_SQL = `WITH r (client, after, up_to, tags) AS (
+    SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value -> 3 FROM json_each(@ranges) AS j)
+  SELECT r.client AS client, max(r.after, coalesce(c.last_acked_id, 0)) AS after, r.up_to AS up_to, r.tags AS tags
+  FROM r LEFT JOIN clients AS c ON c.apikey = @apikey AND c.client_id = r.client
+  WHERE r.up_to > max(r.after, coalesce(c.last_acked_id, 0))`;
+
+const ACK_RANGES_CTE = `p (client, after, up_to, tags) AS (
+    SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value -> 3 FROM json_each(@spans) AS j)`;
+
+/**
+ * Broadcasts in a span of ids: each is counted once per range that holds it (a sweep
+ * over the ranges' ends, in JS), not once per (client, message) pair — a broadcast acked
+ * by 10,000 clients costs one row here, not 10,000.
+ */
+const ACK_BROADCASTS_SQL = `SELECT id FROM messages
+  WHERE apikey = ? AND target_all = 1 AND id > ? AND id <= ? AND expires_at > ? ORDER BY id`;
+
+/** Broadcasts of the ranges that their client skipped: taken off the sweep's counts (few). */
+const ACK_SKIPPED_BROADCASTS_SQL = `WITH ${ACK_RANGES_CTE}
+  SELECT s.message_id AS id FROM p
+  CROSS JOIN message_skips AS s ON s.apikey = @apikey AND s.client_id = p.client AND s.message_id > p.after AND s.message_id <= p.up_to
+  CROSS JOIN messages AS m ON m.apikey = @apikey AND m.id = s.message_id AND m.target_all = 1 AND m.expires_at > @now`;
+
+/**
+ * The other messages of the ranges, by client: those naming it (`named` 1: it has a
+ * recipient row) or one of its tags, each (client, message) once, skips left out.
+ */
+const ACK_TARGETED_SQL = `WITH ${ACK_RANGES_CTE},
+  hit (client, id, named) AS (
+    SELECT p.client, t.message_id, 1 FROM p
+    JOIN message_targets AS t ON t.apikey = @apikey AND t.kind = 'c' AND t.value = p.client
+      AND t.message_id > p.after AND t.message_id <= p.up_to
+    UNION ALL
+    SELECT p.client, t.message_id, 0 FROM p CROSS JOIN json_each(p.tags) AS g
+    CROSS JOIN message_targets AS t ON t.apikey = @apikey AND t.kind = 't' AND t.value = g.value
+      AND t.message_id > p.after AND t.message_id <= p.up_to)
+  SELECT hit.client AS client, hit.id AS id, max(hit.named) AS named FROM hit
+  CROSS JOIN messages AS m ON m.apikey = @apikey AND m.id = hit.id AND m.target_all = 0 AND m.expires_at > @now
+  WHERE NOT EXISTS (SELECT 1 FROM message_skips AS s WHERE s.apikey = @apikey AND s.message_id = hit.id AND s.client_id = hit.client)
+  GROUP BY hit.client, hit.id`;
+
+/** The union of `spans` (after, upTo] as disjoint spans, in order. */
+function union(spans: readonly (readonly [number, number])[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [after, upTo] of [...spans].sort((a, b) => a[0] - b[0])) {
+    const last = out.at(-1);
+    if (last !== undefined && after <= last[1]) last[1] = Math.max(last[1], upTo);
+    else out.push([after, upTo]);
+  }
+  return out;
+}
+
+/** How many of `spans` (after, upTo] hold each id of `ids` (ascending), by a sweep over their ends. */
+function coverage(ids: readonly number[], spans: readonly (readonly [number, number])[]): number[] {
+  const starts = spans.map((x) => x[0]).sort((a, b) => a - b);
+  const ends = spans.map((x) => x[1]).sort((a, b) => a - b);
+  const out: number[] = [];
+  let s = 0;
+  let e = 0;
+  for (const id of ids) {
+    while (s < starts.length && starts[s]! < id) s++;
+    while (e < ends.length && ends[e]! < id) e++;
+    out.push(s - e);
+  }
+  return out;
+}
+
 function readForSql(tagArms: number, rest: boolean): string {
   const viaTargets = (kind: 'c' | 't', value: string, from = 'message_targets AS t'): string =>
     `SELECT t.message_id AS id FROM ${from}
@@ -619,6 +715,29 @@ export function explainReadFor(
   });
 }
 
+/** [clientId, after, upTo, tags, at] */
+type AckRow = [string, number, number, readonly string[], number];
+
+/**
+ * Ack ranges grouped by app, in rounds where each client appears once: a client with two
+ * ranges in one batch (a connection that left, and the next) has them counted one after
+ * the other, the second after the position the first moved.
+ */
+function ackRounds(acks: readonly AckRange[]): Map<string, AckRow[]>[] {
+  const rounds: Map<string, AckRow[]>[] = [];
+  const seen = new Map<string, number>();
+  for (const a of acks) {
+    const key = `${a.apikey}\u0000${a.client.clientId}`;
+    const n = seen.get(key) ?? 0;
+    seen.set(key, n + 1);
+    const round = (rounds[n] ??= new Map());
+    let rows = round.get(a.apikey);
+    if (!rows) round.set(a.apikey, (rows = []));
+    rows.push([a.client.clientId, a.after, a.upTo, distinct(a.client.tags), a.at]);
+  }
+  return rounds;
+}
+
 export class SqliteMessageStore implements MessageStore {
   readonly #db: Database.Database;
   readonly #append;
@@ -628,6 +747,8 @@ export class SqliteMessageStore implements MessageStore {
   readonly #readFor = new Map<string, Database.Statement<ReadForParams>>();
   readonly #lastId;
   readonly #recordReceipts;
+  readonly #recordSkips;
+  readonly #recordAcks;
   readonly #receipt;
   readonly #sweep;
   readonly #sweepClients;
@@ -732,10 +853,82 @@ export class SqliteMessageStore implements MessageStore {
       }
     });
 
-    const counters = db.prepare<[string, number]>('SELECT targeted, delivered, acked FROM messages WHERE apikey = ? AND id = ?');
+    // A skip counts once per message and client: the row is the proof (ON CONFLICT:
+    // a repeat changes nothing). None for a message that no longer exists.
+    const insertSkip = db.prepare<{ apikey: string; id: number; clientId: string; reason: string; at: number }>(
+      `INSERT INTO message_skips (apikey, message_id, client_id, reason, skipped_at)
+       SELECT @apikey, @id, @clientId, @reason, @at WHERE EXISTS (SELECT 1 FROM messages WHERE apikey = @apikey AND id = @id)
+       ON CONFLICT DO NOTHING`,
+    );
+    const bumpSkipped = db.prepare<[string, number]>('UPDATE messages SET skipped = skipped + 1 WHERE apikey = ? AND id = ?');
+    this.#recordSkips = db.transaction((skips: readonly SkipUpdate[]) => {
+      for (const k of skips) {
+        if (insertSkip.run({ apikey: k.apikey, id: k.id, clientId: k.clientId, reason: k.reason, at: k.at }).changes === 1) {
+          bumpSkipped.run(k.apikey, k.id);
+        }
+      }
+    });
+
+    // Ack ranges: the stored position is the line between counted and not (AckRange).
+    type AckParams = { apikey: string; spans: string; now: number };
+    const ackSpans = db.prepare<{ apikey: string; ranges: string }>(ACK_SPANS_SQL);
+    const ackBroadcasts = db.prepare<[string, number, number, number]>(ACK_BROADCASTS_SQL).pluck();
+    const ackSkippedBroadcasts = db.prepare<AckParams>(ACK_SKIPPED_BROADCASTS_SQL).pluck();
+    const ackTargeted = db.prepare<AckParams>(ACK_TARGETED_SQL);
+    const bumpAcked = db.prepare<[number, string, number]>('UPDATE messages SET acked = acked + ? WHERE apikey = ? AND id = ?');
+    const ackRecipient = db.prepare<[number, string, number, string]>(
+      'UPDATE message_recipients SET acked_at = ? WHERE apikey = ? AND message_id = ? AND client_id = ? AND acked_at IS NULL',
+    );
+    // Then the positions: what was counted is behind them now.
+    const moveAcked = db.prepare<[number, string, string]>(
+      'UPDATE clients SET last_acked_id = max(last_acked_id, ?) WHERE apikey = ? AND client_id = ?',
+    );
+    const countRanges = (apikey: string, ranges: string, at: number): void => {
+      const counts = new Map<number, number>();
+      const add = (id: number, n: number): void => {
+        counts.set(id, (counts.get(id) ?? 0) + n);
+      };
+      const rows = ackSpans.all({ apikey, ranges }).map((row): AckRow => {
+        const span = asRow('acks', row);
+        const tags: unknown = JSON.parse(text('acks', span, 'tags'));
+        if (!isStringArray(tags)) throw new StoreError('STORE_FAILED', 'malformed ack range: tags');
+        return [text('acks', span, 'client'), integer('acks', span, 'after'), integer('acks', span, 'up_to'), tags, at];
+      });
+      if (rows.length === 0) return;
+      const spans = rows.map((x): [number, number] => [x[1], x[2]]);
+      // The broadcasts of the spans' union, read a stretch at a time: none between them.
+      const ids: number[] = [];
+      for (const [from, to] of union(spans)) for (const v of ackBroadcasts.all(apikey, from, to, at)) ids.push(integer('acks', { id: v }, 'id'));
+      const held = coverage(ids, spans);
+      ids.forEach((id, i) => add(id, held[i]!));
+      const params = { apikey, spans: JSON.stringify(rows), now: at };
+      for (const v of ackSkippedBroadcasts.all(params)) add(integer('acks', { id: v }, 'id'), -1);
+      for (const row of ackTargeted.all(params)) {
+        const hit = asRow('acks', row);
+        const id = integer('acks', hit, 'id');
+        add(id, 1);
+        if (integer('acks', hit, 'named') === 1) ackRecipient.run(at, apikey, id, text('acks', hit, 'client'));
+      }
+      for (const [id, n] of counts) if (n > 0) bumpAcked.run(n, apikey, id);
+    };
+    this.#recordAcks = db.transaction((acks: readonly AckRange[]) => {
+      for (const round of ackRounds(acks)) {
+        for (const [apikey, rows] of round) {
+          // Ranges of one batch share their time, but for those of members that left
+          // before it: grouped by it, so each recipient gets its own range's time.
+          for (const at of new Set(rows.map((x) => x[4]))) {
+            countRanges(apikey, JSON.stringify(rows.filter((x) => x[4] === at)), at);
+          }
+          for (const [clientId, , upTo] of rows) moveAcked.run(upTo, apikey, clientId);
+        }
+      }
+    });
+
+    const counters = db.prepare<[string, number]>('SELECT targeted, delivered, acked, skipped FROM messages WHERE apikey = ? AND id = ?');
     const recipients = db.prepare<[string, number]>(
-      `SELECT client_id, delivered_at, acked_at FROM message_recipients
-       WHERE apikey = ? AND message_id = ? ORDER BY rowid`,
+      `SELECT r.client_id, r.delivered_at, r.acked_at, s.skipped_at, s.reason FROM message_recipients AS r
+       LEFT JOIN message_skips AS s ON s.apikey = r.apikey AND s.message_id = r.message_id AND s.client_id = r.client_id
+       WHERE r.apikey = ? AND r.message_id = ? ORDER BY r.rowid`,
     );
     // A transaction, so that counters and recipients are one snapshot.
     this.#receipt = db.transaction((apikey: ApiKey, id: MessageId) => {
@@ -835,6 +1028,30 @@ export class SqliteMessageStore implements MessageStore {
     id: MessageId,
   ): Promise<{ readonly receipt: Receipt; readonly recipients: readonly RecipientState[] } | undefined> {
     return attempt('read receipt', () => this.#receipt(apikey, id));
+  }
+
+  /** All in one transaction; skips of messages that no longer exist are ignored. */
+  async recordSkips(skips: readonly SkipUpdate[]): Promise<void> {
+    attempt('record skips', () => {
+      for (const k of skips) {
+        requireCount('record skips: id', k.id);
+        requireTime('record skips: at', k.at);
+        if (typeof k.reason !== 'string' || k.reason === '') throw invalid('record skips: reason must be a non-empty string');
+      }
+      if (skips.length > 0) this.#recordSkips.immediate(skips);
+    });
+  }
+
+  /** All in one transaction (AckRange: each range with the client's position). */
+  async recordAcks(acks: readonly AckRange[]): Promise<void> {
+    attempt('record acks', () => {
+      for (const a of acks) {
+        requireCount('record acks: after', a.after);
+        requireCount('record acks: upTo', a.upTo);
+        requireTime('record acks: at', a.at);
+      }
+      if (acks.length > 0) this.#recordAcks.immediate(acks);
+    });
   }
 
   /**

@@ -91,21 +91,26 @@ export interface StoredMessage extends NewMessage {
   readonly expiresAt: number;
 }
 
-/** Delivery receipts of one message. */
+/** Delivery receipts of one message (what each count promises: docs/delivery.md, "Receipts"). */
 export interface Receipt {
   readonly targeted: number;
   /** Clients it was written to (each client counted once). */
   readonly delivered: number;
-  /** Clients that acked it. */
+  /** Clients that acked it (each client counted once). */
   readonly acked: number;
+  /** Clients whose connection could not carry it (each counted once; never delivered or acked by them). */
+  readonly skipped: number;
 }
 
 /** Per-client state of a message pushed to named clients. */
 export interface RecipientState {
   readonly clientId: ClientId;
-  /** Milliseconds since the epoch; absent until delivered / acked. */
+  /** Milliseconds since the epoch; absent until delivered / acked / skipped. */
   readonly deliveredAt?: number;
   readonly ackedAt?: number;
+  readonly skippedAt?: number;
+  /** Why the client's connection could not take it (a code such as `LIMIT_CLIENT_MAX_PACKET`). */
+  readonly skipReason?: string;
 }
 
 export interface MessageWithReceipt extends StoredMessage {
@@ -121,6 +126,37 @@ export interface ReceiptUpdate {
   /** For messages to named clients: who it was delivered to / acked by in this batch. */
   readonly deliveredTo?: readonly ClientId[];
   readonly ackedBy?: readonly ClientId[];
+  /** When (ms since the epoch). */
+  readonly at: number;
+}
+
+/**
+ * A client acked everything up to `upTo` (acks are cumulative). Counted in the store,
+ * not per message by the hub: the receipts of every message in the range that targets
+ * the client are resolved there, however long the range.
+ */
+export interface AckRange {
+  readonly apikey: ApiKey;
+  /** The client and its tags: which messages of the range target it (as `readFor`). */
+  readonly client: ClientRef;
+  /**
+   * Acks up to here are already counted (or must not be: messages before a connection
+   * that started at the newest id). The store starts after the larger of this and the
+   * client's stored `lastAckedId`, so a range is never counted twice.
+   */
+  readonly after: MessageId;
+  readonly upTo: MessageId;
+  /** When (ms since the epoch): recipients' ack time; messages expired by then are not counted. */
+  readonly at: number;
+}
+
+/** One connection of a client could not carry a message (docs/delivery.md, "Skipped"). */
+export interface SkipUpdate {
+  readonly apikey: ApiKey;
+  readonly id: MessageId;
+  readonly clientId: ClientId;
+  /** A stable code, e.g. `LIMIT_CLIENT_MAX_PACKET`, `PROTO_DOES_NOT_FIT`. */
+  readonly reason: string;
   /** When (ms since the epoch). */
   readonly at: number;
 }
@@ -155,6 +191,21 @@ export interface MessageStore {
   lastId(apikey: ApiKey): Promise<MessageId>;
   /** Adds receipt counters (and per-recipient times for named pushes) in one batch. */
   recordReceipts(updates: readonly ReceiptUpdate[]): Promise<void>;
+  /**
+   * Records skips, each counted once per message and client (a repeat is ignored): the
+   * message's `skipped` counter, and a named recipient's state. A message that no longer
+   * exists is ignored.
+   */
+  recordSkips(skips: readonly SkipUpdate[]): Promise<void>;
+  /**
+   * Counts acks by range, each range atomically with the client's `lastAckedId`: every
+   * unexpired message with id in (max(after, lastAckedId), upTo] that targets the client
+   * (`all`, its clientId, or one of its tags) and that it did not skip gets one more ack
+   * (a named recipient its ack time), and `lastAckedId` moves to `upTo`. So each message
+   * is counted once per client, also when two nodes report overlapping ranges, and a
+   * crash loses at most ranges not yet recorded (the client acks them again).
+   */
+  recordAcks(acks: readonly AckRange[]): Promise<void>;
   /** Counters, and per-client state when the message was pushed to named clients. */
   receipt(apikey: ApiKey, id: MessageId): Promise<{ readonly receipt: Receipt; readonly recipients: readonly RecipientState[] } | undefined>;
   /** Deletes expired messages (and clients unseen for `clientRetentionMs`); returns how many messages. */
@@ -177,6 +228,10 @@ export interface ClientState {
 export interface PositionUpdate {
   readonly apikey: ApiKey;
   readonly clientId: ClientId;
+  /**
+   * Moves the acked position without counting any ack (the hub moves it with
+   * `recordAcks`, which counts; this is for tools that set a position by hand).
+   */
   readonly ackedId?: MessageId;
   readonly deliveredId?: MessageId;
 }

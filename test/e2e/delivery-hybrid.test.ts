@@ -85,7 +85,7 @@ for (const transport of ['tcp', 'ws'] as const) {
         { timeoutMs: 5000, message: 'ack did not reach the receipt' },
       );
       const receipt = (await (await api(t, `/messages/${id}`)).json()) as Record<string, unknown>;
-      assert.deepEqual(receipt['receipt'], { targeted: 1, delivered: 1, acked: 1 });
+      assert.deepEqual(receipt['receipt'], { targeted: 1, delivered: 1, acked: 1, skipped: 0 });
       assert.equal((receipt['recipients'] as { state: string }[])[0]?.state, 'acked');
       await c2.close();
       // Acked: a new connection does not get it again.
@@ -133,7 +133,7 @@ for (const transport of ['tcp', 'ws'] as const) {
       const page1 = (await (await api(t, '/messages?limit=2')).json()) as { messages: { id: number; receipt: unknown }[]; nextBefore: number };
       assert.equal(page1.messages.length, 2);
       assert.ok(page1.messages[0]!.id > page1.messages[1]!.id);
-      assert.deepEqual(page1.messages[0]!.receipt, { targeted: 1, delivered: 0, acked: 0 });
+      assert.deepEqual(page1.messages[0]!.receipt, { targeted: 1, delivered: 0, acked: 0, skipped: 0 });
       const page2 = (await (await api(t, `/messages?limit=2&before=${page1.nextBefore}`)).json()) as { messages: { id: number }[] };
       assert.equal(page2.messages[0]!.id, page1.messages[1]!.id - 1);
       assert.equal((await api(t, '/messages/999999')).status, 404);

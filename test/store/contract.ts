@@ -473,7 +473,7 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         assert.equal((await s.messages.get(app, stored.id))?.targeted, 42);
         assert.equal((await s.messages.readAfter(app, mid(0), 1))[0]?.targeted, 42);
         assert.equal((await s.messages.readFor(app, client('anyone'), mid(0), 1))[0]?.targeted, 42);
-        assert.deepEqual((await s.messages.history(app, { limit: 1 }))[0]?.receipt, { targeted: 42, delivered: 0, acked: 0 });
+        assert.deepEqual((await s.messages.history(app, { limit: 1 }))[0]?.receipt, { targeted: 42, delivered: 0, acked: 0, skipped: 0 });
       });
     });
 
@@ -624,15 +624,15 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         ]);
         await s.messages.recordReceipts([{ apikey: app, id: m1.id, delivered: 1, acked: 2, at }]);
         await s.messages.recordReceipts([]);
-        assert.deepEqual(await s.messages.receipt(app, m1.id), { receipt: { targeted: 5, delivered: 5, acked: 4 }, recipients: [] });
-        assert.deepEqual(await s.messages.receipt(app, m2.id), { receipt: { targeted: 2, delivered: 1, acked: 1 }, recipients: [] });
+        assert.deepEqual(await s.messages.receipt(app, m1.id), { receipt: { targeted: 5, delivered: 5, acked: 4, skipped: 0 }, recipients: [] });
+        assert.deepEqual(await s.messages.receipt(app, m2.id), { receipt: { targeted: 2, delivered: 1, acked: 1, skipped: 0 }, recipients: [] });
         // Same id, other app: untouched.
-        assert.deepEqual(await s.messages.receipt(other, o1.id), { receipt: { targeted: 1, delivered: 0, acked: 0 }, recipients: [] });
+        assert.deepEqual(await s.messages.receipt(other, o1.id), { receipt: { targeted: 1, delivered: 0, acked: 0, skipped: 0 }, recipients: [] });
         assert.deepEqual(
           (await s.messages.history(app, { limit: 10 })).map((m) => [m.id, m.receipt]),
           [
-            [2, { targeted: 2, delivered: 1, acked: 1 }],
-            [1, { targeted: 5, delivered: 5, acked: 4 }],
+            [2, { targeted: 2, delivered: 1, acked: 1, skipped: 0 }],
+            [1, { targeted: 5, delivered: 5, acked: 4, skipped: 0 }],
           ],
         );
       });
@@ -642,7 +642,7 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         const m = await s.messages.append(message(app, 'hi', { targeted: 3, target: to(['c2', 'c1', 'c2', 'c3']) }));
         const initial = await s.messages.receipt(app, m.id);
         assert.deepEqual(initial, {
-          receipt: { targeted: 3, delivered: 0, acked: 0 },
+          receipt: { targeted: 3, delivered: 0, acked: 0, skipped: 0 },
           recipients: [{ clientId: 'c2' }, { clientId: 'c1' }, { clientId: 'c3' }],
         });
         await s.messages.recordReceipts([
@@ -655,7 +655,7 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
           { apikey: app, id: m.id, delivered: 0, acked: 0, ackedBy: [cid('c1')], at: 3000 },
         ]);
         assert.deepEqual(await s.messages.receipt(app, m.id), {
-          receipt: { targeted: 3, delivered: 2, acked: 1 },
+          receipt: { targeted: 3, delivered: 2, acked: 1, skipped: 0 },
           recipients: [
             { clientId: 'c2', deliveredAt: 1000 },
             { clientId: 'c1', deliveredAt: 1000, ackedAt: 2000 },
@@ -670,7 +670,7 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         const tagged = await s.messages.append(message(app, 'vip', { targeted: 2, target: to([], ['vip']) }));
         for (const m of [all, tagged]) {
           await s.messages.recordReceipts([{ apikey: app, id: m.id, delivered: 2, acked: 1, deliveredTo: [cid('c1')], ackedBy: [cid('c1')], at: 5 }]);
-          assert.deepEqual(await s.messages.receipt(app, m.id), { receipt: { targeted: 2, delivered: 2, acked: 1 }, recipients: [] });
+          assert.deepEqual(await s.messages.receipt(app, m.id), { receipt: { targeted: 2, delivered: 2, acked: 1, skipped: 0 }, recipients: [] });
         }
       });
 
@@ -686,7 +686,7 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
           { apikey: app, id: m.id, delivered: 1, acked: 0, deliveredTo: [cid('c1')], at: 7 },
         ]);
         assert.deepEqual(await s.messages.receipt(app, m.id), {
-          receipt: { targeted: 0, delivered: 1, acked: 0 },
+          receipt: { targeted: 0, delivered: 1, acked: 0, skipped: 0 },
           recipients: [{ clientId: 'c1', deliveredAt: 7 }],
         });
         assert.equal(await s.messages.receipt(app, gone.id), undefined);
@@ -702,9 +702,194 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
           await assert.rejects(s.messages.recordReceipts([good, { ...good, ...bad }]), { code: 'STORE_INVALID' }, JSON.stringify(bad));
         }
         assert.deepEqual(await s.messages.receipt(app, m.id), {
-          receipt: { targeted: 0, delivered: 0, acked: 0 },
+          receipt: { targeted: 0, delivered: 0, acked: 0, skipped: 0 },
           recipients: [{ clientId: 'c1' }],
         });
+      });
+    });
+
+    void describe('messages: ack ranges and skips', () => {
+      /** Acked counts by message id, through history (newest first, pages of 500). */
+      async function ackedById(app: ApiKey): Promise<Map<number, number>> {
+        const out = new Map<number, number>();
+        let before: MessageId | undefined;
+        for (;;) {
+          const page = await s.messages.history(app, { limit: 500, ...(before !== undefined ? { before } : {}) });
+          for (const m of page) out.set(m.id, m.receipt.acked);
+          if (page.length < 500) return out;
+          before = page.at(-1)!.id;
+        }
+      }
+
+      void it('counts one range over a backlog of any length: every message that targets the client, once', async () => {
+        const app = await newApp();
+        await s.clients.touch(app, cid('c1'), { startAfter: mid(0), addTags: ['vip'], now: 1 });
+        // 1,500 messages (more than any in-memory window), five kinds in turn: three
+        // target c1 (all, by name, by its tag), two do not.
+        const kinds: Target[] = [ALL, to(['c1']), to([], ['vip']), to(['other']), to([], ['news'])];
+        const mine = new Set<number>();
+        for (let i = 0; i < 1500; i++) {
+          const m = await s.messages.append(message(app, i, { target: kinds[i % 5]! }));
+          if (i % 5 < 3) mine.add(m.id);
+        }
+        const at = Date.now();
+        await s.messages.recordAcks([{ apikey: app, client: client('c1', ['vip']), after: mid(0), upTo: mid(1500), at }]);
+        const acked = await ackedById(app);
+        assert.equal(acked.size, 1500);
+        for (const [id, n] of acked) assert.equal(n, mine.has(id) ? 1 : 0, `message ${id}`);
+        assert.equal((await s.clients.get(app, cid('c1')))?.lastAckedId, 1500);
+        // A named recipient gets its ack time.
+        assert.deepEqual((await s.messages.receipt(app, mid(2)))?.recipients, [{ clientId: 'c1', ackedAt: at }]);
+        // The same range again (another node's copy, a retry), or one that overlaps:
+        // nothing is counted twice.
+        await s.messages.recordAcks([
+          { apikey: app, client: client('c1', ['vip']), after: mid(0), upTo: mid(1500), at },
+          { apikey: app, client: client('c1', ['vip']), after: mid(700), upTo: mid(1200), at },
+        ]);
+        assert.deepEqual(await ackedById(app), acked);
+        assert.equal((await s.clients.get(app, cid('c1')))?.lastAckedId, 1500);
+      });
+
+      void it('starts after the larger of `after` and the stored position; stops at upTo', async () => {
+        const app = await newApp();
+        await s.clients.touch(app, cid('c1'), { startAfter: mid(0), now: 1 });
+        for (let i = 0; i < 10; i++) await s.messages.append(message(app, i));
+        const at = Date.now();
+        // Stored position 0, `after` 3 (a connection that began at 3 never had 1..3).
+        await s.messages.recordAcks([{ apikey: app, client: client('c1'), after: mid(3), upTo: mid(5), at }]);
+        // Stored position 5 now: a range from 2 counts only 6..7.
+        await s.messages.recordAcks([{ apikey: app, client: client('c1'), after: mid(2), upTo: mid(7), at }]);
+        // A range at or below the position counts nothing and never moves it back.
+        await s.messages.recordAcks([{ apikey: app, client: client('c1'), after: mid(0), upTo: mid(4), at }]);
+        const acked = await ackedById(app);
+        assert.deepEqual(range(1, 10).map((id) => acked.get(id)), [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]);
+        assert.equal((await s.clients.get(app, cid('c1')))?.lastAckedId, 7);
+        // Another app's client of the same name, and an unknown client: only their own.
+        const other = await newApp('other');
+        await s.messages.append(message(other, 'o'));
+        await s.messages.recordAcks([{ apikey: other, client: client('c1'), after: mid(0), upTo: mid(1), at }]);
+        await s.messages.recordAcks([{ apikey: app, client: client('never-seen'), after: mid(9), upTo: mid(10), at }]);
+        assert.equal((await ackedById(other)).get(1), 1);
+        assert.equal((await ackedById(app)).get(10), 1);
+        assert.equal(await s.clients.get(app, cid('never-seen')), undefined);
+      });
+
+      void it('counts a batch of many clients at once: each message once per range that holds it', async () => {
+        const app = await newApp();
+        const clients = Array.from({ length: 40 }, (_, i) => `c${i}`);
+        for (const c of clients) await s.clients.touch(app, cid(c), { startAfter: mid(0), addTags: c === 'c7' ? ['vip'] : [], now: 1 });
+        // 60 messages: mostly broadcasts, some to c3 by name, some to the tag of c7.
+        const targets: Target[] = [];
+        for (let i = 1; i <= 60; i++) {
+          const target = i % 10 === 0 ? to(['c3']) : i % 15 === 0 ? to([], ['vip']) : ALL;
+          targets.push(target);
+          await s.messages.append(message(app, i, { target }));
+        }
+        // c5 skipped broadcast 12, and c3 its named message 20.
+        await s.messages.recordSkips([
+          { apikey: app, id: mid(12), clientId: cid('c5'), reason: 'PROTO_DOES_NOT_FIT', at: 1 },
+          { apikey: app, id: mid(20), clientId: cid('c3'), reason: 'PROTO_DOES_NOT_FIT', at: 1 },
+        ]);
+        // Client i acks (i, i + 20]; c0 twice in the batch: (0, 10], then (5, 30].
+        const at = Date.now();
+        const ranges = clients.map((c, i) => ({ apikey: app, client: client(c, c === 'c7' ? ['vip'] : []), after: mid(i), upTo: mid(i + 20), at }));
+        ranges.push({ apikey: app, client: client('c0'), after: mid(5), upTo: mid(30), at });
+        ranges[0] = { ...ranges[0]!, upTo: mid(10) };
+        await s.messages.recordAcks(ranges);
+        // The same by brute force.
+        const expected = new Map<number, number>();
+        const spans = new Map<string, [number, number][]>();
+        for (const r of ranges) spans.set(r.client.clientId, [...(spans.get(r.client.clientId) ?? []), [r.after, r.upTo]]);
+        for (let id = 1; id <= 60; id++) {
+          const t = targets[id - 1]!;
+          let n = 0;
+          for (const [c, list] of spans) {
+            const targetsIt = t.all || t.clientIds.includes(cid(c)) || (c === 'c7' && t.tags.includes('vip'));
+            const skipped = (c === 'c5' && id === 12) || (c === 'c3' && id === 20);
+            // A client's ranges count once over their union (c0: (0, 30]).
+            if (targetsIt && !skipped && list.some(([a, u]) => a < id && id <= u)) n++;
+          }
+          expected.set(id, n);
+        }
+        assert.deepEqual(await ackedById(app), expected);
+        for (const [i, c] of clients.entries()) assert.equal((await s.clients.get(app, cid(c)))?.lastAckedId, c === 'c0' ? 30 : i + 20, c);
+        assert.deepEqual((await s.messages.receipt(app, mid(10)))?.recipients, [{ clientId: 'c3', ackedAt: at }]);
+        assert.deepEqual((await s.messages.receipt(app, mid(20)))?.recipients, [{ clientId: 'c3', skippedAt: 1, skipReason: 'PROTO_DOES_NOT_FIT' }]);
+      });
+
+      void it('counts nothing between the ranges of a batch', async () => {
+        const app = await newApp();
+        for (const c of ['a', 'b']) await s.clients.touch(app, cid(c), { startAfter: mid(0), now: 1 });
+        for (let i = 0; i < 12; i++) await s.messages.append(message(app, i));
+        const at = Date.now();
+        await s.messages.recordAcks([
+          { apikey: app, client: client('a'), after: mid(1), upTo: mid(3), at },
+          { apikey: app, client: client('b'), after: mid(8), upTo: mid(10), at },
+        ]);
+        const acked = await ackedById(app);
+        assert.deepEqual(range(1, 12).map((id) => acked.get(id)), [0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0]);
+      });
+
+      void it('does not count expired messages', async () => {
+        const app = await newApp();
+        await s.clients.touch(app, cid('c1'), { startAfter: mid(0), now: 1 });
+        const short = await s.messages.append(message(app, 'short', { ttlSeconds: 0 }));
+        const long = await s.messages.append(message(app, 'long'));
+        await s.messages.recordAcks([{ apikey: app, client: client('c1'), after: mid(0), upTo: long.id, at: Date.now() }]);
+        assert.equal((await s.messages.receipt(app, short.id))?.receipt.acked, 0);
+        assert.equal((await s.messages.receipt(app, long.id))?.receipt.acked, 1);
+      });
+
+      void it('records a skip once per client, with its reason; the client\'s acks leave it out', async () => {
+        const app = await newApp();
+        await s.clients.touch(app, cid('c1'), { startAfter: mid(0), addTags: ['vip'], now: 1 });
+        const named = await s.messages.append(message(app, 'big', { targeted: 2, target: to(['c1', 'c2']) }));
+        const tagged = await s.messages.append(message(app, 'big', { target: to([], ['vip']) }));
+        const after = await s.messages.append(message(app, 'small', { target: to(['c1']) }));
+        await s.messages.recordSkips([
+          { apikey: app, id: named.id, clientId: cid('c1'), reason: 'LIMIT_CLIENT_MAX_PACKET', at: 10 },
+          { apikey: app, id: tagged.id, clientId: cid('c1'), reason: 'PROTO_DOES_NOT_FIT', at: 11 },
+          // Again (a replay after a reconnect skips it again): counted once, first reason kept.
+          { apikey: app, id: named.id, clientId: cid('c1'), reason: 'PROTO_DOES_NOT_FIT', at: 12 },
+          // A message that no longer exists, or never did: ignored.
+          { apikey: app, id: mid(99), clientId: cid('c1'), reason: 'PROTO_DOES_NOT_FIT', at: 12 },
+        ]);
+        await s.messages.recordSkips([]);
+        await s.messages.recordAcks([{ apikey: app, client: client('c1', ['vip']), after: mid(0), upTo: after.id, at: 20 }]);
+        assert.deepEqual(await s.messages.receipt(app, named.id), {
+          receipt: { targeted: 2, delivered: 0, acked: 0, skipped: 1 },
+          recipients: [{ clientId: 'c1', skippedAt: 10, skipReason: 'LIMIT_CLIENT_MAX_PACKET' }, { clientId: 'c2' }],
+        });
+        assert.deepEqual(await s.messages.receipt(app, tagged.id), { receipt: { targeted: 0, delivered: 0, acked: 0, skipped: 1 }, recipients: [] });
+        assert.deepEqual(await s.messages.receipt(app, after.id), {
+          receipt: { targeted: 0, delivered: 0, acked: 1, skipped: 0 },
+          recipients: [{ clientId: 'c1', ackedAt: 20 }],
+        });
+        assert.deepEqual((await s.messages.history(app, { limit: 3 })).map((m) => m.receipt.skipped), [0, 1, 1]);
+        // Another client of the same message is counted on its own.
+        await s.messages.recordSkips([{ apikey: app, id: named.id, clientId: cid('c2'), reason: 'PROTO_DOES_NOT_FIT', at: 30 }]);
+        assert.equal((await s.messages.receipt(app, named.id))?.receipt.skipped, 2);
+        // Swept with its message.
+        const gone = await s.messages.append(message(app, 'gone', { ttlSeconds: 0, target: to(['c1']) }));
+        await s.messages.recordSkips([{ apikey: app, id: gone.id, clientId: cid('c1'), reason: 'PROTO_DOES_NOT_FIT', at: 1 }]);
+        await s.messages.sweepExpired(Date.now());
+        assert.equal(await s.messages.receipt(app, gone.id), undefined);
+      });
+
+      void it('rejects a bad skip or ack range with STORE_INVALID, recording nothing of its batch', async () => {
+        const app = await newApp();
+        await s.clients.touch(app, cid('c1'), { startAfter: mid(0), now: 1 });
+        const m = await s.messages.append(message(app, 'x'));
+        const skip = { apikey: app, id: m.id, clientId: cid('c1'), reason: 'PROTO_DOES_NOT_FIT', at: 1 };
+        for (const bad of [{ id: mid(-1) }, { at: Number.NaN }, { reason: '' }]) {
+          await assert.rejects(s.messages.recordSkips([skip, { ...skip, ...bad }]), { code: 'STORE_INVALID' }, JSON.stringify(bad));
+        }
+        const ack = { apikey: app, client: client('c1'), after: mid(0), upTo: m.id, at: 1 };
+        for (const bad of [{ after: mid(-1) }, { upTo: mid(1.5) }, { at: Number.NaN }]) {
+          await assert.rejects(s.messages.recordAcks([ack, { ...ack, ...bad }]), { code: 'STORE_INVALID' }, JSON.stringify(bad));
+        }
+        assert.deepEqual((await s.messages.receipt(app, m.id))?.receipt, { targeted: 0, delivered: 0, acked: 0, skipped: 0 });
+        assert.equal((await s.clients.get(app, cid('c1')))?.lastAckedId, 0);
       });
     });
 

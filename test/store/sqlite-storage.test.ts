@@ -475,9 +475,9 @@ void describe('SqliteStorage', () => {
       assert.deepEqual(await read('c2', ['gold']), ['all', 'vip gold']);
       assert.deepEqual(await read('c2'), ['all']);
       // Old messages have no receipts to report, but take new ones.
-      assert.deepEqual(await s.messages.receipt(apikey, mid(2)), { receipt: { targeted: 0, delivered: 0, acked: 0 }, recipients: [] });
+      assert.deepEqual(await s.messages.receipt(apikey, mid(2)), { receipt: { targeted: 0, delivered: 0, acked: 0, skipped: 0 }, recipients: [] });
       await s.messages.recordReceipts([{ apikey, id: mid(2), delivered: 1, acked: 1, deliveredTo: [cid('c1')], at: 1 }]);
-      assert.deepEqual((await s.messages.receipt(apikey, mid(2)))?.receipt, { targeted: 0, delivered: 1, acked: 1 });
+      assert.deepEqual((await s.messages.receipt(apikey, mid(2)))?.receipt, { targeted: 0, delivered: 1, acked: 1, skipped: 0 });
       // New messages continue the ids and are read alongside the old ones.
       assert.equal(await s.messages.lastId(apikey), 6);
       const next = await s.messages.append(message(apikey, 'new c1', 3600, { all: false, clientIds: [cid('c1')], tags: [] }));

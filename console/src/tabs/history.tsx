@@ -178,7 +178,15 @@ function Detail(props: { apikey: string; id: number }) {
                   <td>
                     <span class={`state ${r.state}`}>{r.state}</span>
                   </td>
-                  <td class="muted small">{r.ackedAt !== undefined ? `acked ${dateTime(r.ackedAt)}` : r.deliveredAt !== undefined ? `delivered ${dateTime(r.deliveredAt)}` : ''}</td>
+                  <td class="muted small">
+                    {r.ackedAt !== undefined
+                      ? `acked ${dateTime(r.ackedAt)}`
+                      : r.deliveredAt !== undefined
+                        ? `delivered ${dateTime(r.deliveredAt)}`
+                        : r.skippedAt !== undefined
+                          ? `skipped ${dateTime(r.skippedAt)}: ${r.reason ?? ''}`
+                          : ''}
+                  </td>
                 </tr>
               ))}
             </tbody>

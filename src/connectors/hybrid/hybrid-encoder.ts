@@ -1,7 +1,7 @@
 import { encodePushPackage } from '../../protocol/pomelo/message.js';
 import { encodeProtobuf, hasProto, type ParsedProtos } from '../../protocol/pomelo/protobuf.js';
 import type { RouteDictionary } from '../../protocol/pomelo/dictionary.js';
-import type { PushEncoder } from '../../hub/connection.js';
+import { SKIP_REASONS, UnfitMessageError, type PushEncoder } from '../../hub/connection.js';
 import type { StoredMessage } from '../../store/store.js';
 import { WS_OPCODE, encodeServerFrame } from '../ws-frames.js';
 
@@ -27,10 +27,28 @@ export class HybridEncoder implements PushEncoder<Buffer> {
     this.ws = new HybridWsEncoder(this);
   }
 
-  /** Seed clients read `body.msg`; `id` lets them ack and resume (docs/pomelo.md). */
+  /**
+   * Seed clients read `body.msg`; `id` lets them ack and resume (docs/pomelo.md). A
+   * message that does not fit the proto configured for its route is not sent with an
+   * empty body (what `encodeBody` does for replies, as the reference does): the client
+   * could not tell it from a real message and would ack it. It throws
+   * UnfitMessageError, and the hub records it skipped (PROTO_DOES_NOT_FIT) for these
+   * connections.
+   */
   encodeMessage(msg: StoredMessage): Buffer {
     if (msg === this.#lastMsg) return this.#lastPackage!;
-    const pkg = this.encodeEvent(msg.event, { msg: msg.data, id: msg.id });
+    const body = { msg: msg.data, id: msg.id };
+    const protos = this.#serverProtos;
+    let pkg: Buffer;
+    if (protos !== undefined && hasProto(protos, msg.event)) {
+      const encoded = encodeProtobuf(protos, msg.event, body);
+      if (encoded === null) {
+        throw new UnfitMessageError(SKIP_REASONS.protoDoesNotFit, `message ${msg.id} does not fit the proto of route "${msg.event}"`);
+      }
+      pkg = encodePushPackage(this.#dictionary?.routeToCode[msg.event] ?? msg.event, encoded);
+    } else {
+      pkg = this.encodeEvent(msg.event, body);
+    }
     this.#lastMsg = msg;
     this.#lastPackage = pkg;
     return pkg;

@@ -16,7 +16,18 @@ import {
 } from 'mqtt-packet';
 import type { ApiKey } from '../../ids.js';
 import type { App } from '../../store/store.js';
-import { CLOSE_REASONS, allocateConnectionId, type CloseReason, type Connection, compactTime, expandTime, withBits, withFlag } from '../../hub/connection.js';
+import {
+  CLOSE_REASONS,
+  SKIP_REASONS,
+  allocateConnectionId,
+  type CloseReason,
+  type Connection,
+  type SkipReason,
+  compactTime,
+  expandTime,
+  withBits,
+  withFlag,
+} from '../../hub/connection.js';
 import { PEER_CLOSED, codeOf, leadingCode } from '../../hub/observer.js';
 import { HubError, type Role } from '../../hub/hub.js';
 import { isProtocolError } from '../../protocol/errors.js';
@@ -389,9 +400,17 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
 
   // ---- Connection: the hub's side ----------------------------------------------------
 
-  write(push: MqttPush): void {
+  write(push: MqttPush): SkipReason | void {
     if (this.phase >= Phase.closing) return;
     if (this.phase === Phase.entering) this.accepted();
+    // MQTT-3.1.2-25: no packet over the Maximum Packet Size the client announced. A stored
+    // message that would be one is refused now, not queued: the hub records it skipped
+    // for this client (docs/delivery.md) and goes on with the next. The header is the one
+    // `send` writes (memoised per topic), so this costs nothing more when it fits.
+    const max = this.#options.clientMaxPacket;
+    if (max > 0 && push.message !== undefined && this.phase === Phase.ready && push.header(this.v5, this.deliveryQos, this.topicFor(push)).length + push.payload.length > max) {
+      return SKIP_REASONS.clientMaxPacket;
+    }
     // Before CONNACK (MQTT-3.2.0-1: it goes first) and behind a full QoS 1 window,
     // messages wait in order.
     if (this.phase !== Phase.ready || this.#out?.queue !== undefined || !this.send(push)) this.enqueue(push);
@@ -493,7 +512,8 @@ export class MqttConnection implements Connection<MqttPush>, WheelItem {
     const shared = push.header(this.v5, qos, topic);
     if (options.clientMaxPacket > 0 && shared.length + push.payload.length > options.clientMaxPacket) {
       // MQTT-3.1.2-25: a packet over the client's Maximum Packet Size is discarded as
-      // if it had been sent.
+      // if it had been sent. Stored messages are refused in `write` already; this is a
+      // presence event, or a message queued before the delivery QoS changed.
       this.#ctx.log.debug({ conn: this.id, bytes: shared.length + push.payload.length, max: options.clientMaxPacket }, 'mqtt publish over the client maximum skipped');
       if (msg !== undefined) this.autoAck(msg.id);
       return true;

@@ -12,7 +12,7 @@ import type { Connection } from '../../../src/hub/connection.js';
 import { LocalBus } from '../../../src/bus/local-bus.js';
 import { openSqliteStorage } from '../../../src/store/sqlite-storage.js';
 import { createLogger } from '../../../src/log.js';
-import { asClientId } from '../../../src/ids.js';
+import { asClientId, asMessageId } from '../../../src/ids.js';
 import type { App, Storage, Target } from '../../../src/store/store.js';
 import { MqttConnector } from '../../../src/connectors/mqtt/index.js';
 import type { EventEmitter } from 'node:events';
@@ -476,7 +476,7 @@ describe('MQTT connector', () => {
     assert.deepEqual([...acks].sort((a, b) => a - b), acks, 'acks only move forward');
   });
 
-  it("MQTT 5: publishes over the client's Maximum Packet Size are skipped and count as delivered", async () => {
+  it("MQTT 5: publishes over the client's Maximum Packet Size are skipped, recorded as skipped (never delivered or acked)", async () => {
     const peer = await rawPeer(port, sockets, 5);
     peer.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'small', keepalive: 0, username: app.apikey, properties: { maximumPacketSize: 300 } });
     await peer.next('connack');
@@ -494,6 +494,13 @@ describe('MQTT connector', () => {
     assert.deepEqual(got, [ids[0], ids[2]]);
     await waitFor(() => acks.includes(ids[2]!), { timeoutMs: 3000, message: 'the ack past the skipped message' });
     assert.equal(peer.packets.filter((p) => p.cmd === 'publish').length, 0);
+    await hub.flush();
+    const receipts = await Promise.all(ids.map(async (id) => (await storage.messages.receipt(app.apikey, asMessageId(id)))?.receipt));
+    assert.deepEqual(receipts, [
+      { targeted: 1, delivered: 1, acked: 1, skipped: 0 },
+      { targeted: 1, delivered: 0, acked: 0, skipped: 1 },
+      { targeted: 1, delivered: 1, acked: 1, skipped: 0 },
+    ]);
   });
 
   it('MQTT 5: PUBACK refusals carry a reason string unless the client asked for none (Request Problem Information 0)', async () => {
