@@ -160,6 +160,12 @@ export class ReceiptBuffer {
     for (const list of [this.#ackLeftovers, this.#writing.acks]) {
       for (const a of list) if (a.apikey === apikey && a.client.clientId === clientId) best = Math.max(best ?? 0, a.upTo);
     }
+    // A position moved without an ack (positionReset) waits among the positions.
+    for (const list of [this.#leftovers, this.#writing.positions]) {
+      for (const p of list) {
+        if (p.apikey === apikey && p.clientId === clientId && p.ackedId !== undefined) best = Math.max(best ?? 0, p.ackedId);
+      }
+    }
     return best;
   }
 
