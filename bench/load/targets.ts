@@ -340,6 +340,8 @@ async function startShaddock(opts: StartOptions): Promise<Target> {
     '0',
     '--mqtt-port',
     '0',
+    '--ntfy-port',
+    '0',
     '--heartbeat',
     String(opts.heartbeatSeconds),
     '--log-level',
