@@ -72,6 +72,8 @@ export class NtfyConnection implements Connection<NtfyFrame> {
   #pending: NtfyFrame[] | undefined;
   /** `since=latest` while the replay runs: each topic's newest message so far. */
   #latest: Map<string, NtfyFrame> | undefined;
+  /** When the subscription began (`since=latest` tells cached messages from live ones by it). */
+  readonly #subscribedAt = Date.now();
   #closeReason: string | undefined;
   /** The client this stream entered as (a message to it by id shows under the first topic). */
   clientId = '';
@@ -120,10 +122,13 @@ export class NtfyConnection implements Connection<NtfyFrame> {
       return;
     }
     if (this.#state !== State.STREAMING) return;
-    if (this.#latest) {
+    if (this.#latest && msg.createdAt < this.#subscribedAt) {
+      // `since=latest`: a cached message; only each topic's newest is kept for now.
       const topic = topicFor(msg, this.#opts.topics, msg.target.clientIds.includes(this.clientId as never));
       if (topic !== undefined) this.#latest.set(topic, frame);
     } else {
+      // A message published since the subscription began: the cached ones (older) first.
+      if (this.#latest) this.replayDone();
       this.#show(frame);
     }
     const id = msg.id;

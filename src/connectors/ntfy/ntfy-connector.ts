@@ -680,6 +680,10 @@ export class NtfyConnector {
       req.on('data', onData);
       req.once('end', () => resolve(Buffer.concat(chunks)));
       req.once('error', reject);
+      // The client went away mid-body: nothing to answer, nothing kept waiting.
+      req.once('close', () => {
+        if (!req.complete) reject(new NtfyError('NTFY_BAD_REQUEST', 'the request body was cut short'));
+      });
     });
   }
 

@@ -91,6 +91,12 @@ export function readPublish(read: ParamReader, body: Buffer, limits: PublishLimi
   const actions = actionsText !== '' ? parseActions(actionsText) : undefined;
   const markdown = readBool(read, false, 'x-markdown', 'markdown', 'md') || read('content-type', 'content_type').toLowerCase() === 'text/markdown';
   const unifiedpush = readBool(read, false, 'x-unifiedpush', 'unifiedpush', 'up') || read('content-encoding') === 'aes128gcm';
+  // ntfy's message templates (X-Template) are not implemented: said, rather than the
+  // template sent as the message.
+  const template = read('x-template', 'template', 'tpl');
+  if (template !== '' && template.toLowerCase() !== 'no' && template !== '0' && template.toLowerCase() !== 'false') {
+    throw new NtfyError('NTFY_BAD_REQUEST', 'message templates (X-Template) are not supported by this server');
+  }
 
   // The body (handlePublishBody): UnifiedPush bodies as they are (base64 when not UTF-8);
   // otherwise a text message, trimmed, or — past the size limit or not UTF-8 — what ntfy

@@ -248,6 +248,9 @@ describe('ntfy publishing (docs.ntfy.sh/publish)', () => {
     assert.equal(await code(['-H', 'At: tomorrow, 10am', '-d', 'x', `${base}/ok`]), 40004, 'natural language is not read here (docs/ntfy.md)');
     assert.equal(await code(['-H', 'Delay: 30s', '-H', 'Cache: no', '-d', 'x', `${base}/ok`]), 40002);
     assert.equal(await code(['-X', 'DELETE', `${base}/ok`]), 40401);
+    // docs "Message templating": not here — said, rather than the template published as text.
+    const tpl = await curl(['--globoff', '-d', '{"hostname": "phil-pc"}', `${base}/ok?tpl=yes&t={{.hostname}}`]);
+    assert.deepEqual([tpl.status, (tpl.json as { error: string }).error], [400, 'invalid request; message templates (X-Template) are not supported by this server']);
     const ok = await curl(['-d', 'still fine', `${base}/ok`]);
     assert.equal(ok.status, 200);
     assert.equal((await poll('ok')).length, 1);

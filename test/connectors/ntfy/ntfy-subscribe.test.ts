@@ -171,6 +171,19 @@ describe('ntfy subscribing (docs.ntfy.sh/subscribe/api)', () => {
     const viaHeaders = await curl(['-H', 'X-Poll: 1', '-H', `X-Since: ${m2['id'] as string}`, `${base}/since-topic/json`]);
     assert.deepEqual(viaHeaders.body.trim().split('\n').map((l) => (JSON.parse(l) as Msg)['message']), ['new']);
     assert.equal(((await curl([`${base}/since-topic/json?poll=1&since=yesterday`])).json as Msg)['code'], 40008);
+    // A streaming since=latest over two topics: each topic's newest cached message, then every live one.
+    await publish('since-other', '-d', 'other old');
+    await publish('since-other', '-d', 'other newest');
+    const latest = new CurlStream([`${base}/since-topic,since-other/json?since=latest`]);
+    try {
+      await latest.waitFor((s) => s.messages().length === 2, 'the two newest');
+      await publish('since-other', '-d', 'live 1');
+      await publish('since-other', '-d', 'live 2');
+      await latest.waitFor((s) => s.messages().length === 4, 'both live ones');
+      assert.deepEqual(latest.messages().map((m) => m.message), ['new', 'other newest', 'live 1', 'live 2']);
+    } finally {
+      latest.stop();
+    }
     // A streaming subscription with since=<id>: the cached rest first, then live.
     const sub = new CurlStream([`${base}/since-topic/json?since=${m2['id'] as string}`]);
     try {
