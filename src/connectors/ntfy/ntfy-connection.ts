@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Member } from '../../hub/members.js';
 import type { EnteredAs } from '../../hub/observer.js';
@@ -6,7 +7,7 @@ import type { Hub } from '../../hub/hub.js';
 import type { Logger } from '../../log.js';
 import { CLOSE_REASONS, allocateConnectionId, compactTime, expandTime, type CloseReason, type Connection } from '../../hub/connection.js';
 import { PEER_CLOSED } from '../../hub/observer.js';
-import { encodeId, messageJson, messageTimes, passes, topicFor, type Filters, type NtfyContent } from '../../protocol/ntfy/message.js';
+import { messageJson, messageTimes, passes, topicFor, type Filters, type NtfyContent } from '../../protocol/ntfy/message.js';
 import type { NtfyError } from '../../protocol/ntfy/errors.js';
 import { NTFY_ENCODER, type NtfyEncoder, type NtfyFrame } from './ntfy-encoder.js';
 
@@ -67,6 +68,10 @@ export class NtfyConnection implements Connection<NtfyFrame> {
   readonly #opts: StreamOptions;
   readonly #res: ServerResponse | undefined;
   readonly #ws: WebSocket | undefined;
+  /** HTTP streams, once started: the socket the message bytes go to, each already framed as an HTTP chunk. */
+  #socket: Duplex | undefined;
+  /** Whether the response is chunked (HTTP/1.1); an HTTP/1.0 client reads the bytes as they are. */
+  #chunked = false;
   #state: State = State.ENTERING;
   #left = false;
   #pending: NtfyFrame[] | undefined;
@@ -111,7 +116,7 @@ export class NtfyConnection implements Connection<NtfyFrame> {
   }
 
   get bufferedBytes(): number {
-    return (this.#res?.writableLength ?? 0) + (this.#ws?.bufferedAmount ?? 0);
+    return (this.#socket?.writableLength ?? this.#res?.writableLength ?? 0) + (this.#ws?.bufferedAmount ?? 0);
   }
 
   write(frame: NtfyFrame): void {
@@ -142,60 +147,77 @@ export class NtfyConnection implements Connection<NtfyFrame> {
     const topic = topicFor(msg, this.#opts.topics, msg.target.clientIds.includes(this.clientId as never));
     if (topic === undefined) return;
     if (this.#opts.notBefore !== undefined && msg.createdAt < this.#opts.notBefore) return;
-    const id = encodeId(this.#ctx.salt, msg.id);
+    const id = frame.ntfyId(this.#ctx.salt);
     const content = frame.content;
     if (!passes(this.#opts.filters, id, content)) return;
-    const line = frame.line(topic, () => {
+    const format = this.#opts.format;
+    const bytes = frame.bytes(`${format}${this.#chunked ? '+' : ''}:${topic}`, () => {
       const { time, expires } = messageTimes(msg);
-      return messageJson(id, time, expires, 'message', topic, content);
+      return this.#encode('message', messageJson(id, time, expires, 'message', topic, content), content, id);
     });
-    this.#writeEvent('message', line, content, id);
+    this.#send(bytes);
   }
 
   /** A message that is not in the log (a scheduled one, `scheduled=1`), already as ntfy JSON. */
   writeExtra(line: string, id: string, content: NtfyContent): void {
     if (this.#state !== State.STREAMING || !passes(this.#opts.filters, id, content)) return;
-    this.#writeEvent('message', line, content, id);
+    this.#send(this.#encode('message', line, content, id));
   }
 
-  #writeEvent(event: 'message' | 'open' | 'keepalive', line: string, content: NtfyContent | undefined, id?: string): void {
-    let out: string;
+  /** One event in the stream's format (server.go handleSubscribeJSON/SSE/Raw, WriteJSON on ws), framed for the transport. */
+  #encode(event: 'message' | 'open' | 'keepalive', line: string, content: NtfyContent | undefined, id?: string): Buffer {
+    let text: string;
     switch (this.#opts.format) {
       case 'json':
-        out = `${line}\n`;
+      case 'ws':
+        text = `${line}\n`;
         break;
-      case 'sse': {
+      case 'sse':
         // ntfy: `data:` only for messages (EventSource's onmessage), `event:` for the rest.
         // The `id:` line is ours: EventSource sends it back as Last-Event-ID when it
         // reconnects, which resumes as `since=<id>` would.
-        if (event === 'message' && id !== undefined) out = `id: ${id}\ndata: ${line}\n\n`;
-        else out = `event: ${event}\ndata: ${line}\n\n`;
+        text = event === 'message' && id !== undefined ? `id: ${id}\ndata: ${line}\n\n` : `event: ${event}\ndata: ${line}\n\n`;
         break;
-      }
       case 'raw':
         // ntfy: the message with newlines as spaces; open and keepalive are an empty line.
-        out = event === 'message' && content ? `${content.message.replaceAll('\n', ' ')}\n` : '\n';
+        text = event === 'message' && content ? `${content.message.replaceAll('\n', ' ')}\n` : '\n';
         break;
-      case 'ws':
-        this.#ws?.send(`${line}\n`);
-        this.#ctx.hub.observer.wrote('ntfy', line.length + 1);
-        return;
     }
-    this.#res?.write(out);
-    this.#ctx.hub.observer.wrote('ntfy', out.length);
+    if (!this.#chunked) return Buffer.from(text);
+    // An HTTP/1.1 chunk (RFC 9112 §7.1): size in hex, CRLF, data, CRLF — one buffer, one write.
+    const size = Buffer.byteLength(text);
+    const head = `${size.toString(16)}\r\n`;
+    const out = Buffer.allocUnsafe(head.length + size + 2);
+    out.write(head, 0, 'latin1');
+    out.write(text, head.length, 'utf8');
+    out.write('\r\n', head.length + size, 'latin1');
+    return out;
+  }
+
+  #send(bytes: Buffer): void {
+    if (this.#ws) this.#ws.send(bytes, { binary: false });
+    else this.#socket?.write(bytes);
+    this.#ctx.hub.observer.wrote('ntfy', bytes.length);
   }
 
   /** The hub let the client in: headers, the `open` event, then what arrived meanwhile. */
   start(): void {
     if (this.#state !== State.ENTERING) return;
     this.#state = State.STREAMING;
-    if (this.#res && !this.#res.headersSent) {
-      this.#res.writeHead(200, {
+    const res = this.#res;
+    if (res && !res.headersSent) {
+      res.writeHead(200, {
         'content-type': CONTENT_TYPES[this.#opts.format as Exclude<StreamFormat, 'ws'>],
         'access-control-allow-origin': '*',
         'cache-control': 'no-cache',
         'x-accel-buffering': 'no',
       });
+      // From here on the stream's bytes go to the socket as chunks framed once per
+      // message for every subscriber (NtfyFrame); the response only ends the stream
+      // (`res.end()` writes the last chunk).
+      res.flushHeaders();
+      this.#chunked = res.chunkedEncoding;
+      this.#socket = res.socket ?? undefined;
     }
     if (this.#opts.poll !== true) this.#event('open');
     const pending = this.#pending;
@@ -215,7 +237,7 @@ export class NtfyConnection implements Connection<NtfyFrame> {
   #event(event: 'open' | 'keepalive'): void {
     if (this.#opts.format === 'ws' && event === 'keepalive') return;
     const line = messageJson(randomId(), Math.floor(Date.now() / 1000), undefined, event, this.#opts.topicsText, undefined);
-    this.#writeEvent(event, line, undefined);
+    this.#send(this.#encode(event, line, undefined));
   }
 
   /**
