@@ -9,6 +9,7 @@ import { CLOSE_REASONS, allocateConnectionId, compactTime, expandTime, type Clos
 import { PEER_CLOSED } from '../../hub/observer.js';
 import { messageJson, messageTimes, passes, topicFor, type Filters, type NtfyContent } from '../../protocol/ntfy/message.js';
 import type { NtfyError } from '../../protocol/ntfy/errors.js';
+import { corkForTurn } from '../write-coalescer.js';
 import { NTFY_ENCODER, type NtfyEncoder, type NtfyFrame } from './ntfy-encoder.js';
 
 /** How a subscription streams (docs: https://docs.ntfy.sh/subscribe/api/). */
@@ -195,8 +196,13 @@ export class NtfyConnection implements Connection<NtfyFrame> {
   }
 
   #send(bytes: Buffer): void {
+    const socket = this.#socket;
     if (this.#ws) this.#ws.send(bytes, { binary: false });
-    else this.#socket?.write(bytes);
+    else if (socket !== undefined && !socket.destroyed) {
+      // Coalesced with this turn's other writes to the socket into one writev (write-coalescer.ts).
+      corkForTurn(socket);
+      socket.write(bytes);
+    }
     this.#ctx.hub.observer.wrote('ntfy', bytes.length);
   }
 
