@@ -249,20 +249,26 @@ export function toBool(s: string): boolean {
 }
 
 const GO_UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/**
+ * Go's duration syntax. Every element must start with a digit or a dot and digits: were
+ * the number optional, `1ms` would also read as `1m` + `s`, and a string of many `1ms`
+ * would be tried in exponentially many ways (a ReDoS from one header).
+ */
+const GO_DURATION_RE = /^(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|ms|s|m|h))+$/;
+const GO_ELEMENT_RE = /([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)/g;
 const DAYS_RE = /^(\d+)\s*(d|days?|h|hours?|m|mins?|minutes?|s|secs?|seconds?)$/i;
+/** Longer than any duration or time anyone writes: refused before a regular expression sees it. */
+const MAX_TIME_TEXT = 64;
 
 /**
  * ntfy's util.ParseDuration: Go's time.ParseDuration (`1h30m`, `90s`, `1.5h`), or a
  * number with a unit word (`2d`, `10 minutes`). Milliseconds, or undefined.
  */
 export function parseDuration(s: string): number | undefined {
-  const go = /^([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$/;
-  if (go.test(s) && s !== '') {
+  if (s.length > MAX_TIME_TEXT) return undefined;
+  if (GO_DURATION_RE.test(s)) {
     let total = 0;
-    for (const m of s.matchAll(/([0-9]*(?:\.[0-9]*)?)(ns|us|µs|ms|s|m|h)/g)) {
-      if (m[1] === '' || m[1] === '.') return undefined;
-      total += Number(m[1]) * GO_UNIT_MS[m[2]!]!;
-    }
+    for (const m of s.matchAll(GO_ELEMENT_RE)) total += Number(m[1]) * GO_UNIT_MS[m[2]!]!;
     return total;
   }
   const m = DAYS_RE.exec(s);
@@ -304,7 +310,7 @@ export function parseSince(s: string, poll: boolean, now: number): Since {
   if (isMessageIdShape(s)) return { kind: 'id', id: s };
   if (/^[-+]?\d+$/.test(s)) return { kind: 'time', unix: Number(s) };
   // Go's time.ParseDuration here (no day units), as ntfy's parseSince.
-  const d = /^([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$/.test(s) ? parseDuration(s) : undefined;
+  const d = s.length <= MAX_TIME_TEXT && GO_DURATION_RE.test(s) ? parseDuration(s) : undefined;
   if (d !== undefined) return { kind: 'time', unix: Math.floor((now - d) / 1000) };
   throw new NtfyError('NTFY_SINCE_INVALID');
 }

@@ -67,6 +67,17 @@ describe('ntfy parameters', () => {
     assert.equal(code(() => parseSince('yesterday', false, now)), 40008);
   });
 
+  it('a duration made to backtrack (`1ms` × 40: `1m`+`s` or `1ms`) is answered at once, not in exponential time (ReDoS)', () => {
+    const evil = `${'1ms'.repeat(40)}x`;
+    const started = Date.now();
+    assert.equal(parseDuration(evil), undefined);
+    assert.equal(parseDuration(`${'1ms'.repeat(20)}x`), undefined);
+    assert.equal(code(() => parseSince(`${'1ms'.repeat(20)}x`, false, 0)), 40008);
+    assert.equal(parseFutureTime(evil, 0), undefined);
+    assert.ok(Date.now() - started < 500, `took ${Date.now() - started} ms`);
+    assert.equal(parseDuration('1ms'.repeat(20)), 20, 'a long valid one still reads');
+  });
+
   it('RFC 2047 encoded header values are decoded, as Go\'s mime.WordDecoder', () => {
     assert.equal(decodeEncodedWords('=?UTF-8?B?8J+QtiBkb2c=?='), '🐶 dog');
     assert.equal(decodeEncodedWords('=?utf-8?q?Hello_World=21?='), 'Hello World!');
