@@ -147,3 +147,44 @@ describe('ntfy limits: per-address connections and request rate (ntfy\'s 429 sha
     await t.close();
   });
 });
+
+describe('ntfy slow subscribers', () => {
+  it('a subscriber that stops reading is cut once its unsent bytes pass maxBufferedBytes; the others get everything', async () => {
+    const { connect } = await import('node:net');
+    const t = await startTestServer({ maxBufferedBytes: 1024 * 1024 });
+    const base = `http://127.0.0.1:${t.server.ntfyPort}`;
+    // A raw client that asks for the stream and then never reads: the kernel's buffers fill, then ours.
+    const stalled = connect(t.server.ntfyPort!, '127.0.0.1');
+    stalled.on('error', () => undefined);
+    // (A paused socket never sees the server's close: the live list says when it is cut.)
+    stalled.write('GET /slow/json HTTP/1.1\r\nHost: x\r\n\r\n');
+    // It reads the headers and the open event, then nothing more.
+    await once(stalled, 'data', 5000);
+    stalled.pause();
+    const healthy = new CurlStream([`${base}/slow/json`]);
+    const apikey = t.server.ntfyApp.apikey;
+    try {
+      await healthy.waitFor((s) => s.events.length >= 1, 'open');
+      await waitFor(async () => (await t.server.hub.listClients(apikey)).length === 2, { timeoutMs: 5000, message: 'both subscribed' });
+      const body = 'x'.repeat(4000);
+      let sent = 0;
+      // Publish until the stalled one is cut (the kernel's buffers take a few MB first), at most 4,000 × 4 KB.
+      while ((await t.server.hub.listClients(apikey)).length === 2 && sent < 4000) {
+        const batch = [];
+        for (let k = 0; k < 50; k++) batch.push(fetch(`${base}/slow`, { method: 'POST', body }).then((r) => r.arrayBuffer()));
+        await Promise.all(batch);
+        sent += 50;
+      }
+      const left = await t.server.hub.listClients(apikey);
+      assert.equal(left.length, 1, `the stalled subscriber was cut after ${sent} messages`);
+      const metrics = await (await fetch(`${t.httpUrl}/metrics`)).text();
+      assert.match(metrics, /shaddock_slow_consumer_closes_total\{connector="ntfy"\} 1/);
+      await healthy.waitFor((s) => s.messages().length === sent, `all ${sent} messages on the healthy stream`, 60_000);
+      assert.equal(healthy.exited, false);
+    } finally {
+      healthy.stop();
+      stalled.destroy();
+      await t.close();
+    }
+  });
+});
