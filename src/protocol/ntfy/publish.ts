@@ -238,8 +238,12 @@ export function readJsonPublish(body: Buffer, maxMessageBytes: number): { readon
   set('x-filename', str('filename'));
   set('x-click', str('click'));
   set('x-icon', str('icon'));
-  if (m['markdown'] === true) set('x-markdown', 'yes');
+  // Go's json.Unmarshal into ntfy's publishMessage refuses a field of the wrong type: 40024.
+  const markdown = m['markdown'];
+  if (markdown !== undefined && markdown !== null && typeof markdown !== 'boolean') throw new NtfyError('NTFY_JSON_INVALID');
+  if (markdown === true) set('x-markdown', 'yes');
   const actions = m['actions'];
+  if (actions !== undefined && actions !== null && !Array.isArray(actions)) throw new NtfyError('NTFY_JSON_INVALID');
   if (Array.isArray(actions) && actions.length > 0) set('x-actions', JSON.stringify(actions));
   set('x-email', str('email'));
   set('x-delay', str('delay'));

@@ -154,6 +154,10 @@ describe('ntfy publish and message mapping', () => {
   it('readJsonPublish: 2× the message limit (transformBodyJSON), else 41303', () => {
     assert.equal(code(() => readJsonPublish(Buffer.alloc(8193, 32), 4096)), 41303);
     assert.equal(readJsonPublish(Buffer.from('{"topic":"t"}'), 4096).body.toString(), 'triggered');
+    // Fields of the wrong type, as Go's json.Unmarshal into ntfy's publishMessage refuses them.
+    for (const bad of ['{"topic":"t","actions":"view, x, https://x"}', '{"topic":"t","markdown":"yes"}', '{"topic":"t","tags":"a,b"}', '{"topic":"t","title":5}']) {
+      assert.equal(code(() => readJsonPublish(Buffer.from(bad), 4096)), 40024, bad);
+    }
   });
 
   it('ntfyContent and topicFor: how any push reads to a subscriber', () => {
