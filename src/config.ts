@@ -21,6 +21,20 @@ export const ConfigSchema = z
      * starts without MQTT and says so. Set explicitly: a taken port is a fatal error.
      */
     mqttPort: port.optional(),
+    /** ntfy port (docs/ntfy.md). Unset: 2586, skipped with a notice when taken; set explicitly: a taken port is fatal. */
+    ntfyPort: port.optional(),
+    /** The app whose tags are ntfy's topics; unset: the app named `ntfy`, created on first start. */
+    ntfyApp: z.string().min(1).max(200).optional(),
+    /** What requests without credentials may do on the ntfy port (ntfy's auth-default-access). */
+    ntfyAnonymousAccess: z.enum(['read-write', 'read-only', 'write-only', 'deny']).default('read-write'),
+    /** Whether client tokens may publish on the ntfy port (they may always subscribe). */
+    ntfyTokensCanPublish: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(false),
+    /** Largest ntfy message body, bytes (ntfy's message-size-limit); larger ones are refused with 413. */
+    ntfyMaxMessageBytes: z.number().int().min(64).max(1024 * 1024).default(4096),
+    /** The ntfy port's public URL (ntfy's base-url): Matrix push keys must start with it. */
+    ntfyBaseUrl: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
+    /** Seconds between keepalive events on ntfy streams (ntfy's keepalive-interval). */
+    ntfyKeepaliveSeconds: z.number().int().min(1).max(3600).default(45),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /** One info line per connection opened, entered, closed and per refusal; false: at debug (docs/operations.md#logs). */
     logConnections: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
@@ -98,6 +112,13 @@ const ENV: Readonly<Record<string, keyof ConfigInput>> = {
   SHADDOCK_HYBRID_PORT: 'hybridPort',
   SHADDOCK_SIO_PORT: 'sioPort',
   SHADDOCK_MQTT_PORT: 'mqttPort',
+  SHADDOCK_NTFY_PORT: 'ntfyPort',
+  SHADDOCK_NTFY_APP: 'ntfyApp',
+  SHADDOCK_NTFY_ANONYMOUS_ACCESS: 'ntfyAnonymousAccess',
+  SHADDOCK_NTFY_TOKENS_CAN_PUBLISH: 'ntfyTokensCanPublish',
+  SHADDOCK_NTFY_MAX_MESSAGE_BYTES: 'ntfyMaxMessageBytes',
+  SHADDOCK_NTFY_BASE_URL: 'ntfyBaseUrl',
+  SHADDOCK_NTFY_KEEPALIVE: 'ntfyKeepaliveSeconds',
   SHADDOCK_LOG_LEVEL: 'logLevel',
   SHADDOCK_LOG_CONNECTIONS: 'logConnections',
   SHADDOCK_METRICS_TOKEN: 'metricsToken',
@@ -130,6 +151,9 @@ const NUMERIC_KEYS = new Set<string>([
   'hybridPort',
   'sioPort',
   'mqttPort',
+  'ntfyPort',
+  'ntfyMaxMessageBytes',
+  'ntfyKeepaliveSeconds',
   'heartbeatSeconds',
   'heartbeatTimeoutSeconds',
   'handshakeTimeoutSeconds',
@@ -190,6 +214,8 @@ export function databasePath(config: Config): string {
 }
 
 export const DEFAULT_MQTT_PORT = 1883;
+/** ntfy's usual port in self-hosted setups that do not use 80 (its docs' examples). */
+export const DEFAULT_NTFY_PORT = 2586;
 
 export function heartbeatTimeoutSeconds(config: Config): number {
   return config.heartbeatTimeoutSeconds ?? config.heartbeatSeconds * 2;

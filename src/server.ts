@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
-import { DEFAULT_MQTT_PORT, databasePath, heartbeatTimeoutSeconds, type Config } from './config.js';
+import { DEFAULT_MQTT_PORT, DEFAULT_NTFY_PORT, databasePath, heartbeatTimeoutSeconds, type Config } from './config.js';
 import { ConnectionLog, createLogger, type Logger } from './log.js';
 import { Observers, observeBus, observeStorage } from './hub/observer.js';
 import { Metrics } from './api/metrics.js';
@@ -27,6 +27,11 @@ import { loadTlsCredentials, type TlsListenOptions } from './tls.js';
 import { LISTEN_BACKLOG, closeFailedHandshakes } from './connectors/listen.js';
 import { LoginLimiter } from './api/sessions.js';
 import { Admission } from './connectors/admission.js';
+import { NtfyConnector } from './connectors/ntfy/ntfy-connector.js';
+import type { ScheduledStore } from './store/scheduled-store.js';
+import { openSqliteScheduledStore } from './store/scheduled-sqlite.js';
+import { openRedisScheduledStore } from './store/scheduled-redis.js';
+import type { ApiKey } from './ids.js';
 
 /** What the first start created, to show the user once. */
 export interface FirstStart {
@@ -54,6 +59,11 @@ export interface ShaddockServer {
   readonly hybridPort: number;
   readonly sioPort: number;
   readonly mqttPort: number | undefined;
+  /** Undefined when the default ntfy port was taken (see `notices`). */
+  readonly ntfy: NtfyConnector | undefined;
+  readonly ntfyPort: number | undefined;
+  /** The app whose tags are ntfy's topics. */
+  readonly ntfyApp: App;
   /** Things the operator should know at start (a listener skipped, …). */
   readonly notices: readonly string[];
   readonly firstStart: FirstStart | undefined;
@@ -71,9 +81,16 @@ export const DEFAULT_ADMIN = 'admin';
  */
 export async function startServer(
   config: Config,
-  opts: { readonly log?: Logger; /** For tests: what "the default MQTT port" is. */ readonly defaultMqttPort?: number } = {},
+  opts: {
+    readonly log?: Logger;
+    /** For tests: what "the default MQTT port" is. */
+    readonly defaultMqttPort?: number;
+    /** For tests: what "the default ntfy port" is. */
+    readonly defaultNtfyPort?: number;
+  } = {},
 ): Promise<ShaddockServer> {
   const defaultMqttPort = opts.defaultMqttPort ?? DEFAULT_MQTT_PORT;
+  const defaultNtfyPort = opts.defaultNtfyPort ?? DEFAULT_NTFY_PORT;
   const log = opts.log ?? createLogger(config.logLevel);
   const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
   // TLS first: a bad certificate path stops the start before anything is opened.
@@ -193,6 +210,40 @@ export async function startServer(
       log.warn({ port: defaultMqttPort }, notice);
     }
 
+    // ntfy (docs/ntfy.md): its topics are tags of one app; scheduled messages in a store of their own.
+    const ntfyApp = await resolveNtfyApp(storage, config);
+    const scheduled: ScheduledStore = redis ? await openRedisScheduledStore({ ...redis, logger: log }) : openSqliteScheduledStore(databasePath(config));
+    cleanup.unshift(() => scheduled.close());
+    let ntfy: NtfyConnector | undefined = new NtfyConnector({
+      hub,
+      log,
+      host: config.host,
+      port: config.ntfyPort ?? defaultNtfyPort,
+      apikey: ntfyApp.apikey,
+      anonymousAccess: config.ntfyAnonymousAccess,
+      tokensCanPublish: config.ntfyTokensCanPublish,
+      maxMessageBytes: config.ntfyMaxMessageBytes,
+      keepAliveMs: config.ntfyKeepaliveSeconds * 1000,
+      ...(config.ntfyBaseUrl !== undefined && { baseUrl: config.ntfyBaseUrl }),
+      scheduled,
+      previousSecret: (apikey: ApiKey, now: number) => storage.apps.previousSecret(apikey, now),
+      admission,
+      tls,
+    });
+    let ntfyPort: number | undefined;
+    try {
+      ntfyPort = await ntfy.listen();
+      const started = ntfy;
+      cleanup.unshift(() => started.close());
+    } catch (err) {
+      const inUse = (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE';
+      if (config.ntfyPort !== undefined || !inUse) throw new Error(`ntfy connector: ${(err as Error).message}`, { cause: err });
+      ntfy = undefined;
+      const notice = `ntfy is off: the default port ${defaultNtfyPort} is in use; set --ntfy-port to another port`;
+      notices.push(notice);
+      log.warn({ port: defaultNtfyPort }, notice);
+    }
+
     const ws = new WsConnector({ hub, log, maxFrameBytes: config.maxPackageBytes, enterTimeoutMs: config.handshakeTimeoutSeconds * 1000, admission });
     cleanup.unshift(() => ws.close());
     const sse = new SseConnector({ hub, log, admission });
@@ -246,6 +297,9 @@ export async function startServer(
       hybrid,
       sio,
       mqtt,
+      ntfy,
+      ntfyPort,
+      ntfyApp,
       ws,
       sse,
       httpPort: ports.httpPort,
@@ -265,6 +319,7 @@ export async function startServer(
               hybrid.close(CLOSE_REASONS.shutdown),
               sio.close(CLOSE_REASONS.shutdown),
               mqtt?.close(CLOSE_REASONS.shutdown),
+              ntfy?.close(CLOSE_REASONS.shutdown),
               ws.close(CLOSE_REASONS.shutdown),
               sse.close(CLOSE_REASONS.shutdown),
             ]),
@@ -274,6 +329,7 @@ export async function startServer(
           admission.close();
           await step('leaving the cluster presence', () => presence?.close());
           await step('closing the bus', () => bus.close());
+          await step('closing the scheduled messages', () => scheduled.close());
           await step('closing the store', () => storage.close());
           closingStep = undefined;
         })();
@@ -298,6 +354,17 @@ async function bootstrap(storage: Storage, config: Config): Promise<FirstStart |
       ? await storage.apps.createApp({ name: 'demo', messageTtlSeconds: config.defaultMessageTtlSeconds })
       : undefined;
   return { adminUsername: DEFAULT_ADMIN, generatedAdminPassword: generated, demoApp };
+}
+
+/** The ntfy app: `ntfyApp` (which must exist), else the app named `ntfy`, created when there is none. */
+async function resolveNtfyApp(storage: Storage, config: Config): Promise<App> {
+  if (config.ntfyApp !== undefined) {
+    const app = await storage.apps.getApp(config.ntfyApp as ApiKey);
+    if (!app) throw new Error(`ntfy connector: no app with apikey "${config.ntfyApp}" (--ntfy-app)`);
+    return app;
+  }
+  const existing = (await storage.apps.listApps()).find((a) => a.name === 'ntfy');
+  return existing ?? storage.apps.createApp({ name: 'ntfy', messageTtlSeconds: config.defaultMessageTtlSeconds });
 }
 
 function loadProtos(config: Config): { protos?: { server: ParsedProtos; client: ParsedProtos } } {

@@ -44,7 +44,7 @@ describe('startServer listeners', () => {
         new RegExp(`MQTT connector: port ${taken.port} on 127.0.0.1 is already in use`),
       );
       await assert.rejects(
-        startServer(loadConfig({ env: {}, flags: { ...base, dataDir, mqttPort: 0, sioPort: taken.port } })),
+        startServer(loadConfig({ env: {}, flags: { ...base, dataDir, mqttPort: 0, ntfyPort: 0, sioPort: taken.port } })),
         /socket.io connector: port \d+ on 127.0.0.1 is already in use/,
       );
     } finally {

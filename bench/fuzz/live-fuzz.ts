@@ -449,7 +449,7 @@ export async function runLiveFuzz(opts: LiveFuzzOptions, config: Partial<ConfigI
   const log = opts.log ?? (() => undefined);
   const dataDir = mkdtempSync(join(tmpdir(), 'shaddock-live-fuzz-'));
   const server = await startServer(
-    loadConfig({ env: {}, flags: { host: '127.0.0.1', httpPort: 0, hybridPort: 0, sioPort: 0, mqttPort: 0, logLevel: 'silent', adminPassword: 'live-fuzz-admin', ...config, dataDir } }),
+    loadConfig({ env: {}, flags: { host: '127.0.0.1', httpPort: 0, hybridPort: 0, sioPort: 0, mqttPort: 0, ntfyPort: 0, logLevel: 'silent', adminPassword: 'live-fuzz-admin', ...config, dataDir } }),
   );
   const goods: Good[] = [];
   try {

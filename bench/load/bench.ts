@@ -418,7 +418,7 @@ export async function runBenchmark(partial: BenchInput, given?: Target): Promise
       const w0 = sumStats(await pool.ask('stats')).cpuUs;
       const co0 = ownCpuUs();
       let accepted = 0;
-      const pubPromise = publish(target.push(push), {
+      const pubPromise = publish(target.push(push, p.connector), {
         runId,
         messages: p.messages,
         size: p.size,

@@ -11,7 +11,7 @@ import { encodePackage, encodeRequest, HANDSHAKE_ACK_PACKAGE, HEARTBEAT_PACKAGE,
 import { monoUs } from './histogram.js';
 import { mqttPacketLength, pomeloPackageLength, Splitter, wsFrameLength } from './splitter.js';
 
-export const CONNECTORS = ['hybrid-tcp', 'hybrid-ws', 'sio', 'sio-pomelo', 'mqtt', 'ws', 'tcp'] as const;
+export const CONNECTORS = ['hybrid-tcp', 'hybrid-ws', 'sio', 'sio-pomelo', 'mqtt', 'ws', 'ntfy', 'tcp'] as const;
 export type ConnectorKind = (typeof CONNECTORS)[number];
 
 /** Where and how the clients of one run connect; the same for every worker. */
@@ -19,7 +19,7 @@ export interface ClientConfig {
   readonly kind: ConnectorKind;
   readonly host: string;
   readonly port: number;
-  /** WebSocket request path (hybrid-ws, ws, sio). */
+  /** WebSocket request path (hybrid-ws, ws, sio); ntfy: the stream's path (`/<topic>/json`). */
   readonly path: string;
   readonly apikey: string;
   /** Pomelo route of the enter request (hybrid, sio-pomelo). */
@@ -683,6 +683,58 @@ export class MqttClient extends Client {
 // ---------------------------------------------------------------- bare TCP
 
 /** A socket and nothing else, for the bare `net` peer (idle only): entered once connected. */
+// ---------------------------------------------------------------- ntfy (docs/ntfy.md)
+
+const NTFY_OPEN = Buffer.from('"event":"open"');
+const NL = 0x0a;
+
+/**
+ * An ntfy subscriber on the JSON stream: `GET /<topic>/json`, then one JSON object per
+ * line (inside HTTP/1.1 chunks: the chunk-size lines are skipped as lines without a
+ * marker). Entered at the `open` event; every other line goes to the sink as it is.
+ */
+export class NtfyClient extends Client {
+  #rest: Buffer | undefined;
+  #opened = false;
+
+  protected onConnect(): void {
+    this.write(`GET ${this.sink.cfg.path} HTTP/1.1\r\nHost: ${this.sink.cfg.host}\r\nAccept: application/x-ndjson\r\n\r\n`);
+  }
+
+  protected onData(chunk: Buffer): void {
+    let buf = chunk;
+    let start = 0;
+    if (this.#rest !== undefined) {
+      buf = Buffer.concat([this.#rest, chunk]);
+      this.#rest = undefined;
+    }
+    for (;;) {
+      const nl = buf.indexOf(NL, start);
+      if (nl < 0) break;
+      this.#line(buf, start, nl);
+      start = nl + 1;
+    }
+    if (start < buf.length) this.#rest = Buffer.from(buf.subarray(start));
+  }
+
+  #line(buf: Buffer, start: number, end: number): void {
+    if (!this.#opened) {
+      const head = buf.subarray(start, Math.min(end, start + 12)).toString('latin1');
+      if (head.startsWith('HTTP/1.1 ') && !head.startsWith('HTTP/1.1 200')) {
+        this.fail(`refused: ${buf.subarray(start, end).toString('utf8')}`);
+        return;
+      }
+      const at = buf.indexOf(NTFY_OPEN, start);
+      if (at >= 0 && at < end) {
+        this.#opened = true;
+        this.enter();
+      }
+      return;
+    }
+    if (end - start > 20) this.sink.message(this.i, buf, start, end, this.now());
+  }
+}
+
 export class RawTcpClient extends Client {
   protected onConnect(): void {
     this.enter();
@@ -704,6 +756,8 @@ export function createClient(sink: Sink, i: number, g: number): Client {
       return new MqttClient(sink, i, g);
     case 'ws':
       return new JsonWsClient(sink, i, g);
+    case 'ntfy':
+      return new NtfyClient(sink, i, g);
     case 'tcp':
       return new RawTcpClient(sink, i, g);
   }

@@ -41,6 +41,8 @@ export const MATRIX: readonly MatrixEntry[] = [
   { target: 'mosquitto', connector: 'mqtt' },
   { target: 'shaddock', connector: 'ws', peer: { target: 'ws', connector: 'ws' } },
   { target: 'ws', connector: 'ws' },
+  // ntfy's HTTP JSON stream (docs/ntfy.md); ntfy itself (Go) is not among the installed peers.
+  { target: 'shaddock', connector: 'ntfy' },
 ];
 
 /** The numbers kept per run, and their medians. */

@@ -482,7 +482,7 @@ export async function runScale(input: ScaleInput, hooks: ScaleHooks = {}): Promi
       const data = mkdtempSync(join(tmpdir(), 'shaddock-scale-'));
       trackCleanup(() => rmSync(data, { recursive: true, force: true }));
       const args = [...cmd.args, 'start', '--data', data, '--host', HOST, '--redis', p.redisUrl, '--redis-prefix', prefix, '--node-id', name];
-      args.push('--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0');
+      args.push('--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0');
       args.push('--heartbeat', String(p.heartbeatSeconds), '--log-level', 'warn');
       const w = wrapCommand(process.execPath, args, nodeCores);
       const node = new NodeProc(name, w.file, w.args, env, data);

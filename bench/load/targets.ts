@@ -32,7 +32,7 @@ export type TargetKind = (typeof TARGETS)[number];
 
 /** What each target serves; the first is its default connector. */
 export const TARGET_CONNECTORS: Readonly<Record<TargetKind, readonly ConnectorKind[]>> = {
-  shaddock: ['hybrid-tcp', 'hybrid-ws', 'sio', 'sio-pomelo', 'mqtt', 'ws'],
+  shaddock: ['hybrid-tcp', 'hybrid-ws', 'sio', 'sio-pomelo', 'mqtt', 'ws', 'ntfy'],
   mosquitto: ['mqtt'],
   socketio: ['sio'],
   ws: ['ws'],
@@ -71,7 +71,8 @@ export interface Target {
   /** CPU list the server may run on. */
   readonly cpus: string;
   endpoint(connector: ConnectorKind): ConnectTarget;
-  push(mode: 'http' | 'mqtt'): PushEndpoint;
+  /** How to push to the clients of `connector` (ntfy subscribers: through the ntfy port). */
+  push(mode: 'http' | 'mqtt', connector?: ConnectorKind): PushEndpoint;
   /** The default push mode of this target. */
   readonly defaultPush: 'http' | 'mqtt';
   /** The last lines it wrote to stderr (for error messages). */
@@ -109,6 +110,8 @@ export interface StartOptions {
 }
 
 const HOST = '127.0.0.1';
+/** The topic every ntfy subscriber of a run listens on. */
+const NTFY_BENCH_TOPIC = 'bench';
 
 /** A port nobody listens on now (the OS picks it; a race with other programs is unlikely). */
 export function freePort(): Promise<number> {
@@ -340,6 +343,8 @@ async function startShaddock(opts: StartOptions): Promise<Target> {
     '0',
     '--mqtt-port',
     '0',
+    '--ntfy-port',
+    '0',
     '--heartbeat',
     String(opts.heartbeatSeconds),
     '--log-level',
@@ -376,6 +381,7 @@ async function startShaddock(opts: StartOptions): Promise<Target> {
     const hybridPort = port('hybridPort', /Pomelo hybrid\s+tcp:\/\/[^:\s]+:(\d+)/);
     const sioPort = port('sioPort', /socket\.io\s+http:\/\/[^:\s]+:(\d+)/);
     const mqttPort = port('mqttPort', /MQTT\s+mqtt:\/\/[^:\s]+:(\d+)/);
+    const ntfyPort = Number(/ntfy\s+http:\/\/[^:\s]+:(\d+)/.exec(proc.stdout)?.[1] ?? 0);
     const version = /Shaddock (\S+) is running/.exec(proc.stdout)?.[1] ?? '?';
     const { apikey, secret, httpPort } = banner;
     const common = { host: HOST, apikey, enterRoute: 'connector.entryHandler.enter', mqttTopic: `apps/${apikey}/all`, mqttUsername: apikey };
@@ -394,11 +400,17 @@ async function startShaddock(opts: StartOptions): Promise<Target> {
             return { ...common, port: mqttPort, path: '' };
           case 'ws':
             return { ...common, port: httpPort, path: '/ws' };
+          case 'ntfy':
+            return { ...common, port: ntfyPort, path: `/${NTFY_BENCH_TOPIC}/json` };
           case 'tcp':
             throw unsupported('shaddock', connector);
         }
       },
-      push(mode) {
+      push(mode, connector) {
+        if (connector === 'ntfy') {
+          // An ntfy publish (the body, `{"data":…}`, is the message text) to the subscribers' topic.
+          return { kind: 'http', host: HOST, port: ntfyPort, path: `/${NTFY_BENCH_TOPIC}`, headers: { 'content-type': 'text/plain' } };
+        }
         if (mode === 'mqtt') {
           return { kind: 'mqtt', host: HOST, port: mqttPort, topic: `apps/${apikey}/push`, username: apikey, password: secret, wrap: true };
         }

@@ -12,6 +12,8 @@ interface StartOptions {
   hybridPort?: number;
   sioPort?: number;
   mqttPort?: number;
+  ntfyPort?: number;
+  ntfyApp?: string;
   heartbeat?: number;
   logLevel?: string;
   redis?: string;
@@ -34,6 +36,8 @@ export function addStartCommand(program: Command): void {
     .option('--hybrid-port <n>', 'Pomelo hybrid connector port, default 3011 (also SHADDOCK_HYBRID_PORT)', intOption('--hybrid-port'))
     .option('--sio-port <n>', 'socket.io connector port, default 3010 (also SHADDOCK_SIO_PORT)', intOption('--sio-port'))
     .option('--mqtt-port <n>', 'MQTT port, default 1883, skipped when taken unless set (also SHADDOCK_MQTT_PORT)', intOption('--mqtt-port'))
+    .option('--ntfy-port <n>', 'ntfy port, default 2586, skipped when taken unless set (also SHADDOCK_NTFY_PORT)', intOption('--ntfy-port'))
+    .option('--ntfy-app <apikey>', 'app whose tags are the ntfy topics; default: the app named ntfy (also SHADDOCK_NTFY_APP)')
     .option('--heartbeat <seconds>', 'Pomelo heartbeat interval, default 25 (also SHADDOCK_HEARTBEAT)', intOption('--heartbeat'))
     .option('--redis <url>', 'cluster mode: store, bus and presence on Redis (also SHADDOCK_REDIS_URL)')
     .option('--redis-prefix <prefix>', 'key prefix, default shaddock: (also SHADDOCK_REDIS_PREFIX)')
@@ -53,6 +57,8 @@ export function addStartCommand(program: Command): void {
           hybridPort: opts.hybridPort,
           sioPort: opts.sioPort,
           mqttPort: opts.mqttPort,
+          ntfyPort: opts.ntfyPort,
+          ntfyApp: opts.ntfyApp,
           heartbeatSeconds: opts.heartbeat,
           logLevel: opts.logLevel,
           redisUrl: opts.redis,
@@ -83,6 +89,7 @@ function printBanner(server: ShaddockServer): void {
   print(`  Pomelo hybrid   ${tcp}://${host}:${server.hybridPort}  ${ws}://${host}:${server.hybridPort}`);
   print(`  socket.io       ${http}://${host}:${server.sioPort}/socket.io`);
   print(`  MQTT            ${server.mqttPort !== undefined ? `${mqtt}://${host}:${server.mqttPort}` : 'off'}`);
+  print(`  ntfy            ${server.ntfyPort !== undefined ? `${http}://${host}:${server.ntfyPort}  (topics of app ${server.ntfyApp.apikey})` : 'off'}`);
   const redisUrl = server.config.redisUrl;
   if (redisUrl !== undefined) {
     print(`  cluster         node ${server.nodeId} on ${redactUrl(redisUrl)} (prefix ${server.config.redisPrefix})`);

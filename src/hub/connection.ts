@@ -45,7 +45,7 @@ export function expandTime(compact: number): number {
 }
 
 /** The wire protocols a connection can speak; shown to managers and in metrics. */
-export const CONNECTOR_NAMES = ['hybrid-tcp', 'hybrid-ws', 'sio', 'mqtt', 'ws', 'sse'] as const;
+export const CONNECTOR_NAMES = ['hybrid-tcp', 'hybrid-ws', 'sio', 'mqtt', 'ws', 'sse', 'ntfy'] as const;
 export type ConnectorName = (typeof CONNECTOR_NAMES)[number];
 
 /**

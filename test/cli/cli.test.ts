@@ -127,7 +127,7 @@ describe('CLI', () => {
 
   it('start: first start prints admin, demo app and a push command; Ctrl-C kicks clients; a restart keeps the apps', async () => {
     const dir = join(dataDir, 'start');
-    const first = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0']);
+    const first = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0']);
     started.push(first.child);
     assert.match(first.banner, /First start: admin account "admin", password \S+/);
     const apikey = field(first.banner, 'apikey');
@@ -149,12 +149,14 @@ describe('CLI', () => {
     assert.equal((await kicked)[0], 'server shutting down');
     assert.equal(await stopped, 0);
 
-    const second = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0']);
+    const second = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0']);
     started.push(second.child);
     assert.doesNotMatch(second.banner, /First start/);
     const list = await cli(['app', 'list', '--json', '--data', dir]);
-    const apps = JSON.parse(list.stdout) as { apikey: string; secret: string }[];
-    assert.deepEqual(apps.map((a) => [a.apikey, a.secret]), [[apikey, secret]]);
+    const apps = JSON.parse(list.stdout) as { apikey: string; secret: string; name: string }[];
+    // The demo app, and the app whose tags are ntfy's topics (docs/ntfy.md), created once.
+    assert.deepEqual(apps.filter((a) => a.name !== 'ntfy').map((a) => [a.apikey, a.secret]), [[apikey, secret]]);
+    assert.equal(apps.filter((a) => a.name === 'ntfy').length, 1);
     const httpUrl2 = /HTTP API\s+(\S+)/.exec(second.banner)?.[1] ?? '';
     const again = await fetch(`${httpUrl2}/api/v1/apps/${apikey}/messages`, {
       method: 'POST',
@@ -169,7 +171,7 @@ describe('CLI', () => {
   it('start refuses a port in use with a clear message', async () => {
     const t = await startTestServer();
     try {
-      const res = await cli(['start', '--data', join(dataDir, 'busy'), '--host', '127.0.0.1', '--http-port', String(t.server.httpPort), '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0']);
+      const res = await cli(['start', '--data', join(dataDir, 'busy'), '--host', '127.0.0.1', '--http-port', String(t.server.httpPort), '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0']);
       assert.equal(res.code, 1);
       assert.match(res.stderr, /HTTP API: port \d+ on 127\.0\.0\.1 is already in use/);
     } finally {

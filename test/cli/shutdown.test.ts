@@ -17,7 +17,7 @@ describe('shutdown', () => {
     const dir = mkdtempSync(join(tmpdir(), 'shaddock-ready-'));
     try {
       for (let i = 0; i < 5; i++) {
-        const node = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0'], {}, 'SIGTERM');
+        const node = await startCli(['--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0'], {}, 'SIGTERM');
         assert.equal(await node.exit, 0, `start ${i + 1}: exit status (null: killed by the signal itself)`);
       }
     } finally {
@@ -39,7 +39,7 @@ describe('shutdown deadline', () => {
     const port = await freePort();
     redis = await startRedis(port);
     const node = await startCli(
-      ['--redis', `redis://127.0.0.1:${port}`, '--node-id', 'frozen', '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0'],
+      ['--redis', `redis://127.0.0.1:${port}`, '--node-id', 'frozen', '--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0'],
       { SHADDOCK_ADMIN_PASSWORD: 'test-admin-password' },
     );
     // Frozen, not gone: connections stay open and commands get no answer, the case a

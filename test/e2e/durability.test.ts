@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCli, stopCli } from '../fixtures/cli-process.js';
 
-const ports = ['--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0'];
+const ports = ['--host', '127.0.0.1', '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0'];
 const field = (banner: string, re: RegExp): string => {
   const m = re.exec(banner);
   assert.ok(m?.[1], `banner: ${banner}`);

@@ -41,7 +41,7 @@ async function startLoggedNode(overrides: Partial<ConfigInput>): Promise<Node> {
   let output = '';
   const config = loadConfig({
     env: {},
-    flags: { host: '127.0.0.1', httpPort: 0, hybridPort: 0, sioPort: 0, mqttPort: 0, adminPassword: ADMIN_PASSWORD, dataDir, ...overrides },
+    flags: { host: '127.0.0.1', httpPort: 0, hybridPort: 0, sioPort: 0, mqttPort: 0, ntfyPort: 0, adminPassword: ADMIN_PASSWORD, dataDir, ...overrides },
   });
   const log = createLogger(config.logLevel, {
     write(s: string) {

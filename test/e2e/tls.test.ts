@@ -442,7 +442,7 @@ describe('TLS configuration errors', () => {
   });
 
   const config = (tlsFiles: Record<string, string>): ReturnType<typeof loadConfig> =>
-    loadConfig({ env: {}, flags: { dataDir, host: '127.0.0.1', httpPort: 0, hybridPort: 0, sioPort: 0, mqttPort: 0, logLevel: 'silent', ...tlsFiles } });
+    loadConfig({ env: {}, flags: { dataDir, host: '127.0.0.1', httpPort: 0, hybridPort: 0, sioPort: 0, mqttPort: 0, ntfyPort: 0, logLevel: 'silent', ...tlsFiles } });
 
   it('a certificate without a key (or a CA file alone) is a ConfigError', () => {
     assert.throws(() => config({ tlsCertFile: certs.leafFile }), (err: unknown) => err instanceof ConfigError && /tlsCertFile and tlsKeyFile/.test(err.message));
@@ -472,7 +472,7 @@ describe('TLS configuration errors', () => {
   });
 
   it('shaddock start prints one line, no stack trace, and exits 1', async () => {
-    const result = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'start', '--data', dataDir, '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0'], {
+    const result = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'start', '--data', dataDir, '--http-port', '0', '--hybrid-port', '0', '--sio-port', '0', '--mqtt-port', '0', '--ntfy-port', '0'], {
       cwd: ROOT,
       env: { ...process.env, SHADDOCK_CONFIG: '', SHADDOCK_TLS_CERT: join(certs.dir, 'missing.pem'), SHADDOCK_TLS_KEY: certs.leafKeyFile },
     }).then(
