@@ -621,6 +621,7 @@ export class NtfyConnector {
         case 'LIMIT_LOGIN_RATE':
           return new NtfyError('NTFY_TOO_MANY_REQUESTS', err.message);
         case 'BAD_REQUEST':
+        case 'PUSH_INVALID':
           return new NtfyError('NTFY_BAD_REQUEST', err.message);
         case 'APP_UNKNOWN':
           return new NtfyError('NTFY_INTERNAL', `the ntfy app is gone: ${err.message}`);
