@@ -91,8 +91,10 @@ function checkTarget(target: Target): PushViolation | undefined {
 
 function checkTtl(ttl: number | undefined): PushViolation | undefined {
   if (ttl === undefined) return undefined;
-  if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_PUSH_TTL_SECONDS) {
-    return violation('ttl', `ttl: whole seconds from 1 to ${MAX_PUSH_TTL_SECONDS}`);
+  // 0 is "now or never": delivered to who is online, never replayed (ntfy's `X-Cache: no`,
+  // RFC 8030 §5.2's TTL 0); the message is still stored, for its id, history and receipt.
+  if (!Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_PUSH_TTL_SECONDS) {
+    return violation('ttl', `ttl: whole seconds from 0 to ${MAX_PUSH_TTL_SECONDS}`);
   }
   return undefined;
 }

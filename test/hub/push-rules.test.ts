@@ -65,7 +65,8 @@ describe('push rules', () => {
     assert.equal(checkPush({ ...push, target: { all: false, clientIds: [], tags: [] } })?.field, 'to');
     assert.equal(checkPush({ ...push, target: { all: false, clientIds: [asClientId('x'.repeat(257))], tags: [] } })?.field, 'to');
     assert.equal(checkPush({ ...push, target: { all: false, clientIds: [], tags: ['t'.repeat(129)] } })?.field, 'to');
-    assert.equal(checkPush({ ...push, target: all, ttlSeconds: 0 })?.field, 'ttl');
+    assert.equal(checkPush({ ...push, target: all, ttlSeconds: -1 })?.field, 'ttl');
+    assert.equal(checkPush({ ...push, target: all, ttlSeconds: 0 }), undefined, 'ttl 0: delivered now or never');
     assert.equal(checkPush({ ...push, target: all, ttlSeconds: 1.5 })?.field, 'ttl');
     assert.equal(checkPush({ ...push, target: all, ttlSeconds: 366 * 86400 })?.field, 'ttl');
     assert.equal(checkPush({ ...push, target: all, ttlSeconds: 3600 }), undefined);
