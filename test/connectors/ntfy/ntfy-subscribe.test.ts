@@ -1,7 +1,7 @@
 // Subscribing through the ntfy front door as ntfy's clients do
 // (https://docs.ntfy.sh/subscribe/api/): curl on the JSON and raw streams, a Node client
-// reading the SSE stream as EventSource does (test/fixtures/sse-events.ts: the `eventsource`
-// package is not installed here), and `ws` on /ws as ntfy's web app does.
+// reading the SSE stream's raw lines (test/fixtures/sse-events.ts; the `eventsource`
+// package itself is in ntfy-eventsource.test.ts), and `ws` on /ws as ntfy's web app does.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
