@@ -107,7 +107,7 @@ export class HybridConnector {
     });
     this.#http.on('clientError', (_err, socket: Socket) => socket.destroy());
     // With TLS, #accept sees the socket after its handshake, and sniffs the cleartext.
-    this.#net = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'hybrid' });
+    this.#net = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'hybrid', admission: opts.admission });
   }
 
   get port(): number {
@@ -147,7 +147,7 @@ export class HybridConnector {
     let ticket: AdmissionTicket | undefined;
     let refusal: LimitError | undefined;
     try {
-      ticket = this.#opts.admission?.admit(remoteAddress);
+      ticket = this.#opts.admission?.admit(remoteAddress, { listener: 'hybrid' });
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       refusal = err;

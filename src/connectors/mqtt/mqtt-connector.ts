@@ -64,7 +64,7 @@ export class MqttConnector {
       maxPacketBytes: opts.maxPacketBytes,
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     };
-    this.#server = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'mqtt' });
+    this.#server = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'mqtt', admission: opts.admission });
   }
 
   get port(): number {
@@ -111,7 +111,7 @@ export class MqttConnector {
     let ticket: AdmissionTicket | undefined;
     let refusal: LimitError | undefined;
     try {
-      ticket = this.#opts.admission?.admit(address);
+      ticket = this.#opts.admission?.admit(address, { listener: 'mqtt' });
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       refusal = err;
