@@ -45,6 +45,8 @@ export interface DescriptorBudgetOptions {
 
 /** How often, at most, the descriptors that are not sockets are counted again near the limit, ms. */
 const RECOUNT_MS = 500;
+/** How old the count of the other descriptors may get anywhere, ms (they may grow while sockets are few). */
+const STALE_MS = 10_000;
 
 /**
  * Accepted sockets are counted by the listeners themselves (cheap, exact); the rest of
@@ -93,8 +95,10 @@ export class DescriptorBudget {
     const sockets = this.sockets();
     if (this.#others < 0) this.#recount(sockets);
     let used = sockets + this.#others;
-    // Near the ceiling the estimate must be right: count again (at most every RECOUNT_MS).
-    if (used >= this.clientCeiling - this.reserve && this.#now() - this.#countedAt >= RECOUNT_MS) {
+    // Near the ceiling the estimate must be right: count again (at most every RECOUNT_MS);
+    // elsewhere, every STALE_MS (a connection arriving asks).
+    const age = this.#now() - this.#countedAt;
+    if (age >= STALE_MS || (used >= this.clientCeiling - this.reserve && age >= RECOUNT_MS)) {
       this.#recount(sockets);
       used = sockets + this.#others;
     }

@@ -262,6 +262,16 @@ describe('limits in the config', () => {
     );
   });
 
+  it('has the descriptor and HTTP timeout settings, from the environment too', () => {
+    const d = loadConfig({ env: {} });
+    assert.deepEqual([d.openFilesLimit, d.descriptorReserve, d.httpKeepAliveSeconds, d.httpRequestTimeoutSeconds], [undefined, 128, 5, 30]);
+    const c = loadConfig({
+      env: { SHADDOCK_OPEN_FILES_LIMIT: '4096', SHADDOCK_DESCRIPTOR_RESERVE: '0', SHADDOCK_HTTP_KEEP_ALIVE: '65', SHADDOCK_HTTP_REQUEST_TIMEOUT: '120' },
+    });
+    assert.deepEqual([c.openFilesLimit, c.descriptorReserve, c.httpKeepAliveSeconds, c.httpRequestTimeoutSeconds], [4096, 0, 65, 120]);
+    assert.throws(() => loadConfig({ env: { SHADDOCK_OPEN_FILES_LIMIT: '10' } }), /openFilesLimit/);
+  });
+
   it('an empty SHADDOCK_LIMITS_EXEMPT_IPS means no exempt address (not the loopback default); CIDR ranges are accepted and checked', () => {
     assert.deepEqual(loadConfig({ env: { SHADDOCK_LIMITS_EXEMPT_IPS: '' } }).limitsExemptIps, []);
     assert.deepEqual(loadConfig({ env: { SHADDOCK_LIMITS_EXEMPT_IPS: ' , ' } }).limitsExemptIps, []);

@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { io as ioV4 } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { startCli, stopCli, type CliProcess } from '../fixtures/cli-process.js';
+import { startTestServer } from '../fixtures/test-server.js';
 import { waitFor, withTimeout } from '../fixtures/wait.js';
 
 const ADMIN_PASSWORD = 'flood-test-admin';
@@ -334,5 +335,20 @@ describe('the descriptor reserve: a process near its open-files limit', () => {
     await flood.close();
     await waitFor(async () => (await get(n.http, '/healthz')).status === 200, { timeoutMs: 5000, message: 'healthz' });
     await someoneElseEntersAndReceives(n);
+  });
+});
+
+describe('HTTP timeouts on both HTTP ports', () => {
+  it('closes a connection that sends no request within handshakeTimeoutSeconds, on the API port and the socket.io port', async () => {
+    const t = await startTestServer({ handshakeTimeoutSeconds: 1 });
+    try {
+      const flood = new IdleFlood();
+      await flood.open(t.server.httpPort, 1, '127.0.0.1');
+      await flood.open(t.server.sioPort, 1, '127.0.0.1');
+      await waitFor(() => flood.refused === 2, { timeoutMs: 4000, message: 'both silent connections to be closed' });
+      assert.deepEqual([...flood.answers.keys()], ['HTTP/1.1 408']);
+    } finally {
+      await t.close();
+    }
   });
 });
