@@ -236,9 +236,17 @@ interface ReserveSocket {
   [RESERVE]?: LimitError;
 }
 
-/** Why the connection under a request is on the descriptor reserve (so limited to health, metrics, login), or undefined. */
+/**
+ * Why the connection under a request is on the descriptor reserve (so limited to
+ * health, metrics, login), or undefined. With TLS the request's socket is the TLSSocket
+ * that wraps the TCP socket the door saw: Node keeps that one as `_parent`
+ * (test/connectors/listen.test.ts checks it over TLS).
+ */
 export function reserveRefusal(socket: Socket): LimitError | undefined {
-  return (socket as ReserveSocket)[RESERVE];
+  const own = (socket as ReserveSocket)[RESERVE];
+  if (own !== undefined) return own;
+  const parent: unknown = Reflect.get(socket, '_parent');
+  return typeof parent === 'object' && parent !== null ? (parent as ReserveSocket)[RESERVE] : undefined;
 }
 
 /**

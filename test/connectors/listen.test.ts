@@ -2,7 +2,12 @@
 // accept, how it says no, the descriptor reserve, and the HTTP timeouts it is built with.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { Admission, type AdmissionLimits, type LimitCode } from '../../src/connectors/admission.js';
 import { DescriptorBudget } from '../../src/connectors/descriptors.js';
@@ -195,5 +200,42 @@ describe('listen: the descriptor reserve', () => {
       ['tcp LIMIT_DESCRIPTORS', 'web LIMIT_DESCRIPTORS'],
       'every refusal reported, with its listener',
     );
+  });
+});
+
+describe('listen: the descriptor reserve over TLS', () => {
+  it('knows a reserve connection under its TLS socket: only the reserved requests pass', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shaddock-listen-tls-'));
+    let tls: { cert: Buffer; key: Buffer; handshakeTimeoutMs: number };
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+      tls = { cert: readFileSync(join(dir, 'c.pem')), key: readFileSync(join(dir, 'k.pem')), handshakeTimeoutMs: 5000 };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Always in the reserve: 90 of 100 descriptors are the process's own.
+    const b: DescriptorBudget = new DescriptorBudget({ limit: 100, reserve: 20, countOpen: () => 90 + b.sockets() });
+    const a = new Admission(OFF, Date.now, { descriptors: b });
+    const server = createHttpListener((_req, res) => res.end('{"ok":true}'), {
+      name: 'web',
+      timeouts: TIMEOUTS,
+      tls,
+      admission: a,
+      reserve: (method, path) => method === 'GET' && path === '/healthz',
+    });
+    const port = await serve(server, a);
+    const ask = (path: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const c = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => c.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`));
+        let data = '';
+        c.setEncoding('latin1');
+        c.on('data', (d: string) => (data += d));
+        c.on('error', reject);
+        c.on('close', () => resolve(data));
+      });
+    assert.match(await ask('/healthz'), /^HTTP\/1\.1 200 OK/);
+    const refused = await ask('/api');
+    assert.match(refused, /^HTTP\/1\.1 503 /);
+    assert.match(refused, /"code":"LIMIT_DESCRIPTORS"/);
   });
 });
