@@ -164,6 +164,9 @@ export function guardListener(server: Server, admission: Admission, door: DoorOp
   const budget = admission.descriptors;
   budget?.track(() => openConnections(server));
   const pool = door.kind === 'http' ? admission.socketPool(door.name) : undefined;
+  // With neither per-address limit on (the benchmarks), or for an exempt address, a
+  // socket carries no ticket: nothing to count, and no bytes per connection spent on it.
+  const counting = pool !== undefined && (admission.limits.maxConnectionsPerIp > 0 || admission.limits.connectsPerSecondPerIp > 0);
   const reserved = new Map<string, number>();
   const refuse = (socket: Socket, err: LimitError, address: string, answer: boolean): false => {
     admission.report(door.name, err.code, address);
@@ -180,7 +183,7 @@ export function guardListener(server: Server, admission: Admission, door: DoorOp
       return refuse(socket, new LimitError('LIMIT_DESCRIPTORS', 1), address, true);
     }
     let ticket: AdmissionTicket | undefined;
-    if (pool !== undefined) {
+    if (pool !== undefined && counting && !admission.isExempt(address)) {
       try {
         ticket = pool.admit(address, { pending: false });
       } catch (err) {
