@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { REFUSAL_LOG_INTERVAL_MS, refusalReporter } from '../../src/connectors/refusal-log.js';
 import { readOpenFilesLimit } from '../../src/connectors/descriptors.js';
-import type { Logger } from '../../src/log.js';
+import { ConnectionLog, createLogger, type Logger } from '../../src/log.js';
 
 describe('refusalReporter', () => {
   it('counts every refusal and logs a few lines per listener and reason, saying how many came meanwhile', () => {
@@ -46,5 +46,20 @@ describe('readOpenFilesLimit', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     assert.ok((readOpenFilesLimit() ?? 0) > 0, 'this Linux process has one');
+  });
+});
+
+describe('ConnectionLog and the limits', () => {
+  it('writes a connection refused by the admission limits at debug (the limits report those in bulk), other refusals at its level', () => {
+    const lines: { level: number; code: string }[] = [];
+    const log = createLogger('info', { write: (line: string) => lines.push(JSON.parse(line) as { level: number; code: string }) });
+    const connections = new ConnectionLog(log, 'info');
+    for (let i = 0; i < 100; i++) connections.refused({ connector: 'hybrid-tcp', code: 'LIMIT_CONNECTIONS_PER_IP', message: 'too many', remoteAddress: '10.0.0.1' });
+    connections.refused({ connector: 'mqtt', code: 'LIMIT_DESCRIPTORS', message: 'full' });
+    connections.refused({ connector: 'ws', code: 'AUTH_FAILED', message: 'wrong secret' });
+    assert.deepEqual(
+      lines.map((l) => l.code),
+      ['AUTH_FAILED'],
+    );
   });
 });
