@@ -351,4 +351,25 @@ describe('HTTP timeouts on both HTTP ports', () => {
       await t.close();
     }
   });
+
+  it('closes a WebSocket upgrade to the hybrid port whose headers never end', async () => {
+    const t = await startTestServer({ handshakeTimeoutSeconds: 1 });
+    const s = netConnect({ host: '127.0.0.1', port: t.server.hybridPort });
+    try {
+      s.on('error', () => undefined);
+      await once(s, 'connect');
+      s.write('GET / HTTP/1.1\r\nhost: x\r\n');
+      const closed = once(s, 'close');
+      // A header line at a time, never the blank line that ends them.
+      const drip = setInterval(() => s.write('x-drip: 1\r\n'), 200);
+      try {
+        await withTimeout(closed, 4000, 'the dripping upgrade to be closed');
+      } finally {
+        clearInterval(drip);
+      }
+    } finally {
+      s.destroy();
+      await t.close();
+    }
+  });
 });
