@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { LOG_LEVELS } from './log.js';
+import { parseAddressRange } from './address-ranges.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -92,10 +93,41 @@ export const ConfigSchema = z
     maxPendingConnections: z.number().int().min(0).default(10_000),
     /** Tags one client may subscribe to (the store keeps at most 256). */
     maxTagsPerClient: z.number().int().min(1).max(256).default(256),
-    /** Source addresses the per-address and per-connection rate limits skip (a local proxy, load tests). */
+    /**
+     * Source addresses and CIDR ranges (`10.0.0.0/8`, `::1/128`) the per-address and
+     * per-connection rate limits skip (a local proxy, load tests). An empty list
+     * (`SHADDOCK_LIMITS_EXEMPT_IPS=`) exempts nothing.
+     */
     limitsExemptIps: z
-      .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v), z.array(z.string().min(1).max(64)))
+      .preprocess(
+        (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v),
+        z.array(
+          z
+            .string()
+            .min(1)
+            .max(64)
+            .superRefine((entry, ctx) => {
+              const range = parseAddressRange(entry);
+              if (typeof range === 'string') ctx.addIssue({ code: z.ZodIssueCode.custom, message: range });
+            }),
+        ),
+      )
       .default(['127.0.0.1', '::1']),
+    /**
+     * The process's open-files limit, when it cannot be read from the system
+     * (`/proc/self/limits`, Linux) or should be taken as lower; unset: the system's.
+     */
+    openFilesLimit: z.number().int().min(64).optional(),
+    /**
+     * File descriptors kept back from client connections, so that `/healthz`, `/metrics`
+     * and admin login on the HTTP port still answer when clients take the rest (at most a
+     * quarter of the limit); 0: no reserve, no descriptor check.
+     */
+    descriptorReserve: z.number().int().min(0).default(128),
+    /** An HTTP connection idle this long after an answer is closed (HTTP port and socket.io port), seconds. */
+    httpKeepAliveSeconds: z.number().min(1).max(600).default(5),
+    /** Time an HTTP request has to arrive whole (headers: handshakeTimeoutSeconds), seconds. */
+    httpRequestTimeoutSeconds: z.number().min(1).max(3600).default(30),
     /** Failed admin logins (console, Basic auth, manager enter) per minute, per address and per username, before 429. */
     loginFailuresPerMinute: z.number().int().min(0).default(10),
   })
@@ -143,7 +175,14 @@ const ENV: Readonly<Record<string, keyof ConfigInput>> = {
   SHADDOCK_MAX_TAGS_PER_CLIENT: 'maxTagsPerClient',
   SHADDOCK_LIMITS_EXEMPT_IPS: 'limitsExemptIps',
   SHADDOCK_LOGIN_FAILURES_PER_MINUTE: 'loginFailuresPerMinute',
+  SHADDOCK_OPEN_FILES_LIMIT: 'openFilesLimit',
+  SHADDOCK_DESCRIPTOR_RESERVE: 'descriptorReserve',
+  SHADDOCK_HTTP_KEEP_ALIVE: 'httpKeepAliveSeconds',
+  SHADDOCK_HTTP_REQUEST_TIMEOUT: 'httpRequestTimeoutSeconds',
 };
+
+/** Variables whose empty value means something (an empty list), not "unset". */
+const EMPTY_MEANS_NONE = new Set<string>(['SHADDOCK_LIMITS_EXEMPT_IPS']);
 
 const NUMERIC_KEYS = new Set<string>([
   'nodeTimeoutSeconds',
@@ -168,6 +207,10 @@ const NUMERIC_KEYS = new Set<string>([
   'maxPendingConnections',
   'maxTagsPerClient',
   'loginFailuresPerMinute',
+  'openFilesLimit',
+  'descriptorReserve',
+  'httpKeepAliveSeconds',
+  'httpRequestTimeoutSeconds',
 ]);
 
 export class ConfigError extends Error {
@@ -191,7 +234,7 @@ export function loadConfig(opts: {
   if (file !== undefined && file !== '') Object.assign(merged, readConfigFile(file));
   for (const [name, key] of Object.entries(ENV)) {
     const value = env[name];
-    if (value !== undefined && value !== '') merged[key] = coerce(key, value, name);
+    if (value !== undefined && (value !== '' || EMPTY_MEANS_NONE.has(name))) merged[key] = coerce(key, value, name);
   }
   for (const [key, value] of Object.entries(opts.flags ?? {})) {
     if (value !== undefined) merged[key] = typeof value === 'string' ? coerce(key, value, `--${kebab(key)}`) : value;

@@ -83,6 +83,9 @@ export type ConnectionLogLevel = 'info' | 'debug';
  * Lines carry ids, never credentials: the secret, passwords and tokens a peer sent are
  * not among the fields, and the logger redacts such fields anyway.
  */
+/** Refusal codes of the connection limits (src/connectors/admission.ts), reported in bulk by the limits themselves. */
+const ADMISSION_CODES: ReadonlySet<string> = new Set(['LIMIT_CONNECTIONS_PER_IP', 'LIMIT_CONNECT_RATE', 'LIMIT_PENDING', 'LIMIT_DESCRIPTORS']);
+
 export class ConnectionLog implements HubObserver {
   readonly #log: Logger;
   readonly #level: ConnectionLogLevel;
@@ -128,8 +131,12 @@ export class ConnectionLog implements HubObserver {
   }
 
   refused(r: Refusal): void {
-    if (!this.#log.isLevelEnabled(this.#level)) return;
-    this.#log[this.#level](
+    // A connection refused by the per-address, rate, pending or descriptor limits comes
+    // in floods: the limits' own reporter logs those a few lines at a time (at warn,
+    // src/connectors/refusal-log.ts), so the line per connection is debug only.
+    const level = ADMISSION_CODES.has(r.code) ? 'debug' : this.#level;
+    if (!this.#log.isLevelEnabled(level)) return;
+    this.#log[level](
       {
         event: 'refused',
         ...(r.conn !== undefined ? { conn: r.conn.id } : {}),

@@ -24,14 +24,27 @@ import { SseConnector } from './connectors/sse/sse-connector.js';
 import { parseProtos, type ParsedProtos } from './protocol/pomelo/protobuf.js';
 import { buildHttpApi, type HttpApi } from './api/http-api.js';
 import { loadTlsCredentials, type TlsListenOptions } from './tls.js';
-import { LISTEN_BACKLOG, closeFailedHandshakes } from './connectors/listen.js';
+import { LISTEN_BACKLOG, createHttpListener, reserveRefusal, type HttpTimeouts } from './connectors/listen.js';
 import { LoginLimiter } from './api/sessions.js';
-import { Admission } from './connectors/admission.js';
 import { NtfyConnector } from './connectors/ntfy/ntfy-connector.js';
 import type { ScheduledStore } from './store/scheduled-store.js';
 import { openSqliteScheduledStore } from './store/scheduled-sqlite.js';
 import { openRedisScheduledStore } from './store/scheduled-redis.js';
 import type { ApiKey } from './ids.js';
+import { Admission, refuseUpgrade } from './connectors/admission.js';
+import { DescriptorBudget, readOpenFilesLimit } from './connectors/descriptors.js';
+import { refusalReporter } from './connectors/refusal-log.js';
+
+/**
+ * What a connection on the descriptor reserve may ask (docs/security.md#file-descriptors):
+ * health, metrics and the console's login — what an operator needs to see and act
+ * while clients hold every other descriptor.
+ */
+function reservedRequest(method: string, path: string): boolean {
+  if (path === '/healthz') return method === 'GET' || method === 'HEAD';
+  if (path === '/metrics') return method === 'GET';
+  return path === '/api/v1/session' && (method === 'POST' || method === 'GET');
+}
 
 /** What the first start created, to show the user once. */
 export interface FirstStart {
@@ -117,15 +130,37 @@ export async function startServer(
       ? await openRedisPresence({ ...redis, logger: log, nodeId, nodeTimeoutMs, heartbeatMs: Math.min(2000, Math.floor(nodeTimeoutMs / 5)) })
       : undefined;
     if (presence) cleanup.unshift(() => presence.close());
+    const notices: string[] = [];
     // Limits (docs/security.md#limits): one admission and one login limiter per node,
-    // shared by every connector and the API.
-    const admission = new Admission({
-      maxConnectionsPerIp: config.maxConnectionsPerIp,
-      connectsPerSecondPerIp: config.connectsPerSecondPerIp,
-      maxPendingConnections: config.maxPendingConnections,
-      requestsPerSecond: config.requestsPerSecond,
-      exemptIps: config.limitsExemptIps,
-    });
+    // shared by every connector and the API; every listener's door checks the
+    // descriptor budget and reports its refusals here.
+    const openFiles = config.openFilesLimit ?? readOpenFilesLimit();
+    let descriptors: DescriptorBudget | undefined;
+    if (config.descriptorReserve > 0 && openFiles !== undefined) {
+      descriptors = new DescriptorBudget({ limit: openFiles, reserve: config.descriptorReserve });
+    } else if (config.descriptorReserve > 0) {
+      const notice = 'no descriptor reserve: the open-files limit cannot be read here; set openFilesLimit (SHADDOCK_OPEN_FILES_LIMIT)';
+      notices.push(notice);
+      log.warn(notice);
+    }
+    const admission = new Admission(
+      {
+        maxConnectionsPerIp: config.maxConnectionsPerIp,
+        connectsPerSecondPerIp: config.connectsPerSecondPerIp,
+        maxPendingConnections: config.maxPendingConnections,
+        requestsPerSecond: config.requestsPerSecond,
+        exemptIps: config.limitsExemptIps,
+      },
+      Date.now,
+      { descriptors, report: refusalReporter(log.child({ component: 'limits' }), (listener, code) => metrics.listenerRefused(listener, code)) },
+    );
+    // Explicit HTTP timeouts on both HTTP ports: a connection that sends no request in
+    // time, or idles after an answer, goes (Node's own defaults are 60 s and 5 s, checked every 30 s).
+    const httpTimeouts: HttpTimeouts = {
+      headersMs: config.handshakeTimeoutSeconds * 1000,
+      requestMs: config.httpRequestTimeoutSeconds * 1000,
+      keepAliveMs: config.httpKeepAliveSeconds * 1000,
+    };
     cleanup.unshift(async () => admission.close());
     const loginLimiter = new LoginLimiter(config.loginFailuresPerMinute);
     const hub = new Hub({
@@ -167,6 +202,7 @@ export async function startServer(
       maxPayloadBytes: config.maxPackageBytes,
       enterTimeoutMs: config.handshakeTimeoutSeconds * 1000,
       admission,
+      http: httpTimeouts,
       tls,
     });
     const sioPort = await sio.listen().catch((err: Error) => {
@@ -174,7 +210,6 @@ export async function startServer(
     });
     cleanup.unshift(() => sio.close());
 
-    const notices: string[] = [];
     if (tlsCredentials) {
       log.info({ subject: tlsCredentials.subject, notAfter: new Date(tlsCredentials.notAfter).toISOString() }, 'TLS on for every listener');
       if (tlsCredentials.notAfter < Date.now()) {
@@ -264,9 +299,18 @@ export async function startServer(
       tls,
       secureCookies: tls !== undefined,
       sse: (req, res, apikey, clientId) => sse.handle(req, res, apikey, clientId),
+      // The API port's listener: its door counts every connection, and connections on
+      // the descriptor reserve may only ask for health, metrics and an admin login.
+      serverFactory: (handler) => createHttpListener(handler, { name: 'http', timeouts: httpTimeouts, tls, log, admission, reserve: reservedRequest }),
     });
-    http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => ws.handleUpgrade(req, socket, head));
-    if (tls) closeFailedHandshakes(http.server, log, 'http');
+    http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const reserved = reserveRefusal(req.socket);
+      if (reserved !== undefined) {
+        refuseUpgrade(socket, reserved);
+        return;
+      }
+      ws.handleUpgrade(req, socket, head);
+    });
     await http.listen({ host: config.host, port: config.httpPort, backlog: LISTEN_BACKLOG }).catch((err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? `port ${config.httpPort} on ${config.host} is already in use` : err.message;
       throw new Error(`HTTP API: ${why}`, { cause: err });

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import { asApiKey, asClientId, asMessageId } from '../ids.js';
@@ -40,6 +40,12 @@ export interface HttpApiOptions {
   readonly pushRate?: { requestBucket(address: string): { request(): boolean } | undefined };
   /** Serve HTTPS only (and so wss:// for /ws), docs/tls.md; plain HTTP when absent. */
   readonly tls?: TlsListenOptions | undefined;
+  /**
+   * Builds the HTTP(S) server around fastify's handler (the listener with its limits and
+   * timeouts, src/connectors/listen.ts); fastify's own when absent. It then serves TLS
+   * when `tls` is set.
+   */
+  readonly serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => HttpServer;
 }
 
 const MAX_TTL_SECONDS = 30 * 86400;
@@ -136,7 +142,10 @@ export function buildHttpApi(opts: HttpApiOptions) {
     trustProxy: false,
     // null: plain HTTP. Either way the instance is typed for https.Server, whose requests
     // and responses are the same IncomingMessage and ServerResponse as http's.
-    https: opts.tls ? tlsServerOptions(opts.tls) : null,
+    https: opts.tls && !opts.serverFactory ? tlsServerOptions(opts.tls) : null,
+    // The factory's server is an http.Server or an https.Server (by `tls`); fastify's
+    // types tie the factory to the `https` option's server type, hence the cast.
+    ...(opts.serverFactory ? { serverFactory: opts.serverFactory as never } : {}),
     // The longest path parameter we accept is a client id (apikeys are shorter): fastify's
     // default of 100 refused longer client ids on SSE with its own 414 (issue 15, item 7).
     // find-my-way compares the decoded value, so this is characters, like the schemas.

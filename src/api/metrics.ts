@@ -67,6 +67,7 @@ export class Metrics implements HubObserver {
   readonly #fanout: Histogram;
   readonly #slow: Counter<'connector'>;
   readonly #refusals: Counter<'connector' | 'code'>;
+  readonly #listenerRefusals: Counter<'listener' | 'reason'>;
   readonly #store: Histogram<'operation'>;
   readonly #storeErrors: Counter<'operation'>;
   readonly #bus: Histogram;
@@ -151,6 +152,12 @@ export class Metrics implements HubObserver {
       labelNames: ['connector', 'code'],
       registers,
     });
+    this.#listenerRefusals = new Counter({
+      name: `${METRIC_PREFIX}listener_refusals_total`,
+      help: 'Connections and sessions refused at a listener (http, sio, hybrid, mqtt, …) by the limits, by reason code',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
     this.#store = new Histogram({
       name: `${METRIC_PREFIX}store_seconds`,
       help: 'Duration of store calls (SQLite or Redis), by operation',
@@ -211,6 +218,11 @@ export class Metrics implements HubObserver {
   refused(r: Refusal): void {
     this.#refusals.inc({ connector: r.connector, code: CODE_SHAPE.test(r.code) ? r.code : 'OTHER' });
     if (r.conn !== undefined && r.as === undefined) this.#refusedBeforeEnter.add(r.conn);
+  }
+
+  /** A connection or session refused at `listener` by the limits (docs/security.md#limits). */
+  listenerRefused(listener: string, reason: string): void {
+    this.#listenerRefusals.inc({ listener: CODE_SHAPE.test(listener.toUpperCase()) ? listener : 'other', reason: CODE_SHAPE.test(reason) ? reason : 'OTHER' });
   }
 
   accepted(apikey: ApiKey): void {

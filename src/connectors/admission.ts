@@ -8,6 +8,8 @@
 // `refuseUpgrade` writes it on a WebSocket upgrade's socket.
 import type { Duplex } from 'node:stream';
 import { compactTime, smallInteger } from '../hub/connection.js';
+import { AddressRanges } from '../address-ranges.js';
+import type { DescriptorBudget } from './descriptors.js';
 
 /** Why a connection or request was refused; stable codes, the reason goes to the peer. */
 export const LIMIT_REFUSALS = {
@@ -15,6 +17,7 @@ export const LIMIT_REFUSALS = {
   LIMIT_CONNECT_RATE: 'connecting too often from this address; retry later',
   LIMIT_PENDING: 'too many connections waiting to enter; retry later',
   LIMIT_REQUEST_RATE: 'too many requests on this connection',
+  LIMIT_DESCRIPTORS: 'the server has no room for more connections; retry later',
 } as const;
 export type LimitCode = keyof typeof LIMIT_REFUSALS;
 
@@ -43,14 +46,37 @@ export interface AdmissionLimits {
   readonly maxPendingConnections: number;
   /** Requests per second on one connection (bucket of twice that); 0: no limit. */
   readonly requestsPerSecond: number;
-  /** Addresses that skip the per-address and per-connection rate limits (not the pending limit). */
+  /** Addresses and CIDR ranges that skip the per-address and per-connection rate limits (not the pending limit). */
   readonly exemptIps?: readonly string[];
+}
+
+/**
+ * A refusal at a listener, for the metrics and the log: which listener (`http`, `sio`,
+ * `hybrid`, `mqtt`, …), the code, and the peer's address.
+ */
+export type RefusalReporter = (listener: string, code: LimitCode, address: string) => void;
+
+export interface AdmissionHooks {
+  /** The process's file-descriptor budget, checked by every listener at accept (listen.ts). */
+  readonly descriptors?: DescriptorBudget | undefined;
+  /** Told of every refusal made at a listener's door and of every admission refused with `listener` given. */
+  readonly report?: RefusalReporter | undefined;
+}
+
+/** How `admit` counts a connection; everything on by default. */
+export interface AdmitOptions {
+  /** Counted as pending until `entered()`; false: entered at once (an HTTP connection is no session). */
+  readonly pending?: boolean;
+  /** Refusals are reported as made at this listener. */
+  readonly listener?: string;
 }
 
 /** A token bucket's capacity, in seconds of its rate: bursts of twice the rate pass. */
 const BURST_SECONDS = 2;
 /** How often idle per-address entries are dropped, ms. */
 const SWEEP_MS = 10_000;
+/** Exempt addresses seen, kept for their shared address string; past this many the memo starts over. */
+const MAX_EXEMPT_MEMO = 4096;
 
 interface AddressState {
   readonly admission: Admission;
@@ -78,21 +104,53 @@ interface AddressState {
 export class Admission {
   readonly #limits: AdmissionLimits;
   readonly #now: () => number;
-  /** Exempt addresses by key: not counted, but they share their address string too. */
+  readonly #hooks: AdmissionHooks;
+  /** Exempt addresses and ranges (an empty list: none). */
+  readonly #exemptRanges: AddressRanges;
+  /** Exempt addresses seen, by key: not counted, but they share their address string too. */
   readonly #exempt = new Map<string, AddressState>();
   readonly #addresses = new Map<string, AddressState>();
+  /** Per-listener counts of sockets (socketPool). */
+  readonly #pools = new Map<string, Admission>();
   readonly #sweep: NodeJS.Timeout;
   #pending = 0;
 
-  constructor(limits: AdmissionLimits, now: () => number = Date.now) {
+  constructor(limits: AdmissionLimits, now: () => number = Date.now, hooks: AdmissionHooks = {}) {
     this.#limits = limits;
     this.#now = now;
-    for (const ip of limits.exemptIps ?? []) {
-      const key = addressKey(ip);
-      this.#exempt.set(key, { admission: this, address: key.includes('/') ? undefined : key, counted: false, open: 0, tokens: 0, at: 0 });
-    }
+    this.#hooks = hooks;
+    this.#exemptRanges = new AddressRanges(limits.exemptIps ?? []);
     this.#sweep = setInterval(() => this.sweep(), SWEEP_MS);
     this.#sweep.unref();
+  }
+
+  /** The process's descriptor budget, when there is one. */
+  get descriptors(): DescriptorBudget | undefined {
+    return this.#hooks.descriptors;
+  }
+
+  /** True when `address` skips the per-address and per-connection rate limits (limitsExemptIps). */
+  isExempt(address: string): boolean {
+    return this.#exemptRanges.has(address);
+  }
+
+  /** Reports a refusal made at `listener` (metrics, log). */
+  report(listener: string, code: LimitCode, address: string): void {
+    this.#hooks.report?.(listener, code, address);
+  }
+
+  /**
+   * The per-address count of one listener's TCP connections (the HTTP port, the
+   * socket.io port): the same limits and exempt addresses, its own counts, and no
+   * pending limit — these are sockets, not sessions (docs/security.md#limits).
+   */
+  socketPool(listener: string): Admission {
+    let pool = this.#pools.get(listener);
+    if (pool === undefined) {
+      pool = new Admission({ ...this.#limits, maxPendingConnections: 0 }, this.#now, { report: this.#hooks.report });
+      this.#pools.set(listener, pool);
+    }
+    return pool;
   }
 
   get limits(): AdmissionLimits {
@@ -118,14 +176,30 @@ export class Admission {
    * A new connection from `address`: its ticket, or a LimitError. The caller must
    * `release()` the ticket when the connection closes, and call `entered()` once it has.
    */
-  admit(address: string): AdmissionTicket {
+  admit(address: string, opts: AdmitOptions = {}): AdmissionTicket {
+    try {
+      return this.#admit(address, opts.pending !== false);
+    } catch (err) {
+      if (opts.listener !== undefined && err instanceof LimitError) this.report(opts.listener, err.code, address);
+      throw err;
+    }
+  }
+
+  #admit(address: string, pending: boolean): AdmissionTicket {
     const key = addressKey(address);
     const limits = this.#limits;
-    if (limits.maxPendingConnections > 0 && this.#pending >= limits.maxPendingConnections) {
+    if (pending && limits.maxPendingConnections > 0 && this.#pending >= limits.maxPendingConnections) {
       throw new LimitError('LIMIT_PENDING', 1);
     }
-    let state = this.#exempt.get(key);
-    if (state === undefined) {
+    let state: AddressState | undefined;
+    if (this.#exemptRanges.has(address)) {
+      state = this.#exempt.get(key);
+      if (state === undefined) {
+        if (this.#exempt.size >= MAX_EXEMPT_MEMO) this.#exempt.clear();
+        state = { admission: this, address: key === address ? address : undefined, counted: false, open: 0, tokens: 0, at: 0 };
+        this.#exempt.set(key, state);
+      }
+    } else {
       const now = this.#now();
       state = this.#addresses.get(key);
       if (state === undefined) {
@@ -144,6 +218,7 @@ export class Admission {
       }
       state.open++;
     }
+    if (!pending) return new AdmissionTicket(state, TicketPhase.ENTERED);
     this.#pending++;
     return new AdmissionTicket(state);
   }
@@ -153,7 +228,7 @@ export class Admission {
    * connection pushing messages); undefined when `address` is exempt or the limit is off.
    */
   requestBucket(address: string): RequestBucket | undefined {
-    if (this.#limits.requestsPerSecond <= 0 || this.#exempt.has(addressKey(address))) return undefined;
+    if (this.#limits.requestsPerSecond <= 0 || this.isExempt(address)) return undefined;
     return new RequestBucket(this.#limits.requestsPerSecond, this.#now);
   }
 
@@ -168,9 +243,10 @@ export class Admission {
     }
   }
 
-  /** Stops the sweep timer. */
+  /** Stops the sweep timers. */
   close(): void {
     clearInterval(this.#sweep);
+    for (const pool of this.#pools.values()) pool.close();
   }
 
   /** @internal for AdmissionTicket */
@@ -440,6 +516,7 @@ export const HTTP_STATUS_BY_LIMIT = {
   LIMIT_CONNECT_RATE: 429,
   LIMIT_PENDING: 503,
   LIMIT_REQUEST_RATE: 429,
+  LIMIT_DESCRIPTORS: 503,
 } as const satisfies Record<LimitCode, number>;
 
 /** A refusal as an HTTP answer: status, headers (with Retry-After) and a `{code, message}` body. */

@@ -1,7 +1,11 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Logger } from '../log.js';
 import { tlsServerOptions, type TlsListenOptions } from '../tls.js';
+import { LimitError, httpRefusal, type Admission, type AdmissionTicket } from './admission.js';
+import { DESCRIPTOR_ROOM } from './descriptors.js';
 
 export type { TlsListenOptions };
 export { tlsServerOptions };
@@ -49,12 +53,234 @@ export function closeServer(server: Server): Promise<void> {
  */
 export function createSocketServer(
   onSocket: (socket: Socket) => void,
-  opts: { readonly tls?: TlsListenOptions | undefined; readonly log?: Logger; readonly name?: string } = {},
+  opts: {
+    readonly tls?: TlsListenOptions | undefined;
+    readonly log?: Logger;
+    readonly name?: string;
+    /** The node's limits: the listener's door checks the descriptor budget (the connector admits each connection itself). */
+    readonly admission?: Admission | undefined;
+  } = {},
 ): Server {
-  if (opts.tls === undefined) return createNetServer(onSocket);
-  const server = createTlsServer(tlsServerOptions(opts.tls), onSocket);
-  closeFailedHandshakes(server, opts.log, opts.name ?? 'tls');
+  const server = opts.tls === undefined ? createNetServer(onSocket) : createTlsServer(tlsServerOptions(opts.tls), onSocket);
+  if (opts.tls !== undefined) closeFailedHandshakes(server as TlsServer, opts.log, opts.name ?? 'tls');
+  if (opts.admission) guardListener(server, opts.admission, { name: opts.name ?? 'tcp', kind: 'stream' });
   return server;
+}
+
+/** Timeouts of an HTTP listener (docs/security.md#limits), milliseconds. */
+export interface HttpTimeouts {
+  /** A connection must send a request's headers within this (from accept, or from its last answer). */
+  readonly headersMs: number;
+  /** A request must arrive whole within this (not the answer: long polls and streams are unaffected). */
+  readonly requestMs: number;
+  /** A keep-alive connection idle this long after an answer is closed. */
+  readonly keepAliveMs: number;
+}
+
+/**
+ * An HTTP (or HTTPS) listener with explicit timeouts and, given the node's limits, its
+ * door (guardListener): every HTTP port is built here, so a port added later is
+ * counted by construction. With `reserve`, connections admitted on the descriptor
+ * reserve reach `handler` only for the requests `reserve` allows; the rest are
+ * answered 503 `LIMIT_DESCRIPTORS`.
+ */
+export function createHttpListener(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  opts: {
+    readonly name: string;
+    readonly timeouts: HttpTimeouts;
+    readonly tls?: TlsListenOptions | undefined;
+    readonly log?: Logger;
+    readonly admission?: Admission | undefined;
+    /** Which requests a connection on the descriptor reserve may make; no reserve when absent. */
+    readonly reserve?: (method: string, path: string) => boolean;
+  },
+): HttpServer | HttpsServer {
+  const reserve = opts.reserve;
+  const serve = reserve
+    ? (req: IncomingMessage, res: ServerResponse): void => {
+        const refusal = reserveRefusal(req.socket);
+        if (refusal !== undefined) {
+          // One answer, then the connection goes: the reserve is for a few short requests.
+          res.shouldKeepAlive = false;
+          if (!reserve(req.method ?? 'GET', pathOf(req.url))) {
+            const { status, headers, body } = httpRefusal(refusal);
+            res.writeHead(status, { ...headers, connection: 'close' });
+            res.end(body);
+            return;
+          }
+        }
+        handler(req, res);
+      }
+    : handler;
+  // The check that enforces headersTimeout and requestTimeout runs this often (Node's
+  // default, 30 s, would let a silent connection live 40 s instead of 10).
+  const checking = { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(opts.timeouts.headersMs / 4))) };
+  let server: HttpServer | HttpsServer;
+  if (opts.tls) {
+    const https = createHttpsServer({ ...tlsServerOptions(opts.tls), ...checking }, serve);
+    closeFailedHandshakes(https, opts.log, opts.name);
+    server = https;
+  } else {
+    server = createHttpServer(checking, serve);
+  }
+  server.headersTimeout = opts.timeouts.headersMs;
+  server.requestTimeout = Math.max(opts.timeouts.requestMs, opts.timeouts.headersMs);
+  server.keepAliveTimeout = opts.timeouts.keepAliveMs;
+  if (opts.admission) guardListener(server, opts.admission, { name: opts.name, kind: 'http', tls: opts.tls !== undefined, reserve: reserve !== undefined });
+  return server;
+}
+
+/** What a listener's door does at accept. */
+export interface DoorOptions {
+  /** The listener's name: the metrics label and log field (`http`, `sio`, `hybrid`, `mqtt`, …). */
+  readonly name: string;
+  /**
+   * `stream`: the connector admits every connection in its accept callback and says no
+   * in its own protocol (hybrid, MQTT); the door checks the descriptor budget.
+   * `http`: the door also counts every TCP connection per address in the listener's
+   * socket pool (maxConnectionsPerIp, connectsPerSecondPerIp) and says no with an HTTP
+   * answer (`{code, message}`, Retry-After) before a byte is parsed.
+   */
+  readonly kind: 'stream' | 'http';
+  /** The listener speaks TLS: a refusal closes without an answer (a plain-text one would be noise to the peer). */
+  readonly tls?: boolean;
+  /** Connections past the clients' share of descriptors may use the reserve (see createHttpListener). */
+  readonly reserve?: boolean;
+}
+
+/** Connections one address (not exempt) may hold on the descriptor reserve at once. */
+const RESERVE_PER_ADDRESS = 4;
+
+/**
+ * The one door of every listener: each accepted TCP connection passes here before
+ * the server sees it (its 'connection' event), so a refused one never reaches a
+ * parser, a handshake or a connector. It checks the process's descriptor budget and,
+ * for HTTP listeners, the per-address count and connect rate of the listener's
+ * sockets; every refusal is reported (`Admission.report`: metrics and a rate-limited
+ * log line).
+ */
+export function guardListener(server: Server, admission: Admission, door: DoorOptions): void {
+  const budget = admission.descriptors;
+  budget?.track(() => openConnections(server));
+  const pool = door.kind === 'http' ? admission.socketPool(door.name) : undefined;
+  // With neither per-address limit on (the benchmarks), or for an exempt address, a
+  // socket carries no ticket: nothing to count, and no bytes per connection spent on it.
+  const counting = pool !== undefined && (admission.limits.maxConnectionsPerIp > 0 || admission.limits.connectsPerSecondPerIp > 0);
+  const reserved = new Map<string, number>();
+  const refuse = (socket: Socket, err: LimitError, address: string, answer: boolean): false => {
+    admission.report(door.name, err.code, address);
+    if (answer && door.kind === 'http' && door.tls !== true) refuseHttpConnection(socket, err);
+    else socket.destroy();
+    return false;
+  };
+  const admit = (socket: Socket): boolean => {
+    const address = socket.remoteAddress ?? '';
+    const room = budget?.room() ?? DESCRIPTOR_ROOM.CLIENTS;
+    // At the edge: not even an answer (it could need the descriptors that are left).
+    if (room === DESCRIPTOR_ROOM.NONE) return refuse(socket, new LimitError('LIMIT_DESCRIPTORS', 1), address, false);
+    if (room === DESCRIPTOR_ROOM.RESERVE && (door.reserve !== true || pool === undefined)) {
+      return refuse(socket, new LimitError('LIMIT_DESCRIPTORS', 1), address, true);
+    }
+    let ticket: AdmissionTicket | undefined;
+    if (pool !== undefined && counting && !admission.isExempt(address)) {
+      try {
+        ticket = pool.admit(address, { pending: false });
+      } catch (err) {
+        if (!(err instanceof LimitError)) throw err;
+        return refuse(socket, err, address, true);
+      }
+      // Its own slot and listener: a connector may hang its connection's ticket on the
+      // same socket (TICKET, admission.ts) — a /ws upgrade does.
+      (socket as DoorSocket)[DOOR_TICKET] = ticket;
+      socket.on('close', releaseDoorTicket);
+    }
+    if (room === DESCRIPTOR_ROOM.RESERVE) {
+      const exempt = admission.isExempt(address);
+      const held = reserved.get(address) ?? 0;
+      if (!exempt && held >= RESERVE_PER_ADDRESS) {
+        socket.destroy();
+        admission.report(door.name, 'LIMIT_DESCRIPTORS', address);
+        return false;
+      }
+      reserved.set(address, held + 1);
+      (socket as ReserveSocket)[RESERVE] = new LimitError('LIMIT_DESCRIPTORS', 1);
+      socket.once('close', () => {
+        const n = (reserved.get(address) ?? 1) - 1;
+        if (n <= 0) reserved.delete(address);
+        else reserved.set(address, n);
+      });
+    }
+    return true;
+  };
+  // The server's own 'connection' listeners (the HTTP parser, TLS, the connector) must
+  // not see a refused socket at all, so the event itself is gated rather than listened to.
+  const emit = server.emit;
+  server.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'connection' && !admit(args[0] as Socket)) return false;
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  } as Server['emit'];
+}
+
+/** Where a connection carries its ticket of the listener's socket pool, released by one shared listener (no closure per socket). */
+const DOOR_TICKET = Symbol('door ticket');
+interface DoorSocket {
+  [DOOR_TICKET]?: AdmissionTicket | undefined;
+}
+
+function releaseDoorTicket(this: DoorSocket): void {
+  this[DOOR_TICKET]?.release();
+  this[DOOR_TICKET] = undefined;
+}
+
+/** Where a connection admitted on the descriptor reserve carries why it may only use the reserve. */
+const RESERVE = Symbol('descriptor reserve');
+interface ReserveSocket {
+  [RESERVE]?: LimitError;
+}
+
+/**
+ * Why the connection under a request is on the descriptor reserve (so limited to
+ * health, metrics, login), or undefined. With TLS the request's socket is the TLSSocket
+ * that wraps the TCP socket the door saw: Node keeps that one as `_parent`
+ * (test/connectors/listen.test.ts checks it over TLS).
+ */
+export function reserveRefusal(socket: Socket): LimitError | undefined {
+  const own = (socket as ReserveSocket)[RESERVE];
+  if (own !== undefined) return own;
+  const parent: unknown = Reflect.get(socket, '_parent');
+  return typeof parent === 'object' && parent !== null ? (parent as ReserveSocket)[RESERVE] : undefined;
+}
+
+/**
+ * Accepted sockets of a server that are not yet closed: net.Server's own count
+ * (`_connections`, kept for `maxConnections` and `getConnections`), read without the
+ * callback of getConnections. test/connectors/listen.test.ts fails if Node moves it.
+ */
+export function openConnections(server: Server): number {
+  const n: unknown = Reflect.get(server, '_connections');
+  return typeof n === 'number' ? n : 0;
+}
+
+/** Refuses a TCP connection on an HTTP port before reading it: the limit's HTTP answer, then close. */
+function refuseHttpConnection(socket: Socket, err: LimitError): void {
+  const { status, headers, body } = httpRefusal(err);
+  const text = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
+  const lines = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.on('error', destroyOnError);
+  // The request may already be on its way: read and drop it, so that closing does not
+  // reset the connection before the peer has read the answer.
+  socket.resume();
+  socket.once('finish', destroyOnError);
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\n${lines}\r\n${body}`);
+}
+
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
 }
 
 /**

@@ -123,6 +123,25 @@ describe('Admission', () => {
     a.close();
   });
 
+  it('exempts CIDR ranges (IPv4, IPv6, and IPv4-mapped IPv6 against an IPv4 range); an empty list exempts nothing', () => {
+    const { a } = admission({ maxConnectionsPerIp: 1, exemptIps: ['127.0.0.0/8', '10.1.0.0/16', '::1/128', 'fd00::/8'] });
+    for (const address of ['127.0.0.1', '127.0.0.2', '::ffff:127.0.0.9', '10.1.200.3', '::1', 'fd12:3456::1']) {
+      a.admit(address);
+      a.admit(address);
+      assert.equal(a.isExempt(address), true, address);
+    }
+    a.admit('10.2.0.1');
+    assert.equal(refusal(() => a.admit('10.2.0.1')).code, 'LIMIT_CONNECTIONS_PER_IP', 'outside the ranges: counted');
+    a.admit('::2');
+    assert.equal(refusal(() => a.admit('::2')).code, 'LIMIT_CONNECTIONS_PER_IP');
+    const none = admission({ maxConnectionsPerIp: 1, exemptIps: [] }).a;
+    none.admit('127.0.0.1');
+    assert.equal(refusal(() => none.admit('127.0.0.1')).code, 'LIMIT_CONNECTIONS_PER_IP', 'no exempt addresses: loopback is counted too');
+    assert.equal(none.isExempt('::1'), false);
+    a.close();
+    none.close();
+  });
+
   it('an entered connection with a full bucket gives up its own ticket for its address’s shared one', () => {
     const { a, clock } = admission({ maxConnectionsPerIp: 3, requestsPerSecond: 10 });
     const t1 = a.admit('10.0.0.1');
@@ -241,6 +260,28 @@ describe('limits in the config', () => {
         handshakeTimeoutSeconds: 10,
       },
     );
+  });
+
+  it('has the descriptor and HTTP timeout settings, from the environment too', () => {
+    const d = loadConfig({ env: {} });
+    assert.deepEqual([d.openFilesLimit, d.descriptorReserve, d.httpKeepAliveSeconds, d.httpRequestTimeoutSeconds], [undefined, 128, 5, 30]);
+    const c = loadConfig({
+      env: { SHADDOCK_OPEN_FILES_LIMIT: '4096', SHADDOCK_DESCRIPTOR_RESERVE: '0', SHADDOCK_HTTP_KEEP_ALIVE: '65', SHADDOCK_HTTP_REQUEST_TIMEOUT: '120' },
+    });
+    assert.deepEqual([c.openFilesLimit, c.descriptorReserve, c.httpKeepAliveSeconds, c.httpRequestTimeoutSeconds], [4096, 0, 65, 120]);
+    assert.throws(() => loadConfig({ env: { SHADDOCK_OPEN_FILES_LIMIT: '10' } }), /openFilesLimit/);
+  });
+
+  it('an empty SHADDOCK_LIMITS_EXEMPT_IPS means no exempt address (not the loopback default); CIDR ranges are accepted and checked', () => {
+    assert.deepEqual(loadConfig({ env: { SHADDOCK_LIMITS_EXEMPT_IPS: '' } }).limitsExemptIps, []);
+    assert.deepEqual(loadConfig({ env: { SHADDOCK_LIMITS_EXEMPT_IPS: ' , ' } }).limitsExemptIps, []);
+    assert.deepEqual(loadConfig({ env: {} }).limitsExemptIps, ['127.0.0.1', '::1'], 'unset: the loopback default');
+    assert.deepEqual(
+      loadConfig({ env: { SHADDOCK_LIMITS_EXEMPT_IPS: '127.0.0.0/8, 10.0.0.0/8,::1/128' } }).limitsExemptIps,
+      ['127.0.0.0/8', '10.0.0.0/8', '::1/128'],
+    );
+    assert.throws(() => loadConfig({ env: { SHADDOCK_LIMITS_EXEMPT_IPS: '10.0.0.0/33' } }), /limitsExemptIps.*prefix length must be 0 to 32/);
+    assert.throws(() => loadConfig({ env: { SHADDOCK_LIMITS_EXEMPT_IPS: 'localhost' } }), /limitsExemptIps.*not an IP address or CIDR range/);
   });
 
   it('reads them from the environment (exempt addresses comma-separated) and refuses bad values', () => {

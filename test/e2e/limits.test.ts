@@ -76,15 +76,25 @@ async function upgradeRefusal(url: string): Promise<{ status: number; retryAfter
   });
 }
 
-/** socket.io native client: the reason of the `kick` the server sends at once. */
-async function sioKick(t: TestServer): Promise<string> {
-  const s = ioV4(`http://127.0.0.1:${t.server.sioPort}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+/**
+ * A socket.io session refused at its engine.io handshake (src/connectors/sio): engine.io's
+ * `allowRequest` answer, 403 with `{code: 4, message: "LIMIT_…: …"}` — the session is
+ * never created. Returns the message; a socket.io-client sees a connect_error.
+ */
+async function sioRefusal(t: TestServer): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${t.server.sioPort}/socket.io/?EIO=4&transport=polling`);
+  const body = (await res.json()) as { code: number; message: string };
+  assert.equal(res.status, 403, `socket.io handshake answered ${res.status} ${JSON.stringify(body)}`);
+  assert.equal(body.code, 4, 'engine.io error code 4: forbidden');
+  const s = ioV4(`http://127.0.0.1:${t.server.sioPort}`, { transports: ['polling'], reconnection: false, forceNew: true });
   try {
-    const kick = await nextEvent<{ reason: string }>(s, 'kick');
-    return kick.reason;
+    const err = await nextEvent<Error & { description?: unknown }>(s, 'connect_error');
+    // 403: the session refused; 429/503: its TCP connection already, at the port's door.
+    assert.ok([403, 429, 503].includes(Number(err.description)), `socket.io-client: refused, not ${String(err.description)}`);
   } finally {
     s.disconnect();
   }
+  return body.message;
 }
 
 /** MQTT CONNACK refusal code (3.1.1 return code or 5 reason code) as mqtt.js reports it. */
@@ -141,7 +151,7 @@ describe('limits: connections per source address', () => {
     assert.match(await hybridTcpKick(t), /^LIMIT_CONNECTIONS_PER_IP: /);
     const hybridWs = await upgradeRefusal(`ws://127.0.0.1:${t.server.hybridPort}/`);
     assert.deepEqual(hybridWs, { status: 429, retryAfter: '1', code: 'LIMIT_CONNECTIONS_PER_IP' });
-    assert.match(await sioKick(t), /^LIMIT_CONNECTIONS_PER_IP: /);
+    assert.match(await sioRefusal(t), /^LIMIT_CONNECTIONS_PER_IP: /);
     assert.equal(await mqttRefusal(t, 5, 'm5'), 0x97, 'MQTT 5: quota exceeded');
     assert.equal(await mqttRefusal(t, 4, 'm4'), 3, 'MQTT 3.1.1: server unavailable');
     assert.deepEqual(await upgradeRefusal(`ws://127.0.0.1:${t.server.httpPort}/ws`), { status: 429, retryAfter: '1', code: 'LIMIT_CONNECTIONS_PER_IP' });
@@ -190,7 +200,7 @@ describe('limits: connects per second per source address', () => {
     assert.equal(hybridWs.status, 429);
     assert.equal(hybridWs.code, 'LIMIT_CONNECT_RATE');
     assert.ok(Number(hybridWs.retryAfter) >= 1);
-    assert.match(await sioKick(t), /^LIMIT_CONNECT_RATE: /);
+    assert.match(await sioRefusal(t), /^LIMIT_CONNECT_RATE: /);
     assert.equal(await mqttRefusal(t, 5, 'r5'), 0x9f, 'MQTT 5: connection rate exceeded');
     assert.equal(await mqttRefusal(t, 4, 'r4'), 3);
     const ws = await upgradeRefusal(`ws://127.0.0.1:${t.server.httpPort}/ws`);
@@ -222,7 +232,7 @@ describe('limits: pending (not yet entered) connections', () => {
   it('refuses new connections while the node holds its maximum of pending ones, with LIMIT_PENDING', async () => {
     assert.match(await hybridTcpKick(t), /^LIMIT_PENDING: /);
     assert.deepEqual(await upgradeRefusal(`ws://127.0.0.1:${t.server.hybridPort}/`), { status: 503, retryAfter: '1', code: 'LIMIT_PENDING' });
-    assert.match(await sioKick(t), /^LIMIT_PENDING: /);
+    assert.match(await sioRefusal(t), /^LIMIT_PENDING: /);
     assert.equal(await mqttRefusal(t, 5, 'p5'), 0x89, 'MQTT 5: server busy');
     assert.equal(await mqttRefusal(t, 4, 'p4'), 3);
     assert.deepEqual(await upgradeRefusal(`ws://127.0.0.1:${t.server.httpPort}/ws`), { status: 503, retryAfter: '1', code: 'LIMIT_PENDING' });

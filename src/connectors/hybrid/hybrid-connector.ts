@@ -56,6 +56,8 @@ export class HybridConnector {
   readonly #ctx: HybridContext;
   readonly #opts: HybridConnectorOptions;
   readonly #refusals = new WeakMap<Socket, LimitError>();
+  /** WebSocket sockets whose upgrade request is not complete yet, with their handshake deadline. */
+  readonly #upgrading = new WeakMap<Socket, PendingSocket>();
   #port = 0;
 
   constructor(opts: HybridConnectorOptions) {
@@ -86,6 +88,11 @@ export class HybridConnector {
       res.end('This is the Pomelo hybrid connector: connect with WebSocket or raw TCP.\n');
     });
     this.#http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const upgrading = this.#upgrading.get(socket);
+      if (upgrading !== undefined) {
+        this.#upgrading.delete(socket);
+        this.#ctx.wheel.disarm(upgrading);
+      }
       const refusal = this.#refusals.get(socket);
       if (refusal) {
         opts.hub.observer.refused('hybrid-ws', refusal.code, refusal.message, undefined, socket.remoteAddress);
@@ -107,7 +114,7 @@ export class HybridConnector {
     });
     this.#http.on('clientError', (_err, socket: Socket) => socket.destroy());
     // With TLS, #accept sees the socket after its handshake, and sniffs the cleartext.
-    this.#net = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'hybrid' });
+    this.#net = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'hybrid', admission: opts.admission });
   }
 
   get port(): number {
@@ -147,7 +154,7 @@ export class HybridConnector {
     let ticket: AdmissionTicket | undefined;
     let refusal: LimitError | undefined;
     try {
-      ticket = this.#opts.admission?.admit(remoteAddress);
+      ticket = this.#opts.admission?.admit(remoteAddress, { listener: 'hybrid' });
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       refusal = err;
@@ -165,6 +172,11 @@ export class HybridConnector {
       disarm();
       const first = chunk[0];
       if (first === 0x47 /* G */ || first === 0x50 /* P */ || first === 0x48 /* H */) {
+        // The HTTP parser below enforces no header timeout (its server never listens):
+        // the handshake deadline stays armed until the upgrade request is complete, so
+        // headers sent a byte at a time cannot hold the connection open.
+        this.#ctx.wheel.arm(pending, refusal ? REFUSAL_WAIT_MS : this.#ctx.handshakeTimeoutMs);
+        this.#upgrading.set(socket, pending);
         socket.pause();
         socket.unshift(chunk);
         this.#http.emit('connection', socket);

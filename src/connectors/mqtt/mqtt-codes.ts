@@ -44,6 +44,8 @@ export const CONNECT_REFUSAL_BY_LIMIT = {
   LIMIT_CONNECT_RATE: 'connectionRateExceeded',
   LIMIT_PENDING: 'serverBusy',
   LIMIT_REQUEST_RATE: 'quotaExceeded',
+  // Refused at the door (the socket is closed before CONNECT); here for completeness.
+  LIMIT_DESCRIPTORS: 'serverBusy',
 } as const satisfies Record<LimitCode, ConnectRefusal>;
 
 /** MQTT 5 §3.14.2.1 DISCONNECT reason codes the server sends. */

@@ -75,7 +75,7 @@ export class MqttConnector {
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       receiveMaximum,
     };
-    this.#server = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'mqtt' });
+    this.#server = createSocketServer((socket) => this.#accept(socket), { tls: opts.tls, log: opts.log, name: 'mqtt', admission: opts.admission });
   }
 
   get port(): number {
@@ -122,7 +122,7 @@ export class MqttConnector {
     let ticket: AdmissionTicket | undefined;
     let refusal: LimitError | undefined;
     try {
-      ticket = this.#opts.admission?.admit(address);
+      ticket = this.#opts.admission?.admit(address, { listener: 'mqtt' });
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       refusal = err;

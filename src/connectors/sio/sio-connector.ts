@@ -1,17 +1,17 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Socket as NetSocket } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import type { Logger } from '../../log.js';
 import type { Hub } from '../../hub/hub.js';
 import { CLOSE_REASONS } from '../../hub/connection.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
-import { closeFailedHandshakes, listen, tlsServerOptions, type TlsListenOptions } from '../listen.js';
+import { createHttpListener, listen, type HttpTimeouts, type TlsListenOptions } from '../listen.js';
 import { NativeSioEncoder, PomeloSioEncoder } from './sio-encoders.js';
 import { SioConnection } from './sio-connection.js';
 import { settlePendingPollingClose } from './sio-internals.js';
 import type { SioContext } from './sio-context.js';
-import { LimitError, releaseTicketOn, type Admission } from '../admission.js';
+import { LimitError, TICKET, releaseTicketOn, type Admission, type AdmissionTicket, type TicketHolder } from '../admission.js';
 
 export interface SioConnectorOptions {
   readonly hub: Hub;
@@ -29,8 +29,15 @@ export interface SioConnectorOptions {
   readonly enterTimeoutMs?: number;
   /** Serve HTTPS/WSS only (docs/tls.md); the TLS handshake has `tls.handshakeTimeoutMs`. */
   readonly tls?: TlsListenOptions | undefined;
-  /** Connection limits shared by every connector (docs/security.md#limits); none when absent. */
+  /**
+   * Connection limits shared by every connector (docs/security.md#limits); none when
+   * absent. Every TCP connection to the port is counted at accept (listen.ts), and
+   * every engine.io session — polling or WebSocket — from its handshake, as a
+   * connection of its address, pending until it enters.
+   */
   readonly admission?: Admission;
+  /** HTTP timeouts of the port. @default headers: enterTimeoutMs, request: 30 s, keep-alive: 5 s */
+  readonly http?: HttpTimeouts;
 }
 
 /** The path the seed's sioconnector served (docs/pomelo-protocol.md §11.1). */
@@ -73,14 +80,15 @@ export class SioConnector {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end(`This is the socket.io connector: connect with a socket.io client (v2 to v4) on path ${SIO_PATH}.\n`);
     };
-    if (opts.tls) {
-      const https = createHttpsServer(tlsServerOptions(opts.tls), notSocketIo);
-      closeFailedHandshakes(https, opts.log, 'sio');
-      this.#http = https;
-    } else {
-      this.#http = createHttpServer(notSocketIo);
-    }
+    this.#http = createHttpListener(notSocketIo, {
+      name: 'sio',
+      timeouts: opts.http ?? { headersMs: enterTimeoutMs, requestMs: 30_000, keepAliveMs: 5000 },
+      tls: opts.tls,
+      log: opts.log,
+      admission: opts.admission,
+    });
     this.#http.on('clientError', (_err, socket: NetSocket) => socket.destroy());
+    const admission = opts.admission;
     this.#io = new Server(this.#http, {
       path: SIO_PATH,
       serveClient: false,
@@ -96,12 +104,47 @@ export class SioConnector {
       // Clients authenticate with their apikey or secret in a message, never with
       // cookies, so any page may use the polling transport (browsers need CORS for it).
       cors: { origin: '*' },
+      // A new engine.io session (the handshake: no sid yet) is a connection of its
+      // address, polling or not: a polling session holds no socket between its
+      // requests, so counting sockets alone would let one address open sessions without
+      // end. A refusal is engine.io's 403 with our reason as the message.
+      ...(admission
+        ? {
+            allowRequest: (req: IncomingMessage, callback: (err: string | null | undefined, success: boolean) => void): void => {
+              try {
+                const ticket = admission.admit(req.socket.remoteAddress ?? '', { listener: 'sio' });
+                (req as TicketHolder)[TICKET] = ticket;
+              } catch (err) {
+                if (!(err instanceof LimitError)) throw err;
+                callback(err.reason, false);
+                return;
+              }
+              callback(null, true);
+            },
+          }
+        : {}),
     });
     this.#io.on('connection', (socket: Socket) => this.#accept(socket));
     // Every engine.io session, also one that never reached socket.io (a bad POST kills
     // it first): a polling close left pending holds a 30 s timer, and the process with it.
-    this.#io.engine.on('connection', (engine: Socket['conn']) => engine.once('close', () => settlePendingPollingClose(engine)));
-    this.#io.engine.on('connection_error', (err: { code?: unknown; message?: unknown }) => {
+    this.#io.engine.on('connection', (engine: Socket['conn']) => {
+      engine.once('close', () => settlePendingPollingClose(engine));
+      // The session's admission ticket moves from its handshake request to the session,
+      // which releases it when it closes, whatever its transports did meanwhile.
+      const req = engine.request as TicketHolder;
+      const ticket = req[TICKET];
+      if (ticket !== undefined) {
+        req[TICKET] = undefined;
+        releaseTicketOn(engine, 'close', ticket);
+      }
+    });
+    this.#io.engine.on('connection_error', (err: { req?: IncomingMessage; code?: unknown; message?: unknown }) => {
+      // A handshake admitted, then failed (a bad transport, an id error): its ticket goes.
+      const req = err.req as TicketHolder | undefined;
+      if (req !== undefined) {
+        req[TICKET]?.release();
+        req[TICKET] = undefined;
+      }
       opts.log.debug({ code: err.code, message: err.message }, 'engine.io connection refused');
     });
   }
@@ -164,16 +207,13 @@ export class SioConnector {
       conn.close(CLOSE_REASONS.shutdown);
       return;
     }
-    try {
-      const ticket = this.#opts.admission?.admit(socket.handshake.address);
-      if (ticket) {
-        conn.admission = ticket;
-        releaseTicketOn(socket, 'disconnect', ticket);
-      }
-    } catch (err) {
-      if (!(err instanceof LimitError)) throw err;
-      // The socket.io way to say no: a kick with the reason in both APIs, then DISCONNECT.
-      conn.reject(err);
-    }
+    // The session's ticket (admitted at its handshake): this connection counts its
+    // requests and its enter on it; the session releases it.
+    conn.admission = sessionTicket(socket.conn);
   }
+}
+
+/** The admission ticket an engine.io session holds (see the 'connection' listener above). */
+function sessionTicket(engine: Socket['conn']): AdmissionTicket | undefined {
+  return (engine as unknown as TicketHolder)[TICKET];
 }

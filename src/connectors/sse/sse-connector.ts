@@ -78,7 +78,7 @@ export class SseConnector {
     }
     let ticket: AdmissionTicket | undefined;
     try {
-      ticket = this.#admission?.admit(conn.remoteAddress);
+      ticket = this.#admission?.admit(conn.remoteAddress, { listener: 'http' });
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       // HTTP says no before the stream starts: 429 or 503, Retry-After, {code, message}.

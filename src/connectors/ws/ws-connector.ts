@@ -98,7 +98,7 @@ export class WsConnector {
     }
     let ticket: AdmissionTicket | undefined;
     try {
-      ticket = this.#admission?.admit(req.socket.remoteAddress ?? '');
+      ticket = this.#admission?.admit(req.socket.remoteAddress ?? '', { listener: 'http' });
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       // Before the upgrade, HTTP says no: 429 or 503 with Retry-After and {code, message}.
