@@ -264,6 +264,7 @@ export async function startServer(
       previousSecret: (apikey: ApiKey, now: number) => storage.apps.previousSecret(apikey, now),
       admission,
       tls,
+      timeouts: httpTimeouts,
     });
     let ntfyPort: number | undefined;
     try {

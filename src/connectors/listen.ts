@@ -94,6 +94,8 @@ export function createHttpListener(
     readonly admission?: Admission | undefined;
     /** Which requests a connection on the descriptor reserve may make; no reserve when absent. */
     readonly reserve?: (method: string, path: string) => boolean;
+    /** The listener's own shape of a limit's refusal; `{code, message}` when absent. */
+    readonly refusal?: HttpRefusal;
   },
 ): HttpServer | HttpsServer {
   const reserve = opts.reserve;
@@ -127,7 +129,15 @@ export function createHttpListener(
   server.headersTimeout = opts.timeouts.headersMs;
   server.requestTimeout = Math.max(opts.timeouts.requestMs, opts.timeouts.headersMs);
   server.keepAliveTimeout = opts.timeouts.keepAliveMs;
-  if (opts.admission) guardListener(server, opts.admission, { name: opts.name, kind: 'http', tls: opts.tls !== undefined, reserve: reserve !== undefined });
+  if (opts.admission) {
+    guardListener(server, opts.admission, {
+      name: opts.name,
+      kind: 'http',
+      tls: opts.tls !== undefined,
+      reserve: reserve !== undefined,
+      ...(opts.refusal !== undefined && { refusal: opts.refusal }),
+    });
+  }
   return server;
 }
 
@@ -147,7 +157,12 @@ export interface DoorOptions {
   readonly tls?: boolean;
   /** Connections past the clients' share of descriptors may use the reserve (see createHttpListener). */
   readonly reserve?: boolean;
+  /** An HTTP listener's refusal in its own protocol's shape (ntfy's error JSON); `httpRefusal` when absent. */
+  readonly refusal?: HttpRefusal;
 }
+
+/** How an HTTP listener says no to a connection past a limit: status, headers, body. */
+export type HttpRefusal = (err: LimitError) => { status: number; headers: Record<string, string>; body: string };
 
 /** Connections one address (not exempt) may hold on the descriptor reserve at once. */
 const RESERVE_PER_ADDRESS = 4;
@@ -170,7 +185,7 @@ export function guardListener(server: Server, admission: Admission, door: DoorOp
   const reserved = new Map<string, number>();
   const refuse = (socket: Socket, err: LimitError, address: string, answer: boolean): false => {
     admission.report(door.name, err.code, address);
-    if (answer && door.kind === 'http' && door.tls !== true) refuseHttpConnection(socket, err);
+    if (answer && door.kind === 'http' && door.tls !== true) refuseHttpConnection(socket, err, door.refusal ?? httpRefusal);
     else socket.destroy();
     return false;
   };
@@ -263,8 +278,8 @@ export function openConnections(server: Server): number {
 }
 
 /** Refuses a TCP connection on an HTTP port before reading it: the limit's HTTP answer, then close. */
-function refuseHttpConnection(socket: Socket, err: LimitError): void {
-  const { status, headers, body } = httpRefusal(err);
+function refuseHttpConnection(socket: Socket, err: LimitError, refusal: HttpRefusal): void {
+  const { status, headers, body } = refusal(err);
   const text = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
   const lines = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)

@@ -4,8 +4,7 @@
 // Behaviour follows ntfy's documentation (https://docs.ntfy.sh/publish/,
 // https://docs.ntfy.sh/subscribe/api/) and, where the docs are silent, its server
 // (server/server.go of binwiederhier/ntfy).
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -33,7 +32,7 @@ import {
   type NtfyContent,
 } from '../../protocol/ntfy/message.js';
 import { paramReader, readJsonPublish, readPublish, type ParamReader, type PublishDraft } from '../../protocol/ntfy/publish.js';
-import { LISTEN_BACKLOG, closeFailedHandshakes, tlsServerOptions, type TlsListenOptions } from '../listen.js';
+import { LISTEN_BACKLOG, createHttpListener, type HttpTimeouts, type TlsListenOptions } from '../listen.js';
 import { LimitError, admissionEntered, countRequest, releaseAdmission, type Admission, type AdmissionHolder } from '../admission.js';
 import { authenticate, authorize, credentialOf, readAuthorization, type AnonymousAccess, type NtfyAccess } from './ntfy-auth.js';
 import { NtfyConnection, type NtfyStreamContext, type StreamFormat, type StreamOptions } from './ntfy-connection.js';
@@ -66,8 +65,28 @@ export interface NtfyConnectorOptions {
   /** Connection and request limits shared by every connector (docs/security.md#limits). */
   readonly admission?: Admission;
   readonly tls?: TlsListenOptions | undefined;
+  /** Header, request and keep-alive timeouts of the port (the HTTP API's settings). */
+  readonly timeouts?: HttpTimeouts;
   /** Milliseconds `close()` waits for streams to end before dropping them. @default 2000 */
   readonly closeGraceMs?: number;
+}
+
+/** When the node passes none: the HTTP API's defaults (config.ts). */
+const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000 };
+
+/**
+ * A connection limit's refusal in ntfy's shape: 429 `{"code":42901,…}` past a rate or
+ * cap (server/errors.go errHTTPTooManyRequests*), 503 when the server is full.
+ */
+function ntfyRefusal(err: LimitError): { status: number; headers: Record<string, string>; body: string } {
+  const full = err.code === 'LIMIT_PENDING' || err.code === 'LIMIT_DESCRIPTORS';
+  const e = full ? new NtfyError('NTFY_UNAVAILABLE') : new NtfyError('NTFY_TOO_MANY_REQUESTS', err.message);
+  const body = e.body();
+  return {
+    status: e.http,
+    headers: { 'content-type': 'application/json', 'retry-after': String(err.retryAfterSeconds ?? 1), 'content-length': String(Buffer.byteLength(body)) },
+    body,
+  };
 }
 
 /** ntfy's disallowed-topics default (config.go DefaultDisallowedTopics): paths of its own. */
@@ -124,13 +143,18 @@ export class NtfyConnector {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
     };
-    if (opts.tls) {
-      const https = createHttpsServer(tlsServerOptions(opts.tls), handler);
-      closeFailedHandshakes(https, opts.log, 'ntfy');
-      this.#server = https;
-    } else {
-      this.#server = createHttpServer(handler);
-    }
+    // Built at the one door of every HTTP listener (listen.ts): the TCP connections of
+    // each address counted and rate-limited there, the descriptor budget checked, HTTP
+    // timeouts set, every refusal counted under listener="ntfy". `#admit` then counts the
+    // connection among the address's client connections, as /ws and SSE are.
+    this.#server = createHttpListener(handler, {
+      name: 'ntfy',
+      timeouts: opts.timeouts ?? DEFAULT_HTTP_TIMEOUTS,
+      tls: opts.tls,
+      log: opts.log,
+      admission: opts.admission,
+      refusal: ntfyRefusal,
+    });
     // Admission once per connection, where its protocol can be spoken (after TLS).
     this.#server.on(opts.tls ? 'secureConnection' : 'connection', (socket: Socket) => this.#admit(socket));
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -221,13 +245,13 @@ export class NtfyConnector {
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       this.#hub.observer.refused('ntfy', err.code, err.message, undefined, socket.remoteAddress ?? '');
-      const e = err.code === 'LIMIT_PENDING' ? new NtfyError('NTFY_UNAVAILABLE') : new NtfyError('NTFY_TOO_MANY_REQUESTS', err.message);
-      const body = e.body();
-      const text = e.http === 429 ? 'Too Many Requests' : 'Service Unavailable';
+      const { status, headers, body } = ntfyRefusal(err);
+      const text = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
+      const lines = Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
       socket.on('error', () => socket.destroy());
-      socket.end(
-        `HTTP/1.1 ${e.http} ${text}\r\nconnection: close\r\ncontent-type: application/json\r\nretry-after: ${err.retryAfterSeconds ?? 1}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\n${lines}\r\n${body}`);
     }
   }
 

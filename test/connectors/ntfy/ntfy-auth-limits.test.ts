@@ -132,19 +132,23 @@ describe('ntfy limits: per-address connections and request rate (ntfy\'s 429 sha
       const r = await curl([`${base}/lim/json?poll=1`]);
       assert.equal(r.status, 429);
       assert.deepEqual(r.json, { code: 42901, http: 429, error: `limit reached: too many requests; too many connections from this address`, link: 'https://ntfy.sh/docs/publish/#limitations' });
+      // The port's one door (listen.ts) counted it, as every listener's refusals are.
+      const metrics = await (await fetch(`http://127.0.0.1:${t.server.httpPort}/metrics`)).text();
+      assert.match(metrics, /shaddock_listener_refusals_total\{[^}]*listener="ntfy"[^}]*\} [1-9]/);
       subs[0]!.stop();
       await waitFor(async () => (await curl([`${base}/v1/health`])).status === 200, { timeoutMs: 5000, message: 'a slot again' });
       assert.equal(subs[1]!.exited, false, 'the other subscriber was not touched');
+      for (const s of subs) s.stop();
+      // Several requests on one keep-alive connection: a bucket of 2/s, bursts of 4.
+      const statuses: number[] = [];
+      const out = await curl(['-s', '-o', '/dev/null', ...Array.from({ length: 8 }, () => [`${base}/v1/health`, '-o', '/dev/null', '-w', '%{http_code} ']).flat()]);
+      statuses.push(...out.body.trim().split(/\s+/).map(Number));
+      assert.ok(statuses.includes(429), `some requests refused: ${statuses.join(',')}`);
+      assert.equal(statuses[0], 200);
     } finally {
       for (const s of subs) s.stop();
+      await t.close();
     }
-    // Several requests on one keep-alive connection: a bucket of 2/s, bursts of 4.
-    const statuses: number[] = [];
-    const out = await curl(['-s', '-o', '/dev/null', ...Array.from({ length: 8 }, () => [`${base}/v1/health`, '-o', '/dev/null', '-w', '%{http_code} ']).flat()]);
-    statuses.push(...out.body.trim().split(/\s+/).map(Number));
-    assert.ok(statuses.includes(429), `some requests refused: ${statuses.join(',')}`);
-    assert.equal(statuses[0], 200);
-    await t.close();
   });
 });
 
