@@ -3,7 +3,7 @@
 // the request's parameters and body in, a draft push or an NtfyError out.
 import { parseActions } from './actions.js';
 import { NtfyError } from './errors.js';
-import { EMPTY_MESSAGE_BODY, TOPIC_RE, parseFutureTime, parsePriority, toBool, type NtfyAction, type NtfyAttachment } from './message.js';
+import { EMPTY_MESSAGE_BODY, TOPIC_RE, parseFutureTime, parsePriority, toBool, type NtfyAttachment, type NtfyContent } from './message.js';
 
 /**
  * ntfy's readParam: the first non-empty header among `names`, else the first non-empty
@@ -20,17 +20,7 @@ export interface PublishLimits {
 }
 
 /** A publish, read: the push's ntfy content and how to deliver it. */
-export interface PublishDraft {
-  readonly message: string;
-  readonly title?: string;
-  readonly priority?: number;
-  readonly tags?: readonly string[];
-  readonly click?: string;
-  readonly icon?: string;
-  readonly actions?: readonly NtfyAction[];
-  readonly attachment?: NtfyAttachment;
-  readonly content_type?: string;
-  readonly encoding?: string;
+export interface PublishDraft extends NtfyContent {
   /** False for `X-Cache: no`: delivered live only, never replayed. */
   readonly cache: boolean;
   /** Scheduled delivery time, epoch ms (X-Delay / X-At / X-In). */
