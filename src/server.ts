@@ -255,8 +255,6 @@ export async function startServer(
       host: config.host,
       port: config.ntfyPort ?? defaultNtfyPort,
       apikey: ntfyApp.apikey,
-      anonymousAccess: config.ntfyAnonymousAccess,
-      tokensCanPublish: config.ntfyTokensCanPublish,
       maxMessageBytes: config.ntfyMaxMessageBytes,
       keepAliveMs: config.ntfyKeepaliveSeconds * 1000,
       ...(config.ntfyBaseUrl !== undefined && { baseUrl: config.ntfyBaseUrl }),
@@ -409,7 +407,15 @@ async function resolveNtfyApp(storage: Storage, config: Config): Promise<App> {
     return app;
   }
   const existing = (await storage.apps.listApps()).find((a) => a.name === 'ntfy');
-  return existing ?? storage.apps.createApp({ name: 'ntfy', messageTtlSeconds: config.defaultMessageTtlSeconds });
+  if (existing) return existing;
+  // The access settings belong to the app (PATCH /api/v1/apps/:apikey); the config keys
+  // ntfyAnonymousAccess and ntfyTokensCanPublish are only the values the app starts with.
+  const created = await storage.apps.createApp({ name: 'ntfy', messageTtlSeconds: config.defaultMessageTtlSeconds });
+  const updated = await storage.apps.updateApp(created.apikey, {
+    ntfyAnonymousAccess: config.ntfyAnonymousAccess,
+    ntfyTokensCanPublish: config.ntfyTokensCanPublish,
+  });
+  return updated ?? created;
 }
 
 function loadProtos(config: Config): { protos?: { server: ParsedProtos; client: ParsedProtos } } {

@@ -27,7 +27,19 @@ export interface AppInfo {
   readonly name: string;
   readonly messageTtlSeconds: number;
   readonly requireClientToken: boolean;
+  /** What a request without credentials may do on the ntfy port (docs/ntfy.md, "Access"). */
+  readonly ntfyAnonymousAccess: NtfyAnonymousAccess;
+  readonly ntfyTokensCanPublish: boolean;
   readonly createdAt: string;
+}
+
+export const NTFY_ANONYMOUS_ACCESS = ['read-write', 'read-only', 'write-only', 'deny'] as const;
+export type NtfyAnonymousAccess = (typeof NTFY_ANONYMOUS_ACCESS)[number];
+function ntfyAccess(r: Rec): NtfyAnonymousAccess {
+  const v = str(r, 'ntfyAnonymousAccess');
+  const known = NTFY_ANONYMOUS_ACCESS.find((a) => a === v);
+  if (known === undefined) throw new Error(`app: unknown ntfyAnonymousAccess "${v}"`);
+  return known;
 }
 
 export interface OnlineClient {
@@ -148,6 +160,8 @@ function toApp(v: unknown): AppInfo {
     name: str(r, 'name'),
     messageTtlSeconds: num(r, 'messageTtlSeconds'),
     requireClientToken: bool(r, 'requireClientToken'),
+    ntfyAnonymousAccess: ntfyAccess(r),
+    ntfyTokensCanPublish: bool(r, 'ntfyTokensCanPublish'),
     createdAt: str(r, 'createdAt'),
   };
 }
@@ -276,7 +290,10 @@ export const api = {
   async createApp(name: string, messageTtlSeconds?: number): Promise<AppInfo> {
     return toApp(await call('POST', '/api/v1/apps', { name, ...(messageTtlSeconds !== undefined ? { messageTtlSeconds } : {}) }));
   },
-  async updateApp(apikey: string, patch: { name?: string; messageTtlSeconds?: number; requireClientToken?: boolean }): Promise<AppInfo> {
+  async updateApp(
+    apikey: string,
+    patch: { name?: string; messageTtlSeconds?: number; requireClientToken?: boolean; ntfyAnonymousAccess?: NtfyAnonymousAccess; ntfyTokensCanPublish?: boolean },
+  ): Promise<AppInfo> {
     return toApp(await call('PATCH', appPath(apikey), patch));
   },
   async rotateSecret(apikey: string): Promise<AppInfo> {

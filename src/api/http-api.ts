@@ -6,6 +6,7 @@ import { asApiKey, asClientId, asMessageId } from '../ids.js';
 import type { Hub } from '../hub/hub.js';
 import { MAX_CLIENT_ID_LENGTH } from '../hub/hub.js';
 import type { Storage, StoredMessage } from '../store/store.js';
+import { NTFY_ANONYMOUS_ACCESS } from '../store/store.js';
 import { adminFromRequest, requireAdmin, requireAppAccess } from './auth.js';
 import { CONSOLE_DIST_DIR, serveConsoleFile } from './console-files.js';
 import { appView } from './views.js';
@@ -80,6 +81,8 @@ const AppSettingsBody = z
     name: z.string().min(1).max(200).optional(),
     messageTtlSeconds: z.number().int().min(1).max(MAX_TTL_SECONDS).optional(),
     requireClientToken: z.boolean().optional(),
+    ntfyAnonymousAccess: z.enum(NTFY_ANONYMOUS_ACCESS).optional(),
+    ntfyTokensCanPublish: z.boolean().optional(),
   })
   .strict();
 
@@ -384,6 +387,8 @@ export function buildHttpApi(opts: HttpApiOptions) {
       ...(body.name !== undefined ? { name: body.name } : {}),
       ...(body.messageTtlSeconds !== undefined ? { messageTtlSeconds: body.messageTtlSeconds } : {}),
       ...(body.requireClientToken !== undefined ? { requireClientToken: body.requireClientToken } : {}),
+      ...(body.ntfyAnonymousAccess !== undefined ? { ntfyAnonymousAccess: body.ntfyAnonymousAccess } : {}),
+      ...(body.ntfyTokensCanPublish !== undefined ? { ntfyTokensCanPublish: body.ntfyTokensCanPublish } : {}),
     });
     if (!updated) throw new ApiError('NOT_FOUND', 'no such app');
     return appView(updated);

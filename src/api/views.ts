@@ -8,6 +8,8 @@ export function appView(app: App): Record<string, unknown> {
     name: app.name,
     messageTtlSeconds: app.messageTtlSeconds,
     requireClientToken: app.requireClientToken,
+    ntfyAnonymousAccess: app.ntfyAnonymousAccess,
+    ntfyTokensCanPublish: app.ntfyTokensCanPublish,
     createdAt: new Date(app.createdAt).toISOString(),
   };
 }

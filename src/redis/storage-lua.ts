@@ -520,7 +520,7 @@ return 1
 `,
 );
 
-const APP_FIELDS = `'secret', 'name', 'ttl', 'token', 'created'`;
+const APP_FIELDS = `'secret', 'name', 'ttl', 'token', 'created', 'nanon', 'npub'`;
 
 /**
  * Sets fields of an existing app and returns them all (APP_FIELDS order); nil when
@@ -542,7 +542,7 @@ export const LIST_APPS = new RedisScript(
 local out = {}
 for _, k in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local f = redis.call('HMGET', ARGV[1] .. k, ${APP_FIELDS})
-  if f[5] then out[#out + 1] = {k, f[1], f[2], f[3], f[4], f[5]} end
+  if f[5] then out[#out + 1] = {k, f[1], f[2], f[3], f[4], f[5], f[6], f[7]} end
 end
 return out
 `,

@@ -75,6 +75,7 @@ import type {
   Storage,
   StoredMessage,
 } from './store.js';
+import { DEFAULT_NTFY_ANONYMOUS_ACCESS, isNtfyAnonymousAccess } from './store.js';
 
 /**
  * The code of a StoreError raised because Redis cannot be reached or is not serving
@@ -155,24 +156,34 @@ function toMessage(apikey: ApiKey, entry: unknown): StoredMessage {
   };
 }
 
-/** [secret, name, ttl, token, created] (the scripts' APP_FIELDS order); undefined when missing. */
+/**
+ * [secret, name, ttl, token, created, nanon, npub] (the scripts' APP_FIELDS order);
+ * undefined when missing. The ntfy fields came later: an app written before them has
+ * none, and has the defaults.
+ */
 function toApp(apikey: ApiKey, v: unknown): App | undefined {
   if (v === null) return undefined;
-  const [secret, name, ttl, token, created] = replyArray(v, 'app');
+  const [secret, name, ttl, token, created, nanon, npub] = replyArray(v, 'app');
   if (created === null) return undefined;
   const flag = replyString(token, 'app token');
   if (flag !== '0' && flag !== '1') throw new MalformedReplyError('app: token is not 0 or 1');
+  const anonymous = replyOptionalString(nanon, 'app ntfy anonymous access') ?? DEFAULT_NTFY_ANONYMOUS_ACCESS;
+  if (!isNtfyAnonymousAccess(anonymous)) throw new MalformedReplyError('app: ntfy anonymous access is not one of the values');
+  const publish = replyOptionalString(npub, 'app ntfy tokens can publish') ?? '0';
+  if (publish !== '0' && publish !== '1') throw new MalformedReplyError('app: ntfy tokens can publish is not 0 or 1');
   return {
     apikey,
     secret: replyString(secret, 'app secret'),
     name: replyString(name, 'app name'),
     messageTtlSeconds: replyInteger(ttl, 'app ttl'),
     requireClientToken: flag === '1',
+    ntfyAnonymousAccess: anonymous,
+    ntfyTokensCanPublish: publish === '1',
     createdAt: replyInteger(created, 'app created'),
   };
 }
 
-const APP_FIELDS = ['secret', 'name', 'ttl', 'token', 'created'] as const;
+const APP_FIELDS = ['secret', 'name', 'ttl', 'token', 'created', 'nanon', 'npub'] as const;
 
 /**
  * Moves the secret to `prev` with its grace end `prevUntil` (ms) and sets the new one;
@@ -232,12 +243,14 @@ export class RedisAppStore implements AppStore {
         name: app.name,
         messageTtlSeconds: ttl,
         requireClientToken: false,
+        ntfyAnonymousAccess: DEFAULT_NTFY_ANONYMOUS_ACCESS,
+        ntfyTokensCanPublish: false,
         createdAt: Date.now(),
       };
       const k = this.#c.keys.app(created.apikey);
       const replies = await this.#c.redis
         .multi()
-        .hset(k.hash, 'secret', created.secret, 'name', created.name, 'ttl', ttl, 'token', '0', 'created', created.createdAt, 'last', 0)
+        .hset(k.hash, 'secret', created.secret, 'name', created.name, 'ttl', ttl, 'token', '0', 'created', created.createdAt, 'last', 0, 'nanon', created.ntfyAnonymousAccess, 'npub', '0')
         .zadd(this.#c.keys.apps, created.createdAt, created.apikey)
         .exec();
       if (replies === null) throw new MalformedReplyError('create app: transaction aborted');
@@ -272,6 +285,8 @@ export class RedisAppStore implements AppStore {
         pairs.push('ttl', requireCount('update app: messageTtlSeconds', settings.messageTtlSeconds));
       }
       if (settings.requireClientToken !== undefined) pairs.push('token', settings.requireClientToken ? '1' : '0');
+      if (settings.ntfyAnonymousAccess !== undefined) pairs.push('nanon', settings.ntfyAnonymousAccess);
+      if (settings.ntfyTokensCanPublish !== undefined) pairs.push('npub', settings.ntfyTokensCanPublish ? '1' : '0');
       return toApp(apikey, await this.#c.run(UPDATE_APP, [this.#c.keys.app(apikey).hash], pairs));
     });
   }

@@ -31,6 +31,7 @@ import type {
   StoredMessage,
   Target,
 } from './store.js';
+import { isNtfyAnonymousAccess } from './store.js';
 import { generateApiKey, generateSecret, graceUntil, hashPassword, verifyNoPassword, verifyPassword } from './secrets.js';
 import { MAX_CLIENT_TAGS, MAX_TAG_LENGTH, StoreError, StoreErrorCode, addTagsTo, invalid, requireCount, requireTime } from './validate.js';
 
@@ -201,6 +202,12 @@ const MIGRATIONS: readonly string[] = [
   -- A client's skips in an id range: what its acks leave out.
   CREATE INDEX message_skips_by_client ON message_skips (apikey, client_id, message_id);
   `,
+  `
+  -- The ntfy port's access settings, per app (docs/ntfy.md, "Access").
+  ALTER TABLE apps ADD COLUMN ntfy_anonymous_access TEXT NOT NULL DEFAULT 'read-write'
+    CHECK (ntfy_anonymous_access IN ('read-write', 'read-only', 'write-only', 'deny'));
+  ALTER TABLE apps ADD COLUMN ntfy_tokens_can_publish INTEGER NOT NULL DEFAULT 0 CHECK (ntfy_tokens_can_publish IN (0, 1));
+  `,
 ];
 
 /** The schema version this build writes and reads. */
@@ -261,18 +268,25 @@ function parseTags(json: string): readonly string[] {
   return [...v];
 }
 
-const APP_COLUMNS = 'apikey, secret, name, message_ttl_seconds, require_client_token, created_at';
+const APP_COLUMNS =
+  'apikey, secret, name, message_ttl_seconds, require_client_token, ntfy_anonymous_access, ntfy_tokens_can_publish, created_at';
 
 function toApp(value: unknown): App {
   const row = asRow('apps', value);
   const flag = integer('apps', row, 'require_client_token');
   if (flag !== 0 && flag !== 1) throw new StoreError('STORE_FAILED', 'malformed apps row: require_client_token');
+  const anonymous = text('apps', row, 'ntfy_anonymous_access');
+  if (!isNtfyAnonymousAccess(anonymous)) throw new StoreError('STORE_FAILED', 'malformed apps row: ntfy_anonymous_access');
+  const publish = integer('apps', row, 'ntfy_tokens_can_publish');
+  if (publish !== 0 && publish !== 1) throw new StoreError('STORE_FAILED', 'malformed apps row: ntfy_tokens_can_publish');
   return {
     apikey: asApiKey(text('apps', row, 'apikey')),
     secret: text('apps', row, 'secret'),
     name: text('apps', row, 'name'),
     messageTtlSeconds: integer('apps', row, 'message_ttl_seconds'),
     requireClientToken: flag === 1,
+    ntfyAnonymousAccess: anonymous,
+    ntfyTokensCanPublish: publish === 1,
     createdAt: integer('apps', row, 'created_at'),
   };
 }
@@ -407,11 +421,15 @@ export class SqliteAppStore implements AppStore {
       name: string | null;
       ttl: number | null;
       requireClientToken: number | null;
+      ntfyAnonymousAccess: string | null;
+      ntfyTokensCanPublish: number | null;
     }>(
       `UPDATE apps SET
          name = coalesce(@name, name),
          message_ttl_seconds = coalesce(@ttl, message_ttl_seconds),
-         require_client_token = coalesce(@requireClientToken, require_client_token)
+         require_client_token = coalesce(@requireClientToken, require_client_token),
+         ntfy_anonymous_access = coalesce(@ntfyAnonymousAccess, ntfy_anonymous_access),
+         ntfy_tokens_can_publish = coalesce(@ntfyTokensCanPublish, ntfy_tokens_can_publish)
        WHERE apikey = @apikey
        RETURNING ${APP_COLUMNS}`,
     );
@@ -472,6 +490,8 @@ export class SqliteAppStore implements AppStore {
         name: settings.name ?? null,
         ttl: settings.messageTtlSeconds ?? null,
         requireClientToken: settings.requireClientToken === undefined ? null : Number(settings.requireClientToken),
+        ntfyAnonymousAccess: settings.ntfyAnonymousAccess ?? null,
+        ntfyTokensCanPublish: settings.ntfyTokensCanPublish === undefined ? null : Number(settings.ntfyTokensCanPublish),
       });
       return row === undefined ? undefined : toApp(row);
     });

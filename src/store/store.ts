@@ -9,14 +9,29 @@ export interface App {
   readonly messageTtlSeconds: number;
   /** Whether clients must present a signed token at enter (issue 8). */
   readonly requireClientToken: boolean;
+  /** What the ntfy port lets a request without credentials do (docs/ntfy.md, "Access"). */
+  readonly ntfyAnonymousAccess: NtfyAnonymousAccess;
+  /** Whether client tokens may publish on the ntfy port (they may always read). */
+  readonly ntfyTokensCanPublish: boolean;
   /** Milliseconds since the epoch. */
   readonly createdAt: number;
+}
+
+/** ntfy's auth-default-access values; `read-write` is ntfy's own default and ours. */
+export const NTFY_ANONYMOUS_ACCESS = ['read-write', 'read-only', 'write-only', 'deny'] as const;
+export type NtfyAnonymousAccess = (typeof NTFY_ANONYMOUS_ACCESS)[number];
+export const DEFAULT_NTFY_ANONYMOUS_ACCESS: NtfyAnonymousAccess = 'read-write';
+
+export function isNtfyAnonymousAccess(v: unknown): v is NtfyAnonymousAccess {
+  return (NTFY_ANONYMOUS_ACCESS as readonly unknown[]).includes(v);
 }
 
 export interface AppSettings {
   readonly name?: string;
   readonly messageTtlSeconds?: number;
   readonly requireClientToken?: boolean;
+  readonly ntfyAnonymousAccess?: NtfyAnonymousAccess;
+  readonly ntfyTokensCanPublish?: boolean;
 }
 
 export interface RotateOptions {

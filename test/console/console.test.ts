@@ -229,6 +229,15 @@ describe('console in a real browser', { skip: noChromium, timeout: 120_000 }, ()
       message: 'the TTL to be saved',
     });
     assert.equal((await appOnServer())?.requireClientToken, true);
+    // The ntfy port's access settings are the app's too.
+    await page.selectOption('[data-testid=settings-form] select[name=ntfyAnonymousAccess]', 'write-only');
+    await page.check('[data-testid=settings-form] input[name=ntfyTokensCanPublish]');
+    await page.click('[data-testid=settings-form] button[type=submit]');
+    await waitFor(async () => (await appOnServer())?.ntfyAnonymousAccess === 'write-only', {
+      timeoutMs: 3000,
+      message: 'ntfyAnonymousAccess to be saved',
+    });
+    assert.equal((await appOnServer())?.ntfyTokensCanPublish, true);
     // Back off, so the test's clients can connect without a token.
     await page.uncheck('[data-testid=settings-form] input[name=requireClientToken]');
     await page.click('[data-testid=settings-form] button[type=submit]');

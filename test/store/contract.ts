@@ -60,6 +60,9 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         assert.equal(app.name, 'Shop');
         assert.equal(app.messageTtlSeconds, 86400);
         assert.equal(app.requireClientToken, false);
+        // ntfy's own default (auth-default-access read-write); tokens read, publish when allowed.
+        assert.equal(app.ntfyAnonymousAccess, 'read-write');
+        assert.equal(app.ntfyTokensCanPublish, false);
         assert.ok(app.createdAt >= before && app.createdAt <= Date.now());
         assert.match(app.apikey, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
         assert.deepEqual(await s.apps.getApp(app.apikey), app);
@@ -106,6 +109,22 @@ export function runStorageContract(name: string, open: () => Promise<Storage> | 
         assert.equal(relaxed?.requireClientToken, false);
         assert.deepEqual(await s.apps.updateApp(app.apikey, {}), relaxed);
         assert.deepEqual(await s.apps.getApp(app.apikey), relaxed);
+      });
+
+      void it('updates the ntfy access settings, each on its own, and lists them', async () => {
+        const app = await s.apps.createApp({ name: 'ntfy-settings' });
+        const denied = await s.apps.updateApp(app.apikey, { ntfyAnonymousAccess: 'deny' });
+        assert.deepEqual(denied, { ...app, ntfyAnonymousAccess: 'deny' });
+        assert.deepEqual(await s.apps.getApp(app.apikey), denied, 'a read after the update sees it (no stale cache)');
+        const publishing = await s.apps.updateApp(app.apikey, { ntfyTokensCanPublish: true });
+        assert.deepEqual(publishing, { ...app, ntfyAnonymousAccess: 'deny', ntfyTokensCanPublish: true });
+        for (const access of ['write-only', 'read-only', 'read-write'] as const) {
+          assert.equal((await s.apps.updateApp(app.apikey, { ntfyAnonymousAccess: access }))?.ntfyAnonymousAccess, access);
+          assert.equal((await s.apps.getApp(app.apikey))?.ntfyAnonymousAccess, access);
+        }
+        const back = await s.apps.updateApp(app.apikey, { ntfyTokensCanPublish: false, name: 'renamed' });
+        assert.deepEqual(back, { ...app, name: 'renamed' });
+        assert.deepEqual((await s.apps.listApps()).find((x) => x.apikey === app.apikey), back);
       });
 
       void it('rotates the secret and keeps everything else', async () => {

@@ -161,6 +161,20 @@ void describe('RedisStorage: Redis layout', () => {
     }
   });
 
+  void it('reads an app written before the ntfy settings (no nanon/npub fields) with their defaults, and updates it', async () => {
+    const { storage, prefix, close } = await openFresh();
+    try {
+      const app = await storage.apps.createApp({ name: 'older' });
+      assert.equal(await admin.hdel(`${prefix}app:${app.apikey}`, 'nanon', 'npub'), 2);
+      assert.deepEqual(await storage.apps.getApp(app.apikey), app);
+      assert.deepEqual((await storage.apps.listApps()).find((a) => a.apikey === app.apikey), app);
+      const updated = await storage.apps.updateApp(app.apikey, { ntfyAnonymousAccess: 'read-only' });
+      assert.deepEqual(updated, { ...app, ntfyAnonymousAccess: 'read-only' });
+    } finally {
+      await close();
+    }
+  });
+
   void it('keeps keys of two prefixes apart', async () => {
     const a = await openFresh();
     const b = await openFresh();

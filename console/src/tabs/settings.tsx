@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, errorText, type AppInfo } from '../api.js';
+import { NTFY_ANONYMOUS_ACCESS, api, errorText, type AppInfo, type NtfyAnonymousAccess } from '../api.js';
 import { ConfirmDialog } from '../components/confirm.js';
 import { dateTime, duration } from '../format.js';
 import { navigate } from '../router.js';
@@ -36,13 +36,20 @@ export function SettingsTab(props: { app: AppInfo; onChange: (a: AppInfo) => voi
   const [name, setName] = useState(app.name);
   const [ttl, setTtl] = useState(String(app.messageTtlSeconds));
   const [requireToken, setRequireToken] = useState(app.requireClientToken);
+  const [ntfyAnonymous, setNtfyAnonymous] = useState<NtfyAnonymousAccess>(app.ntfyAnonymousAccess);
+  const [ntfyTokensPublish, setNtfyTokensPublish] = useState(app.ntfyTokensCanPublish);
   const [saved, setSaved] = useState<string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [revealed, setRevealed] = useState(false);
   const [confirm, setConfirm] = useState<'rotate' | 'delete' | undefined>(undefined);
   const [secretNote, setSecretNote] = useState<string | undefined>(undefined);
 
-  const dirty = name.trim() !== app.name || ttl.trim() !== String(app.messageTtlSeconds) || requireToken !== app.requireClientToken;
+  const dirty =
+    name.trim() !== app.name ||
+    ttl.trim() !== String(app.messageTtlSeconds) ||
+    requireToken !== app.requireClientToken ||
+    ntfyAnonymous !== app.ntfyAnonymousAccess ||
+    ntfyTokensPublish !== app.ntfyTokensCanPublish;
 
   const save = async (e: Event): Promise<void> => {
     e.preventDefault();
@@ -54,7 +61,13 @@ export function SettingsTab(props: { app: AppInfo; onChange: (a: AppInfo) => voi
     setError(undefined);
     setSaved(undefined);
     try {
-      const updated = await api.updateApp(app.apikey, { name: name.trim(), messageTtlSeconds: ttlSeconds, requireClientToken: requireToken });
+      const updated = await api.updateApp(app.apikey, {
+        name: name.trim(),
+        messageTtlSeconds: ttlSeconds,
+        requireClientToken: requireToken,
+        ntfyAnonymousAccess: ntfyAnonymous,
+        ntfyTokensCanPublish: ntfyTokensPublish,
+      });
       onChange(updated);
       setSaved('Saved.');
     } catch (err) {
@@ -102,6 +115,23 @@ export function SettingsTab(props: { app: AppInfo; onChange: (a: AppInfo) => voi
           <input type="checkbox" name="requireClientToken" checked={requireToken} onChange={(e) => setRequireToken(e.currentTarget.checked)} />
           Clients need a signed token to connect
         </label>
+        {/* The ntfy port's access (docs/ntfy.md, "Access"); applies to the next ntfy request. */}
+        <div class="row top">
+          <label>
+            ntfy: without credentials
+            <select name="ntfyAnonymousAccess" value={ntfyAnonymous} onChange={(e) => setNtfyAnonymous(NTFY_ANONYMOUS_ACCESS.find((a) => a === e.currentTarget.value) ?? 'read-write')}>
+              {NTFY_ANONYMOUS_ACCESS.map((a) => (
+                <option key={a} value={a}>
+                  {a}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label class="checkbox">
+            <input type="checkbox" name="ntfyTokensCanPublish" checked={ntfyTokensPublish} onChange={(e) => setNtfyTokensPublish(e.currentTarget.checked)} />
+            ntfy: client tokens may publish
+          </label>
+        </div>
         <div class="row end">
           {saved !== undefined && !dirty && <span class="ok">{saved}</span>}
           {error !== undefined && <span class="error">{error}</span>}

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { App } from '../../store/store.js';
+import { NTFY_ANONYMOUS_ACCESS, type App, type NtfyAnonymousAccess } from '../../store/store.js';
 import { safeEqual } from '../../safe-equal.js';
 import { TokenError, verifyClientToken } from '../../hub/client-tokens.js';
 import { NtfyError } from '../../protocol/ntfy/errors.js';
@@ -11,8 +11,8 @@ export type NtfyAccess =
   | { readonly kind: 'anonymous' };
 
 /** The ntfy app's setting for requests without credentials (ntfy's auth-default-access). */
-export const ANONYMOUS_ACCESS = ['read-write', 'read-only', 'write-only', 'deny'] as const;
-export type AnonymousAccess = (typeof ANONYMOUS_ACCESS)[number];
+export const ANONYMOUS_ACCESS = NTFY_ANONYMOUS_ACCESS;
+export type AnonymousAccess = NtfyAnonymousAccess;
 
 /**
  * The Authorization value as ntfy reads it (server.go readAuthHeader): the header, or the
@@ -88,21 +88,19 @@ export async function authenticate(app: App, credential: string | undefined, pre
   return { kind: 'token', clientId, token: credential };
 }
 
-export interface AccessPolicy {
-  readonly anonymous: AnonymousAccess;
-  /** Whether client tokens may publish (they may always read). */
-  readonly tokensCanPublish: boolean;
-}
-
-/** Throws ntfy's 403 when `access` may not read (or write) the app's topics. */
-export function authorize(access: NtfyAccess, op: 'read' | 'write', policy: AccessPolicy, app: App): void {
+/**
+ * Throws ntfy's 403 when `access` may not read (or write) the app's topics. The policy is
+ * the app's own settings (`ntfyAnonymousAccess`, `ntfyTokensCanPublish`), read from the
+ * app of this request, so that a PATCH of the app takes effect at the next request.
+ */
+export function authorize(access: NtfyAccess, op: 'read' | 'write', app: App): void {
   if (access.kind === 'secret') return;
   if (access.kind === 'token') {
-    if (op === 'read' || policy.tokensCanPublish) return;
+    if (op === 'read' || app.ntfyTokensCanPublish) return;
     throw new NtfyError('NTFY_FORBIDDEN');
   }
   // An app that requires client tokens lets nobody read without one (docs/security.md).
-  const a = policy.anonymous;
+  const a = app.ntfyAnonymousAccess;
   const ok = op === 'read' ? (a === 'read-write' || a === 'read-only') && !app.requireClientToken : a === 'read-write' || a === 'write-only';
   if (!ok) throw new NtfyError('NTFY_FORBIDDEN');
 }

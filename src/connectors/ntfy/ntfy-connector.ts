@@ -34,7 +34,7 @@ import {
 import { paramReader, readJsonPublish, readPublish, type ParamReader, type PublishDraft } from '../../protocol/ntfy/publish.js';
 import { LISTEN_BACKLOG, createHttpListener, type HttpTimeouts, type TlsListenOptions } from '../listen.js';
 import { LimitError, admissionEntered, countRequest, releaseAdmission, type Admission, type AdmissionHolder } from '../admission.js';
-import { authenticate, authorize, credentialOf, readAuthorization, type AnonymousAccess, type NtfyAccess } from './ntfy-auth.js';
+import { authenticate, authorize, credentialOf, readAuthorization, type NtfyAccess } from './ntfy-auth.js';
 import { NtfyConnection, type NtfyStreamContext, type StreamFormat, type StreamOptions } from './ntfy-connection.js';
 
 export interface NtfyConnectorOptions {
@@ -45,8 +45,6 @@ export interface NtfyConnectorOptions {
   readonly port: number;
   /** The app whose tags are the topics. */
   readonly apikey: ApiKey;
-  readonly anonymousAccess?: AnonymousAccess;
-  readonly tokensCanPublish?: boolean;
   /** ntfy's message-size-limit, bytes. @default 4096 */
   readonly maxMessageBytes?: number;
   /** ntfy's keepalive-interval, ms. @default 45000 */
@@ -326,7 +324,7 @@ export class NtfyConnector {
       const kind = m[2]!;
       const app = await this.#hub.app(this.#opts.apikey);
       const access = await this.#access(req, query, app);
-      authorize(access, 'read', this.#policy(), app);
+      authorize(access, 'read', app);
       if (kind === 'auth') return this.#json(res, 200, { success: true });
       // ntfy: /ws without an Upgrade header is 40016.
       if (kind === 'ws') throw new NtfyError('NTFY_WS_UPGRADE_MISSING');
@@ -339,10 +337,6 @@ export class NtfyConnector {
       }
     }
     throw new NtfyError('NTFY_NOT_FOUND');
-  }
-
-  #policy(): { anonymous: AnonymousAccess; tokensCanPublish: boolean } {
-    return { anonymous: this.#opts.anonymousAccess ?? 'read-write', tokensCanPublish: this.#opts.tokensCanPublish ?? false };
   }
 
   async #access(req: IncomingMessage, query: URLSearchParams, app: App): Promise<NtfyAccess> {
@@ -367,7 +361,7 @@ export class NtfyConnector {
     const [t] = this.#topics(topic);
     const app = await this.#hub.app(this.#opts.apikey);
     const access = await this.#access(req, query, app);
-    authorize(access, 'write', this.#policy(), app);
+    authorize(access, 'write', app);
     const now = Date.now();
     const draft = readPublish(read, body, { maxMessageBytes: this.#maxMessageBytes, delayMinMs: this.#opts.delayMinMs ?? 10_000, delayMaxMs: this.#opts.delayMaxMs ?? 3 * 86_400_000 }, now);
     const answer = await this.publishDraft(app, t!, draft, now);
@@ -435,7 +429,7 @@ export class NtfyConnector {
     const [topic] = this.#topics(m[1]!);
     const app = await this.#hub.app(this.#opts.apikey);
     const access = await this.#access(req, query, app);
-    authorize(access, 'write', this.#policy(), app);
+    authorize(access, 'write', app);
     const read = paramReader({}, new URLSearchParams({ up: '1' }));
     const draft = readPublish(read, body, { maxMessageBytes: this.#maxMessageBytes, delayMinMs: 0, delayMaxMs: 0 }, Date.now());
     await this.publishDraft(app, topic!, draft, Date.now());
@@ -493,7 +487,7 @@ export class NtfyConnector {
       const topics = this.#topics(m[1]!);
       const app = await this.#hub.app(this.#opts.apikey);
       const access = await this.#access(req, url.searchParams, app);
-      authorize(access, 'read', this.#policy(), app);
+      authorize(access, 'read', app);
       // Parameters are checked before the upgrade, so a bad one is still an HTTP answer.
       const stream = this.#streamOptions(req, url.searchParams, 'ws', topics, m[1]!);
       this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {

@@ -4,12 +4,30 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { startTestServer, type TestServer } from '../../fixtures/test-server.js';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { unlinkByPrefix } from '../../../src/redis/client.js';
+import { adminAuth, startTestServer, type TestServer } from '../../fixtures/test-server.js';
 import { signClientToken } from '../../../src/hub/client-tokens.js';
 import { once, waitFor } from '../../fixtures/wait.js';
 import { curl, CurlStream } from './ntfy-helpers.js';
 
 type Msg = { readonly [k: string]: unknown };
+const REDIS = process.env['SHADDOCK_TEST_REDIS'] ?? 'redis://127.0.0.1:6379';
+
+/** Removes every key a test wrote under its prefix. */
+async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await r.connect();
+    await unlinkByPrefix(r, prefix);
+  } finally {
+    r.disconnect();
+  }
+}
 const FORBIDDEN = { code: 40301, http: 403, error: 'forbidden', link: 'https://ntfy.sh/docs/publish/#authentication' };
 
 /** ntfy's `?auth=`: the Authorization header value, base64 (raw URL alphabet). */
@@ -69,14 +87,85 @@ describe('ntfy access: anonymous setting, app secret, client tokens', () => {
     await closed;
   });
 
-  it('read-only and write-only', async () => {
-    const ro = await start({ ntfyAnonymousAccess: 'read-only' });
-    assert.equal((await curl(['-d', 'x', `${ro.base}/t1`])).status, 403);
-    assert.equal((await curl([`${ro.base}/t1/json?poll=1`])).status, 200);
-    const wo = await start({ ntfyAnonymousAccess: 'write-only' });
-    assert.equal((await curl(['-d', 'x', `${wo.base}/t1`])).status, 200);
-    assert.deepEqual((await curl([`${wo.base}/t1/json?poll=1`])).json, FORBIDDEN);
-    assert.deepEqual((await curl([`${wo.base}/t1/auth`])).json, FORBIDDEN);
+  // The access settings are the app's (docs/ntfy.md, "Access"): an admin PATCHes them and
+  // the next ntfy request is answered per the new setting, no restart; on both stores.
+  for (const store of ['sqlite', 'redis'] as const) {
+    it(`${store}: ntfyAnonymousAccess and ntfyTokensCanPublish changed by PATCH /api/v1/apps/:apikey take effect at the next request`, async () => {
+      const prefix = `shaddock-test:${randomUUID()}:`;
+      const { t, base } = await start(store === 'redis' ? { redisUrl: REDIS, redisPrefix: prefix } : {});
+      try {
+        const app = t.server.ntfyApp;
+        const patch = async (body: unknown): Promise<{ status: number; json: Msg }> => {
+          const res = await fetch(`${t.httpUrl}/api/v1/apps/${app.apikey}`, {
+            method: 'PATCH',
+            headers: { authorization: adminAuth(), 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          });
+          return { status: res.status, json: (await res.json()) as Msg };
+        };
+        // The default is ntfy's: read-write.
+        assert.equal((await curl(['-d', 'x', `${base}/t1`])).status, 200);
+        assert.equal((await curl([`${base}/t1/json?poll=1`])).status, 200);
+
+        let p = await patch({ ntfyAnonymousAccess: 'deny' });
+        assert.deepEqual([p.status, p.json['ntfyAnonymousAccess'], p.json['ntfyTokensCanPublish']], [200, 'deny', false]);
+        assert.deepEqual(await curl(['-d', 'x', `${base}/t1`]).then((r) => [r.status, r.json]), [403, FORBIDDEN]);
+        assert.deepEqual(await curl([`${base}/t1/json?poll=1`]).then((r) => [r.status, r.json]), [403, FORBIDDEN]);
+
+        assert.equal((await patch({ ntfyAnonymousAccess: 'read-only' })).status, 200);
+        assert.equal((await curl(['-d', 'x', `${base}/t1`])).status, 403);
+        assert.equal((await curl([`${base}/t1/json?poll=1`])).status, 200);
+
+        assert.equal((await patch({ ntfyAnonymousAccess: 'write-only' })).status, 200);
+        assert.equal((await curl(['-d', 'x', `${base}/t1`])).status, 200);
+        assert.deepEqual((await curl([`${base}/t1/json?poll=1`])).json, FORBIDDEN);
+        assert.deepEqual((await curl([`${base}/t1/auth`])).json, FORBIDDEN);
+
+        // A client token reads; it publishes only once the app allows it.
+        const { token } = await signClientToken({ secret: app.secret, apikey: app.apikey, clientId: 'svc', ttlSeconds: 600 });
+        assert.equal((await curl(['-H', `Authorization: Bearer ${token}`, `${base}/t1/json?poll=1`])).status, 200);
+        assert.deepEqual((await curl(['-u', `:${token}`, '-d', 'not yet', `${base}/t1`])).json, FORBIDDEN);
+        p = await patch({ ntfyTokensCanPublish: true });
+        assert.deepEqual([p.status, p.json['ntfyTokensCanPublish']], [200, true]);
+        assert.equal((await curl(['-u', `:${token}`, '-d', 'allowed', `${base}/t1`])).status, 200);
+        assert.equal((await patch({ ntfyTokensCanPublish: false })).status, 200);
+        assert.deepEqual((await curl(['-u', `:${token}`, '-d', 'no more', `${base}/t1`])).json, FORBIDDEN);
+
+        // Bad values: 400 naming the field; nothing changes.
+        for (const body of [{ ntfyAnonymousAccess: 'everyone' }, { ntfyTokensCanPublish: 'yes' }]) {
+          p = await patch(body);
+          assert.equal(p.status, 400);
+          assert.equal(p.json['code'], 'BAD_REQUEST');
+          assert.match(String(p.json['message']), new RegExp(Object.keys(body)[0]!));
+        }
+        const now = await t.server.storage.apps.getApp(app.apikey);
+        assert.deepEqual([now?.ntfyAnonymousAccess, now?.ntfyTokensCanPublish], ['write-only', false]);
+      } finally {
+        if (store === 'redis') await deletePrefix(REDIS, prefix);
+      }
+    });
+  }
+
+  it('the config keys are the values the ntfy app starts with on the first start, and only then', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'shaddock-ntfy-'));
+    try {
+      const first = await startTestServer({ dataDir, ntfyAnonymousAccess: 'read-only', ntfyTokensCanPublish: true });
+      const app = first.server.ntfyApp;
+      assert.deepEqual([app.ntfyAnonymousAccess, app.ntfyTokensCanPublish], ['read-only', true]);
+      await first.server.storage.apps.updateApp(app.apikey, { ntfyAnonymousAccess: 'deny' });
+      await first.close();
+      // The app's setting wins over the config on the next start.
+      const second = await startTestServer({ dataDir, ntfyAnonymousAccess: 'read-write' });
+      try {
+        assert.equal(second.server.ntfyApp.apikey, app.apikey);
+        assert.equal(second.server.ntfyApp.ntfyAnonymousAccess, 'deny');
+        assert.equal((await curl([`http://127.0.0.1:${second.server.ntfyPort}/t1/json?poll=1`])).status, 403);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('client tokens: read their topics as their own client; publish only when ntfyTokensCanPublish; a token of another app is 401', async () => {
