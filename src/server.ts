@@ -283,7 +283,7 @@ export async function startServer(
     const sse = new SseConnector({ hub, log, admission });
     cleanup.unshift(() => sse.close());
 
-    const ports = { hybridPort, sioPort, mqttPort: mqttPort ?? null, httpPort: 0 };
+    const ports = { hybridPort, sioPort, mqttPort: mqttPort ?? null, ntfyPort: ntfyPort ?? null, httpPort: 0 };
     const http = buildHttpApi({
       loginLimiter,
       pushRate: admission,

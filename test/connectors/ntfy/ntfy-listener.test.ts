@@ -25,7 +25,17 @@ describe('ntfy listener port', () => {
       assert.equal(server.ntfyPort, undefined);
       assert.ok(server.notices.some((n) => n.includes(`ntfy is off: the default port ${port} is in use`)), server.notices.join('\n'));
       assert.equal(server.ntfyApp.name, 'ntfy', 'the app exists all the same');
+      const off = (await (await fetch(`http://127.0.0.1:${server.httpPort}/healthz`)).json()) as { ports: Record<string, unknown> };
+      assert.equal(off.ports['ntfyPort'], null, '/healthz says the ntfy port is off');
       await server.close();
+      // Listening: /healthz names its port beside the others.
+      const on = await startServer(loadConfig({ env: {}, flags: { ...flags, ntfyPort: 0 } }));
+      try {
+        const health = (await (await fetch(`http://127.0.0.1:${on.httpPort}/healthz`)).json()) as { ports: Record<string, unknown> };
+        assert.equal(health.ports['ntfyPort'], on.ntfyPort);
+      } finally {
+        await on.close();
+      }
       await assert.rejects(startServer(loadConfig({ env: {}, flags: { ...flags, ntfyPort: port } })), /ntfy connector: port \d+ on 127\.0\.0\.1 is already in use/);
       // --ntfy-app names an app that must exist.
       await assert.rejects(startServer(loadConfig({ env: {}, flags: { ...flags, ntfyPort: 0, ntfyApp: 'no-such-app' } })), /no app with apikey "no-such-app"/);
