@@ -185,7 +185,7 @@ export function guardListener(server: Server, admission: Admission, door: DoorOp
   const reserved = new Map<string, number>();
   const refuse = (socket: Socket, err: LimitError, address: string, answer: boolean): false => {
     admission.report(door.name, err.code, address);
-    if (answer && door.kind === 'http' && door.tls !== true) refuseHttpConnection(socket, err, door.refusal ?? httpRefusal);
+    if (answer && door.kind === 'http' && door.tls !== true) refuseHttpConnection(socket, err, door.refusal);
     else socket.destroy();
     return false;
   };
@@ -278,7 +278,8 @@ export function openConnections(server: Server): number {
 }
 
 /** Refuses a TCP connection on an HTTP port before reading it: the limit's HTTP answer, then close. */
-function refuseHttpConnection(socket: Socket, err: LimitError, refusal: HttpRefusal): void {
+/** Answers a connection refused before any request with the listener's HTTP refusal, then closes it. */
+export function refuseHttpConnection(socket: Socket, err: LimitError, refusal: HttpRefusal = httpRefusal): void {
   const { status, headers, body } = refusal(err);
   const text = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
   const lines = Object.entries(headers)

@@ -32,7 +32,7 @@ import {
   type NtfyContent,
 } from '../../protocol/ntfy/message.js';
 import { paramReader, readJsonPublish, readPublish, type ParamReader, type PublishDraft } from '../../protocol/ntfy/publish.js';
-import { LISTEN_BACKLOG, createHttpListener, type HttpTimeouts, type TlsListenOptions } from '../listen.js';
+import { LISTEN_BACKLOG, createHttpListener, refuseHttpConnection, type HttpTimeouts, type TlsListenOptions } from '../listen.js';
 import { LimitError, admissionEntered, countRequest, releaseAdmission, type Admission, type AdmissionHolder } from '../admission.js';
 import { authenticate, authorize, credentialOf, readAuthorization, type NtfyAccess } from './ntfy-auth.js';
 import { NtfyConnection, type NtfyStreamContext, type StreamFormat, type StreamOptions } from './ntfy-connection.js';
@@ -243,13 +243,7 @@ export class NtfyConnector {
     } catch (err) {
       if (!(err instanceof LimitError)) throw err;
       this.#hub.observer.refused('ntfy', err.code, err.message, undefined, socket.remoteAddress ?? '');
-      const { status, headers, body } = ntfyRefusal(err);
-      const text = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
-      const lines = Object.entries(headers)
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('');
-      socket.on('error', () => socket.destroy());
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\n${lines}\r\n${body}`);
+      refuseHttpConnection(socket, err, ntfyRefusal);
     }
   }
 
