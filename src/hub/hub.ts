@@ -512,7 +512,8 @@ export class Hub {
       if (bad) throw new HubError(PUSH_INVALID, bad.message);
       if (turn) await turn.previous;
       const app = await this.app(req.apikey);
-      const tags = checkTags(req.target.tags);
+      // The tags were checked with the rest of the push (checkPush); only repeats go.
+      const tags = [...new Set(req.target.tags)];
       const ttlSeconds = req.ttlSeconds ?? app.messageTtlSeconds;
       targeted = await this.#countTargets(app.apikey, req.target);
       const appending = this.#storage.messages.append({
